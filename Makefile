@@ -1,0 +1,41 @@
+# quantlake — the three commands of the README: `make install`, `make demo`, `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: install demo test test-fast lint typecheck bench lock clean
+
+install: ## create .venv and install quantlake with every dependency (from requirements.lock)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; quantlake needs Python 3.11" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@$(BIN)/quantlake --version
+
+demo: ## run the whole pipeline offline on the embedded sample data
+	$(BIN)/quantlake demo
+
+test: ## the full suite: unit, integration and end-to-end (slow) tests
+	$(BIN)/python -m pytest -n 2 --timeout 900 -q
+
+test-fast: ## unit tests only
+	$(BIN)/python -m pytest -n 2 -q -m "not slow and not integration"
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench:
+	$(BIN)/python -m benchmarks
+
+lock: ## re-resolve requirements.lock after editing pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .quantlake .pytest_cache .mypy_cache .ruff_cache
