@@ -69,8 +69,10 @@ def _q(ident: str) -> str:
 class Lake:
     """A directory of Delta tables.  Cheap to construct; holds no open handles."""
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, pins: Mapping[str, int] | None = None) -> None:
         self.root = Path(root) if root is not None else paths().lake
+        # table -> version every read through this Lake uses unless a version is given (reproducing a run)
+        self.pins: dict[str, int] = dict(pins or {})
         # table -> version exposed to a reader through this Lake (lineage for tracking)
         self.versions_read: dict[str, int] = {}
 
@@ -91,6 +93,8 @@ class Lake:
 
     def delta(self, name: str, version: int | None = None) -> DeltaTable:
         p = self.path(name)
+        if version is None:
+            version = self.pins.get(name)
         if not self.exists(name):
             raise TableNotFoundError(
                 f"table {name!r} does not exist in {self.root} (ingest data first, e.g. `quantlake ingest equity`)"
@@ -108,7 +112,8 @@ class Lake:
             raise LakeError(f"cannot open table {name!r}: {exc}") from exc
 
     def version(self, name: str) -> int:
-        return self.delta(name).version()
+        """Latest committed version (ignores pins)."""
+        return DeltaTable(str(self.path(name))).version() if self.exists(name) else self.delta(name).version()
 
     def spec(self, name: str) -> TableSpec:
         """The table's contract: from the code registry, else from the key stored with the table."""
@@ -262,7 +267,7 @@ class Lake:
                 )
                 return CommitResult(name, None, 0, src.num_rows, 0, 0)
 
-            target = self.delta(name)
+            target = DeltaTable(str(self.path(name)))  # always the latest, whatever the pins
             before = target.version()
             con.register("tgt", target.to_pyarrow_dataset())
             tgt_cols = set(pa.schema(target.schema()).names)

@@ -27,8 +27,11 @@ class RawBatch:
     table: str
     frame: pd.DataFrame
     origin: str
-    # rows the adapter itself could not parse (reason, raw dict); they go to rejected_rows too
+    # rows the adapter itself could not parse (row_no, reason, raw dict); they go to rejected_rows too
     unparsable: list[tuple[int, str, dict[str, object]]] = field(default_factory=list)
+    # columns the origin declared (e.g. a CSV header) that must therefore be present in every row;
+    # empty means the table's default (equity_bars: close)
+    required: tuple[str, ...] = ()
 
     @property
     def batch_id(self) -> str:

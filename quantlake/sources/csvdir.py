@@ -1,0 +1,75 @@
+"""The ``csv`` source: the user's own vendor files, a directory (or one file) of CSV or Parquet bars.
+
+Layouts (see README "Bring your own data"): one file per symbol named ``SYMBOL.csv``/``SYMBOL.parquet``, or
+long files with a ``symbol`` column; headers ``date,open,high,low,close,volume[,adj_close]``, any case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from quantlake.errors import InvalidSymbolError, UserInputError
+from quantlake.sources.base import RawBatch
+from quantlake.sources.files import read_bars_file, symbol_from_filename
+
+NAME = "csv"
+SUFFIXES = (".csv", ".parquet")
+
+
+class CsvSource:
+    name = NAME
+    incremental = False
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.exists():
+            raise UserInputError(f"--path {self.path} does not exist")
+        files = [self.path] if self.path.is_file() else sorted(
+            p for p in self.path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file()
+        )
+        if not files:
+            raise UserInputError(f"{self.path}: no .csv or .parquet files found")
+        self._per_symbol: dict[str, Path] = {}
+        self._long: dict[str, RawBatch] = {}
+        for f in files:
+            batch = read_bars_file(f, NAME, symbol=None) if self._has_symbol_column(f) else None
+            if batch is not None:
+                self._long[str(f)] = batch
+            else:
+                self._per_symbol[symbol_from_filename(f)] = f
+
+    @staticmethod
+    def _has_symbol_column(path: Path) -> bool:
+        from quantlake.sources.files import ALIASES, _canon, read_table_file
+
+        if path.suffix.lower() == ".parquet":
+            cols = list(read_table_file(path).columns)
+        else:
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                cols = fh.readline().split(",")
+        return any(ALIASES.get(_canon(c)) == "symbol" for c in cols)
+
+    def symbols(self) -> list[str]:
+        syms = set(self._per_symbol)
+        for b in self._long.values():
+            syms |= set(b.frame["symbol"].unique())
+        return sorted(syms)
+
+    def bars(self, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch:
+        """All rows for ``symbol`` (whole long files are returned once, by :meth:`batches`)."""
+        if symbol in self._per_symbol:
+            return read_bars_file(self._per_symbol[symbol], NAME, symbol)
+        for origin, b in self._long.items():
+            if symbol in set(b.frame["symbol"]):
+                f = b.frame[b.frame["symbol"] == symbol].reset_index(drop=True)
+                return RawBatch("equity_bars", f, origin, [], required=b.required)
+        raise InvalidSymbolError(f"no data for symbol {symbol!r} in {self.path}")
+
+    def batches(self) -> list[RawBatch]:
+        """Every file as one batch (keeps unparsable rows of long files with their row numbers)."""
+        out = [read_bars_file(p, NAME, s) for s, p in self._per_symbol.items()]
+        return out + list(self._long.values())
+
+    def actions(self, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch | None:
+        return None

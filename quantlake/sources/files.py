@@ -1,0 +1,148 @@
+"""Reading vendor bar files (CSV or Parquet) into ``equity_bars`` batches.
+
+Accepted layout (case-insensitive headers, spaces/underscores ignored):
+``date, open, high, low, close, volume`` and optional ``adj_close`` (``Adj Close`` accepted), plus either a
+``symbol``/``ticker`` column (one long file) or one file per symbol named ``SYMBOL.csv``/``SYMBOL.parquet``.
+Only ``date`` and ``close`` are mandatory; a column present in the header must have a value in every row.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quantlake.errors import MalformedFileError
+from quantlake.sources.base import ROW_NO, RawBatch
+from quantlake.tables import SYMBOL_RE
+
+ALIASES = {
+    "date": "date",
+    "timestamp": "date",
+    "datetime": "date",
+    "day": "date",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "adjclose": "adj_close",
+    "adjustedclose": "adj_close",
+    "volume": "volume",
+    "vol": "volume",
+    "symbol": "symbol",
+    "ticker": "symbol",
+}
+NUMERIC = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+def _canon(header: str) -> str:
+    return re.sub(r"[\s_\-.]", "", str(header).strip().lower())
+
+
+def read_table_file(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as strings/values without interpretation; MalformedFileError if unreadable."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MalformedFileError(f"{path}: cannot read as {path.suffix.lstrip('.').upper()}: {first}") from None
+
+
+def symbol_from_filename(path: Path) -> str:
+    sym = path.stem.strip().upper()
+    if not SYMBOL_RE.fullmatch(sym):
+        raise MalformedFileError(
+            f"{path}: file name does not give a valid symbol ({sym!r}); name files SYMBOL.csv, "
+            "or add a 'symbol' column"
+        )
+    return sym
+
+
+def parse_dates(raw: pd.Series) -> pd.Series:
+    """Parse date strings (ISO first, then anything pandas recognises); NaT where unparsable."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        out = pd.to_datetime(raw)
+    else:
+        s = raw.astype(str).str.strip()
+        out = pd.to_datetime(s, errors="coerce", format="ISO8601")
+        if out.isna().any():
+            retry = pd.to_datetime(s[out.isna()], errors="coerce", format="mixed")
+            out = out.fillna(retry)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert(None)
+    return out.dt.date.where(out.notna(), None)
+
+
+def bars_from_frame(
+    df: pd.DataFrame, origin: str, symbol: str | None, source: str, symbol_map: dict[str, str] | None = None
+) -> RawBatch:
+    """Normalise a vendor frame into an ``equity_bars`` batch (values parsed, nothing validated yet)."""
+    rename: dict[str, str] = {}
+    for col in df.columns:
+        canon = ALIASES.get(_canon(col))
+        if canon and canon not in rename.values():
+            rename[col] = canon
+    df = df.rename(columns=rename)[list(rename.values())].copy()
+    cols = set(df.columns)
+    missing = [c for c in ("date", "close") if c not in cols]
+    if missing:
+        raise MalformedFileError(
+            f"{origin}: missing required column(s) {missing}; expected a header like "
+            "date,open,high,low,close,volume[,adj_close][,symbol]"
+        )
+    if "symbol" not in cols:
+        if symbol is None:
+            raise MalformedFileError(f"{origin}: no 'symbol' column and no symbol from the file name")
+        df["symbol"] = symbol
+    else:
+        df["symbol"] = df["symbol"].astype(str).str.strip().str.upper()
+        if symbol_map:
+            df["symbol"] = df["symbol"].replace(symbol_map)
+    df[ROW_NO] = np.arange(1, len(df) + 1)
+    unparsable: list[tuple[int, str, dict[str, object]]] = []
+    bad = pd.Series(False, index=df.index)
+
+    dates = parse_dates(df["date"])
+    bad_date = dates.isna()
+    for i in df.index[bad_date]:
+        unparsable.append((int(df.at[i, ROW_NO]), f"date is not a date (got {df.at[i, 'date']!r})", _raw(df, i)))
+    bad |= bad_date
+
+    for col in NUMERIC:
+        if col not in cols:
+            continue
+        raw = df[col]
+        if raw.dtype == object or pd.api.types.is_string_dtype(raw):
+            text = raw.astype(str).str.strip().str.replace(",", "", regex=False)
+            num = pd.to_numeric(text, errors="coerce")
+            blank = text.isin(["", "nan", "NaN", "null", "NULL", "None", "NA", "N/A", "-"])
+            wrong = num.isna() & ~blank & ~bad
+            for i in df.index[wrong]:
+                unparsable.append(
+                    (int(df.at[i, ROW_NO]), f"{col} is not a number (got {raw.at[i]!r})", _raw(df, i))
+                )
+            bad |= wrong
+            df[col] = num
+        else:
+            df[col] = pd.to_numeric(raw, errors="coerce")
+    df["date"] = dates
+    df = df[~bad].copy()
+    df["source"] = source
+    required = tuple(c for c in NUMERIC if c in cols)
+    keep = ["symbol", "date", *[c for c in NUMERIC if c in cols], "source", ROW_NO]
+    return RawBatch("equity_bars", df[keep].reset_index(drop=True), origin, unparsable, required=required)
+
+
+def _raw(df: pd.DataFrame, i: object) -> dict[str, object]:
+    return {str(k): (None if v is None else str(v)) for k, v in df.loc[i].drop(labels=[ROW_NO]).items()}
+
+
+def read_bars_file(path: Path, source: str, symbol: str | None = None) -> RawBatch:
+    df = read_table_file(path)
+    has_symbol_col = any(ALIASES.get(_canon(c)) == "symbol" for c in df.columns)
+    sym = None if has_symbol_col else (symbol or symbol_from_filename(path))
+    return bars_from_frame(df, str(path), sym, source)

@@ -1,0 +1,297 @@
+"""Row validation and quarantine (issue 2 §6).
+
+Each table has a pandera schema of row rules (named checks whose names are the reasons a person reads);
+cross-row rules (duplicate keys, split-like jumps) are added here because they need the neighbouring rows.
+:func:`split_batch` returns the good rows and a ``rejected_rows`` frame with one reason string per bad row;
+nothing is dropped without a reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from quantlake.sources.base import ROW_NO, RawBatch
+from quantlake.tables import SYMBOL_RE, get_spec
+
+PRICE_COLS = ("open", "high", "low", "close", "adj_close")
+# close-to-close ratios that look like a split or reverse split nobody recorded
+SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 10.0, 1.5, 20.0, 8.0)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    # a jump is suspicious when |ln(ratio)| exceeds this and the ratio is within `split_tolerance` of a split
+    jump_threshold: float = float(np.log(1.8))
+    split_tolerance: float = 0.04
+    today: dt.date | None = None
+
+
+def _positive(col: str) -> pa.Check:
+    return pa.Check(lambda s: s.isna() | (s > 0), element_wise=False, error=f"{col} must be > 0")
+
+
+def _finite(col: str) -> pa.Check:
+    return pa.Check(lambda s: s.isna() | np.isfinite(s.astype(float)), error=f"{col} must be finite")
+
+
+def _nonneg(col: str) -> pa.Check:
+    return pa.Check(lambda s: s.isna() | (s >= 0), error=f"{col} must be >= 0")
+
+
+def _price_col(col: str, required: bool) -> pa.Column:
+    return pa.Column(float, [_finite(col), _positive(col)], nullable=not required, required=False, coerce=True)
+
+
+def _symbol_check(col: str) -> pa.Check:
+    return pa.Check(lambda s: s.astype(str).str.fullmatch(SYMBOL_RE.pattern), error=f"{col} is not a valid symbol")
+
+
+def _tol(a: pd.Series) -> pd.Series:
+    return a.abs() * 1e-6 + 1e-9
+
+
+def equity_schema(required: tuple[str, ...], today: dt.date) -> pa.DataFrameSchema:
+    def not_future(s: pd.Series) -> pd.Series:
+        return pd.to_datetime(s) <= pd.Timestamp(today)
+
+    def high_ge_low(d: pd.DataFrame) -> pd.Series:
+        return d["high"].isna() | d["low"].isna() | (d["high"] >= d["low"] - _tol(d["low"]))
+
+    def within(col: str):  # type: ignore[no-untyped-def]
+        def check(d: pd.DataFrame) -> pd.Series:
+            lo, hi, x = d["low"], d["high"], d[col]
+            ok = (x >= lo - _tol(lo)) & (x <= hi + _tol(hi))
+            return lo.isna() | hi.isna() | x.isna() | ok
+
+        return check
+
+    return pa.DataFrameSchema(
+        {
+            "symbol": pa.Column(str, _symbol_check("symbol")),
+            "date": pa.Column(checks=pa.Check(not_future, error="date is in the future"), nullable=False),
+            **{c: _price_col(c, c in required) for c in PRICE_COLS},
+            "volume": pa.Column(float, [_finite("volume"), _nonneg("volume")], nullable="volume" not in required,
+                                required=False, coerce=True),
+        },
+        checks=[
+            pa.Check(high_ge_low, error="high < low"),
+            pa.Check(within("close"), error="close outside [low, high]"),
+            # an open outside [low, high] is NOT rejected: index vendors (CBOE's VIX before 2007, some SPY days)
+            # print the previous close as the open; rejecting those would punch holes in real series.
+        ],
+    )
+
+
+def option_schema() -> pa.DataFrameSchema:
+    def expiry_after_quote(d: pd.DataFrame) -> pd.Series:
+        return pd.to_datetime(d["expiry"]) >= pd.to_datetime(d["quote_date"])
+
+    def bid_le_ask(d: pd.DataFrame) -> pd.Series:
+        return d["bid"].isna() | d["ask"].isna() | (d["bid"] <= d["ask"])
+
+    money = {
+        c: pa.Column(float, [_finite(c), _nonneg(c)], nullable=True, required=False, coerce=True)
+        for c in ("bid", "ask", "last", "volume", "open_interest", "vendor_iv")
+    }
+    return pa.DataFrameSchema(
+        {
+            "underlying": pa.Column(str, _symbol_check("underlying")),
+            "quote_date": pa.Column(nullable=False),
+            "expiry": pa.Column(nullable=False),
+            "strike": pa.Column(float, [_finite("strike"), _positive("strike")], nullable=False, coerce=True),
+            "right": pa.Column(str, pa.Check.isin(["C", "P"], error="right must be C or P")),
+            **money,
+        },
+        checks=[
+            pa.Check(expiry_after_quote, error="expiry before quote date"),
+            pa.Check(bid_le_ask, error="bid > ask"),
+        ],
+    )
+
+
+def macro_schema() -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "series_id": pa.Column(str, pa.Check.str_matches(r"^[A-Za-z0-9_.\-]{1,40}$", error="bad series id")),
+            "date": pa.Column(nullable=False),
+            "realtime_start": pa.Column(nullable=False),
+            "value": pa.Column(float, _finite("value"), nullable=False, coerce=True),
+        }
+    )
+
+
+def actions_schema() -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "symbol": pa.Column(str, _symbol_check("symbol")),
+            "date": pa.Column(nullable=False),
+            "kind": pa.Column(str, pa.Check.isin(["split", "dividend"], error="kind must be split or dividend")),
+            "value": pa.Column(float, [_finite("value"), _positive("value")], nullable=False, coerce=True),
+        }
+    )
+
+
+def cot_schema() -> pa.DataFrameSchema:
+    spec = get_spec("cot_positions")
+    counts = [c for c in spec.schema.names if c.endswith(("_long", "_short")) or c == "open_interest"]
+    return pa.DataFrameSchema(
+        {
+            "report_date": pa.Column(nullable=False),
+            "market_code": pa.Column(str, pa.Check.str_length(1, 20, error="bad market code")),
+            **{c: pa.Column(float, _nonneg(c), nullable=True, required=False, coerce=True) for c in counts},
+        }
+    )
+
+
+def _schema_for(batch: RawBatch, settings: ValidationSettings) -> pa.DataFrameSchema:
+    today = settings.today or dt.date.today()
+    if batch.table == "equity_bars":
+        return equity_schema(batch.required or ("close",), today)
+    return {
+        "option_quotes": option_schema,
+        "macro_series": macro_schema,
+        "corporate_actions": actions_schema,
+        "cot_positions": cot_schema,
+    }[batch.table]()
+
+
+def _row_reasons(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> dict[int, list[str]]:
+    reasons: dict[int, list[str]] = defaultdict(list)
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        for rec in fc.itertuples(index=False):
+            idx = rec.index
+            if idx is None or (isinstance(idx, float) and np.isnan(idx)):
+                continue  # a schema-wide failure (e.g. dtype) is reported per row by the element checks
+            check = str(rec.check)
+            if check == "not_nullable":
+                msg = f"{rec.column} is missing"
+            elif rec.schema_context == "Column" and not check.startswith("coerce_dtype"):
+                msg = f"{check} (got {rec.failure_case!r})"
+            elif check.startswith("coerce_dtype"):
+                msg = f"{rec.column} is not a number (got {rec.failure_case!r})"
+            else:
+                msg = check
+            if msg not in reasons[int(idx)]:
+                reasons[int(idx)].append(msg)
+    return reasons
+
+
+def _duplicate_reasons(frame: pd.DataFrame, keys: tuple[str, ...], reasons: dict[int, list[str]]) -> None:
+    dup_mask = frame.duplicated(list(keys), keep=False)
+    if not dup_mask.any():
+        return
+    value_cols = [c for c in frame.columns if c not in (ROW_NO, "ingested_at")]
+    for _, group in frame[dup_mask].groupby(list(keys), sort=False, dropna=False):
+        rows = group[ROW_NO].tolist()
+        identical = len(group[value_cols].astype(str).drop_duplicates()) == 1
+        key = ", ".join(str(group.iloc[0][k]) for k in keys)
+        if identical:  # keep the first copy, reject the repeats
+            for idx in group.index[1:]:
+                reasons[idx].append(f"duplicate key ({key}): repeats row {rows[0]}")
+        else:
+            for idx in group.index:
+                others = [r for r in rows if r != frame.at[idx, ROW_NO]]
+                reasons[idx].append(f"duplicate key ({key}) with different values in row(s) {others}")
+
+
+def _jump_reasons(
+    frame: pd.DataFrame,
+    settings: ValidationSettings,
+    known_splits: set[tuple[str, dt.date]],
+    prev_close: Mapping[str, tuple[dt.date, float]],
+    reasons: dict[int, list[str]],
+) -> None:
+    """Flag closes that move by a split-like ratio versus the previous good close with no split recorded."""
+    ok = frame[[i not in reasons for i in frame.index]].dropna(subset=["close"])
+    ok = ok[ok["close"] > 0]
+    for symbol, g in ok.groupby("symbol", sort=False):
+        g = g.sort_values("date")
+        closes = g["close"].to_numpy(dtype=float)
+        prev = np.roll(closes, 1)
+        prev_dates = np.roll(g["date"].to_numpy(), 1)
+        if str(symbol) in prev_close:
+            prev[0] = prev_close[str(symbol)][1]
+            prev_dates[0] = prev_close[str(symbol)][0]
+        else:
+            prev[0] = np.nan
+        ratio = closes / prev
+        big = np.abs(np.log(ratio)) > settings.jump_threshold
+        for i in np.flatnonzero(big):
+            r = ratio[i] if ratio[i] >= 1 else 1 / ratio[i]
+            match = [s for s in SPLIT_RATIOS if abs(r / s - 1) < settings.split_tolerance]
+            day = g["date"].iloc[i]
+            if match and (str(symbol), day) not in known_splits:
+                n = match[0]
+                kind = f"{n:g}:1 reverse split" if ratio[i] > 1 else f"{n:g}:1 split"
+                reasons[g.index[i]].append(
+                    f"close jumps x{ratio[i]:.3f} vs previous close on {prev_dates[i]} "
+                    f"(looks like an unrecorded {kind}; record it in corporate_actions to accept)"
+                )
+
+
+def split_batch(
+    batch: RawBatch,
+    settings: ValidationSettings | None = None,
+    known_splits: set[tuple[str, dt.date]] | None = None,
+    prev_close: Mapping[str, tuple[dt.date, float]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a batch into (good rows without ``_row_no``, rejected_rows frame)."""
+    settings = settings or ValidationSettings()
+    spec = get_spec(batch.table)
+    frame = batch.frame.reset_index(drop=True)
+    if ROW_NO not in frame.columns:
+        frame[ROW_NO] = np.arange(1, len(frame) + 1)
+    reasons = _row_reasons(frame, _schema_for(batch, settings)) if len(frame) else {}
+    _duplicate_reasons(frame, spec.keys, reasons)
+    if batch.table == "equity_bars" and len(frame):
+        _jump_reasons(frame, settings, known_splits or set(), prev_close or {}, reasons)
+
+    bad_idx = sorted(i for i, r in reasons.items() if r)
+    rejects = [
+        {
+            "table": batch.table,
+            "batch_id": batch.batch_id,
+            "row_no": int(frame.at[i, ROW_NO]),
+            "origin": batch.origin,
+            "reason": "; ".join(reasons[i]),
+            "raw": _raw_json(frame.loc[i].drop(labels=[ROW_NO]).to_dict()),
+        }
+        for i in bad_idx
+    ]
+    rejects += [
+        {
+            "table": batch.table,
+            "batch_id": batch.batch_id,
+            "row_no": int(row_no),
+            "origin": batch.origin,
+            "reason": reason,
+            "raw": _raw_json(raw),
+        }
+        for row_no, reason, raw in batch.unparsable
+    ]
+    good = frame.drop(index=bad_idx).drop(columns=[ROW_NO]).reset_index(drop=True)
+    return good, pd.DataFrame(rejects, columns=["table", "batch_id", "row_no", "origin", "reason", "raw"])
+
+
+def _raw_json(row: Mapping[str, object]) -> str:
+    def clean(v: object) -> object:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, dt.date | pd.Timestamp):
+            return str(v)[:10] if not isinstance(v, pd.Timestamp) else v.isoformat()
+        if isinstance(v, np.generic):
+            return v.item()
+        return v
+
+    return json.dumps({k: clean(v) for k, v in row.items()}, default=str, allow_nan=False)

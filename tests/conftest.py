@@ -1,0 +1,54 @@
+"""Shared fixtures: every test gets its own QUANTLAKE_HOME, so nothing touches ./.quantlake."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture()
+def ql_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty QUANTLAKE_HOME for this test."""
+    home = tmp_path / "qlhome"
+    home.mkdir()
+    monkeypatch.setenv("QUANTLAKE_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield home
+
+
+@pytest.fixture()
+def lake(ql_home: Path):  # type: ignore[no-untyped-def]
+    """An empty Lake under the test's QUANTLAKE_HOME."""
+    from quantlake.lake import Lake
+
+    return Lake(ql_home / "lake")
+
+
+@pytest.fixture(scope="session")
+def sample_lake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake with all sample data ingested once per test session (read-only for tests: copy to modify)."""
+    from quantlake.ingest import ingest_sample_all
+    from quantlake.lake import Lake
+
+    root = tmp_path_factory.mktemp("sample_lake") / "lake"
+    ingest_sample_all(Lake(root), progress=False)
+    return root
+
+
+@pytest.fixture()
+def sample_lake(sample_lake_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A private copy of the sample lake (safe to write to)."""
+    import shutil
+
+    from quantlake.lake import Lake
+
+    dst = tmp_path / "lake"
+    shutil.copytree(sample_lake_dir, dst)
+    return Lake(dst)
