@@ -1,0 +1,40 @@
+"""Flow: ingest CFTC Commitments of Traders reports into ``cot_positions``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from flows._common import log_reports
+from flows.tasks import network_fetch
+from quantlake.ingest import direct_fetch, ingest_cot, raise_for_failures
+from quantlake.lake import Lake
+from quantlake.sources import get_source
+
+
+@flow(name="ingest-cot")
+def ingest_cot_flow(
+    source: str = "cot",
+    path: str | None = None,
+    report_types: list[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    full: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    src = get_source(source, path)
+    reports = ingest_cot(
+        Lake(),
+        src,
+        report_types or ["disaggregated", "financial"],
+        start,
+        end,
+        full=full,
+        fetch=direct_fetch if path else network_fetch,
+        progress=progress,
+    )
+    summary = log_reports(reports)
+    raise_for_failures(reports)
+    return summary

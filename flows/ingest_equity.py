@@ -1,0 +1,41 @@
+"""Flow: ingest daily bars and corporate actions from one source into the lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from flows._common import log_reports
+from flows.tasks import network_fetch
+from quantlake.ingest import direct_fetch, ingest_equity, raise_for_failures
+from quantlake.lake import Lake
+from quantlake.sources import NETWORK_SOURCES, get_source, rate_limit
+
+
+@flow(name="ingest-equity")
+def ingest_equity_flow(
+    source: str = "sample",
+    symbols: list[str] | None = None,
+    path: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    full: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    src = get_source(source, path)
+    reports = ingest_equity(
+        Lake(),
+        src,
+        symbols,
+        start,
+        end,
+        full=full,
+        fetch=network_fetch if source in NETWORK_SOURCES else direct_fetch,
+        rate_limit=rate_limit(source),
+        progress=progress,
+    )
+    summary = log_reports(reports)
+    raise_for_failures(reports)
+    return summary

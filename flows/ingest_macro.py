@@ -1,0 +1,40 @@
+"""Flow: ingest macro series (FRED, with realtime_start vintages) into ``macro_series``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from flows._common import log_reports
+from flows.tasks import network_fetch
+from quantlake.ingest import direct_fetch, ingest_macro, raise_for_failures
+from quantlake.lake import Lake
+from quantlake.sources import NETWORK_SOURCES, get_source, rate_limit
+
+
+@flow(name="ingest-macro")
+def ingest_macro_flow(
+    source: str = "sample",
+    series: list[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    full: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    src = get_source(source)
+    reports = ingest_macro(
+        Lake(),
+        src,
+        series,
+        start,
+        end,
+        full=full,
+        fetch=network_fetch if source in NETWORK_SOURCES else direct_fetch,
+        rate_limit=rate_limit(source),
+        progress=progress,
+    )
+    summary = log_reports(reports)
+    raise_for_failures(reports)
+    return summary

@@ -1,0 +1,47 @@
+"""Prefect tasks shared by the ingest flows: a network call with retries and exponential backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import exponential_backoff
+
+from quantlake.errors import SourceError, UserInputError
+
+
+def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry outages and HTTP errors; never retry a user mistake (unknown symbol, missing key)."""
+    try:
+        state.result()
+    except UserInputError:
+        return False
+    except SourceError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="fetch",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),  # 1 s, 2 s, 4 s (+ jitter)
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+    task_run_name="fetch {label}",
+    log_prints=True,
+)
+def fetch_task(fn: Callable[..., Any], args: Sequence[Any], label: str = "") -> Any:
+    return fn(*args)
+
+
+def network_fetch(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    """The ``fetch`` hook of :mod:`quantlake.ingest` for network sources: one Prefect task per call."""
+    label = f"{getattr(fn, '__name__', 'call')}({', '.join(str(a) for a in args if a is not None)})"
+    return fetch_task(fn, args, label=label)

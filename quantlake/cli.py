@@ -1,0 +1,359 @@
+"""The ``quantlake`` command line (typer + rich).
+
+User mistakes print one line and exit 2; outside failures (network, broker) print one line and exit 1.
+The CLI and :mod:`quantlake.demo` are the application layer: the only quantlake modules that start Prefect
+flows (imported lazily inside commands); library modules never import ``flows``.
+
+Packages add their own commands through ``<package>/cli.py:register(app)`` (see ``_PLUGINS``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quantlake.config import quiet_environment
+
+quiet_environment()
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="quantlake",
+    help="Versioned lakehouse, features, research and paper trading for equity and option strategies.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+lake_app = typer.Typer(help="Inspect and maintain the lakehouse tables.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Ingest data into the lake (Prefect flows, ephemeral mode).", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+app.add_typer(ingest_app, name="ingest")
+
+# packages that contribute commands; each module exposes register(app: typer.Typer)
+_PLUGINS = ("features.cli", "backtests.cli", "risk.cli", "tracking.cli", "execution.cli")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"quantlake {version('quantlake')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """quantlake: data lands once in a versioned lake; every computation is a query or a pure function."""
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _symbols(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [s for s in (p.strip() for p in value.replace(" ", ",").split(",")) if s]
+
+
+def _date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
+DateOpt = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD")]
+
+
+# ----------------------------------------------------------------------------------------------- lake
+@lake_app.command("tables")
+def lake_tables() -> None:
+    """Each table with its version, row count and date range."""
+    from quantlake.lake import Lake
+
+    lake = Lake()
+    infos = lake.info()
+    if not infos:
+        console.print(f"The lake at {lake.root} is empty. Try [bold]quantlake ingest equity --source sample[/].")
+        return
+    t = Table(title=f"lake: {lake.root}")
+    for col in ("table", "version", "rows", "from", "to", "key"):
+        t.add_column(col, justify="right" if col in ("version", "rows") else "left")
+    for i in infos:
+        t.add_row(i.name, str(i.version), f"{i.rows:,}", str(i.min_date or ""), str(i.max_date or ""), ", ".join(i.keys))
+    console.print(t)
+
+
+@lake_app.command("history")
+def lake_history(table: Annotated[str, typer.Argument(help="Table name")]) -> None:
+    """Commits of one table (version, time, operation, rows written)."""
+    from quantlake.lake import Lake
+
+    t = Table(title=f"history of {table}")
+    for col in ("version", "timestamp", "operation", "note", "metrics"):
+        t.add_column(col)
+    for h in Lake().history(table):
+        ts = dt.datetime.fromtimestamp(h.get("timestamp", 0) / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        metrics = h.get("operationMetrics") or {}
+        keep = {k: v for k, v in metrics.items() if k.startswith(("num_target_rows", "num_added_rows", "num_output"))}
+        t.add_row(str(h.get("version")), ts, str(h.get("operation")), str(h.get("quantlake.note", "")), json.dumps(keep))
+    console.print(t)
+
+
+@lake_app.command("vacuum")
+def lake_vacuum(
+    table: Annotated[str, typer.Argument(help="Table name")],
+    retention_hours: Annotated[int, typer.Option(help="Keep files needed by versions newer than this")] = 168,
+) -> None:
+    """Delete data files no recent version needs (including orphans of killed writes)."""
+    from quantlake.lake import Lake
+
+    removed = Lake().vacuum(table, retention_hours)
+    console.print(f"{table}: removed {len(removed)} file(s)")
+
+
+@lake_app.command("optimize")
+def lake_optimize(table: Annotated[str, typer.Argument(help="Table name")]) -> None:
+    """Compact small files (new version, same data)."""
+    from quantlake.lake import Lake
+
+    metrics = Lake().optimize(table)
+    console.print(f"{table}: {metrics.get('numFilesRemoved', 0)} files → {metrics.get('numFilesAdded', 0)}")
+
+
+@app.command("rejects")
+def rejects(
+    table: Annotated[str | None, typer.Option(help="Only rows rejected from this table")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show")] = 20,
+) -> None:
+    """Show quarantined rows with their reasons (the rejected_rows table)."""
+    from quantlake.lake import Lake
+
+    lake = Lake()
+    if not lake.exists("rejected_rows"):
+        console.print("No rejected rows.")
+        return
+    df = lake.query(
+        'SELECT "table", origin, row_no, reason, raw FROM rejected_rows '
+        + ('WHERE "table" = ? ' if table else "")
+        + "ORDER BY rejected_at DESC, origin, row_no LIMIT ?",
+        [table, limit] if table else [limit],
+    )
+    _print_frame(df, OutputFormat.table, title="rejected rows")
+
+
+# ----------------------------------------------------------------------------------------------- query
+def display_frame(df: Any) -> Any:
+    """Dates that DuckDB hands back as midnight timestamps are shown as plain dates."""
+    import pandas as pd
+
+    df = df.copy()
+    for c in df.columns:
+        col = df[c]
+        if pd.api.types.is_datetime64_any_dtype(col) and getattr(col.dt, "tz", None) is None:
+            if (col.dropna() == col.dropna().dt.normalize()).all():
+                df[c] = col.dt.strftime("%Y-%m-%d").where(col.notna(), None)
+    return df
+
+
+def _print_frame(df: Any, fmt: OutputFormat, title: str | None = None) -> None:
+    df = display_frame(df)
+    if fmt is OutputFormat.csv:
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt is OutputFormat.json:
+        sys.stdout.write(df.to_json(orient="records", date_format="iso", indent=1) + "\n")
+    else:
+        t = Table(title=title)
+        for c in df.columns:
+            t.add_column(str(c), overflow="fold")
+        for row in df.head(1000).itertuples(index=False):
+            t.add_row(*["" if v is None else str(v) for v in row])
+        console.print(t)
+        if len(df) > 1000:
+            console.print(f"... {len(df) - 1000} more rows (use --format csv)")
+
+
+@app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help='DuckDB SQL over views named after the tables, e.g. "from equity_bars"')],
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format")] = OutputFormat.table,
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="Pin a table to a version: TABLE=VERSION (repeatable)")
+    ] = None,
+) -> None:
+    """Run DuckDB SQL over the lake (read-only views, optionally as of table versions)."""
+    from quantlake.lake import Lake, parse_as_of
+
+    df = Lake().query(sql, as_of=parse_as_of(as_of or []))
+    _print_frame(df, format)
+
+
+# ----------------------------------------------------------------------------------------------- ingest
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample | csv | yahoo | fred | cot")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")]
+
+
+def _print_reports(summary: list[dict[str, Any]]) -> None:
+    from quantlake.lake import Lake
+
+    t = Table(title="ingest")
+    for col in ("table", "source", "read", "accepted", "rejected", "inserted", "updated", "version"):
+        t.add_column(col, justify="left" if col in ("table", "source") else "right")
+    for r in summary:
+        t.add_row(
+            r["table"], r["source"], f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['rejected']:,}",
+            f"{r['inserted']:,}", f"{r['updated']:,}", "-" if r["version"] is None else str(r["version"]),
+        )
+    console.print(t)
+    if any(r["rejected"] for r in summary):
+        lake = Lake()
+        df = lake.query(
+            'SELECT "table", reason, count(*) AS n FROM rejected_rows GROUP BY ALL ORDER BY n DESC LIMIT 10'
+        )
+        console.print("[yellow]Quarantined rows by reason (all batches so far; see `quantlake rejects`):[/]")
+        for row in df.itertuples(index=False):
+            console.print(f"  {row.n:>6}  {row.table}: {row.reason}")
+
+
+@ingest_app.command("equity")
+def ingest_equity_cmd(
+    source: SourceOpt = "sample",
+    path: Annotated[Path | None, typer.Option(help="csv source: directory (or file) of CSV/Parquet bars")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: all the source has)")] = None,
+    start: DateOpt = None,
+    end: DateOpt = None,
+    full: Annotated[bool, typer.Option(help="Ignore watermarks and refetch everything")] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Daily bars (and splits/dividends) → equity_bars, corporate_actions."""
+    from quantlake.sources import get_source
+    from quantlake.tables import validate_symbol
+
+    syms = [validate_symbol(s) for s in _symbols(symbols) or []] or None
+    get_source(source, path)  # fail fast on a bad source/path before Prefect starts
+    from flows.ingest_equity import ingest_equity_flow
+
+    _print_reports(
+        ingest_equity_flow(
+            source=source, symbols=syms, path=str(path) if path else None,
+            start=_date(start), end=_date(end), full=full, progress=progress,
+        )
+    )
+
+
+@ingest_app.command("options")
+def ingest_options_cmd(
+    source: SourceOpt = "sample",
+    underlyings: Annotated[str | None, typer.Option(help="Comma-separated underlyings")] = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Option-chain snapshots → option_quotes."""
+    from quantlake.tables import validate_symbol
+
+    unds = [validate_symbol(s) for s in _symbols(underlyings) or []] or None
+    from flows.ingest_options import ingest_options_flow
+
+    _print_reports(ingest_options_flow(source=source, underlyings=unds, progress=progress))
+
+
+@ingest_app.command("macro")
+def ingest_macro_cmd(
+    source: SourceOpt = "sample",
+    series: Annotated[str | None, typer.Option(help="Comma-separated FRED series ids (e.g. DGS10,DGS2)")] = None,
+    start: DateOpt = None,
+    end: DateOpt = None,
+    full: Annotated[bool, typer.Option(help="Ignore watermarks")] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Macro series (FRED, keeping realtime_start vintages) → macro_series."""
+    from flows.ingest_macro import ingest_macro_flow
+
+    _print_reports(
+        ingest_macro_flow(
+            source=source, series=_symbols(series), start=_date(start), end=_date(end), full=full, progress=progress
+        )
+    )
+
+
+@ingest_app.command("cot")
+def ingest_cot_cmd(
+    path: Annotated[Path | None, typer.Option(help="A CFTC zip/txt file you downloaded (default: download)")] = None,
+    report_type: Annotated[
+        list[str] | None, typer.Option("--report-type", help="disaggregated | financial (repeatable)")
+    ] = None,
+    start: DateOpt = None,
+    end: DateOpt = None,
+    full: Annotated[bool, typer.Option(help="Ignore watermarks")] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """CFTC Commitments of Traders (disaggregated, financial futures) → cot_positions."""
+    from flows.ingest_cot import ingest_cot_flow
+
+    _print_reports(
+        ingest_cot_flow(
+            path=str(path) if path else None, report_types=report_type, start=_date(start), end=_date(end),
+            full=full, progress=progress,
+        )
+    )
+
+
+# ----------------------------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo(
+    home: Annotated[
+        Path | None, typer.Option(help="QUANTLAKE_HOME for the demo (default: $QUANTLAKE_HOME or ./.quantlake)")
+    ] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these stages (repeatable)")] = None,
+) -> None:
+    """Run the whole pipeline end to end on the embedded sample data, offline."""
+    from quantlake.demo import run_demo
+
+    run_demo(home=home, only=only, console=console)
+
+
+def _register_plugins() -> None:
+    for mod in _PLUGINS:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name in (mod, mod.rsplit(".", 1)[0]):
+                continue  # that package has no commands yet
+            raise
+        module.register(app)
+
+
+_register_plugins()
+
+
+def main() -> None:
+    """Console entry point: run the app, turning quantlake errors into one line and an exit code."""
+    from quantlake.errors import QuantlakeError
+
+    try:
+        app()
+    except QuantlakeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
