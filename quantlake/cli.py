@@ -13,7 +13,7 @@ import datetime as dt
 import importlib
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,7 +62,7 @@ def _root(
     """quantlake: data lands once in a versioned lake; every computation is a query or a pure function."""
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -166,9 +166,9 @@ def display_frame(df: Any) -> Any:
     df = df.copy()
     for c in df.columns:
         col = df[c]
-        if pd.api.types.is_datetime64_any_dtype(col) and getattr(col.dt, "tz", None) is None:
-            if (col.dropna() == col.dropna().dt.normalize()).all():
-                df[c] = col.dt.strftime("%Y-%m-%d").where(col.notna(), None)
+        naive = pd.api.types.is_datetime64_any_dtype(col) and getattr(col.dt, "tz", None) is None
+        if naive and (col.dropna() == col.dropna().dt.normalize()).all():
+            df[c] = col.dt.strftime("%Y-%m-%d").where(col.notna(), None)
     return df
 
 
@@ -246,7 +246,15 @@ def ingest_equity_cmd(
     from quantlake.tables import validate_symbol
 
     syms = [validate_symbol(s) for s in _symbols(symbols) or []] or None
-    get_source(source, path)  # fail fast on a bad source/path before Prefect starts
+    src = get_source(source, path)  # fail fast on a bad source/path/file before Prefect starts
+    known = src.symbols()
+    unknown = [s for s in syms or [] if known and s not in known]
+    if unknown:
+        from quantlake.errors import InvalidSymbolError
+
+        raise InvalidSymbolError(
+            f"unknown symbol(s) for source {source!r}: {', '.join(unknown)}; available: {', '.join(known)}"
+        )
     from flows.ingest_equity import ingest_equity_flow
 
     _print_reports(

@@ -80,7 +80,8 @@ STAGES: list[tuple[str, str]] = [
 
 def _resolve(ref: str) -> Callable[[DemoContext], None]:
     mod, _, fn = ref.partition(":")
-    return getattr(importlib.import_module(mod), fn)  # type: ignore[no-any-return]
+    func: Callable[[DemoContext], None] = getattr(importlib.import_module(mod), fn)
+    return func
 
 
 def run_demo(home: Path | None = None, only: list[str] | None = None, console: Console | None = None) -> DemoContext:

@@ -15,7 +15,10 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import (
+    Any,
+    TypeAlias,
+)
 
 import duckdb
 import pandas as pd
@@ -28,7 +31,7 @@ from quantlake.config import paths
 from quantlake.errors import LakeError, QueryError, TableNotFoundError, UserInputError, VersionNotFoundError
 from quantlake.tables import TABLE_NAME_RE, TableSpec, get_spec, known_specs
 
-DataLike = pd.DataFrame | pa.Table
+DataLike: TypeAlias = pd.DataFrame | pa.Table
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,43 @@ long files with a ``symbol`` column; headers ``date,open,high,low,close,volume[,
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
-from quantlake.errors import InvalidSymbolError, UserInputError
+from quantlake.errors import InvalidSymbolError, MalformedFileError, UserInputError
 from quantlake.sources.base import RawBatch
-from quantlake.sources.files import read_bars_file, symbol_from_filename
+from quantlake.sources.files import ALIASES, _canon, read_bars_file, symbol_from_filename
 
 NAME = "csv"
 SUFFIXES = (".csv", ".parquet")
+
+
+def _header(path: Path) -> set[str]:
+    """Canonical column names of a file's header (without reading the data)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            cols = pq.read_schema(path).names
+        except Exception as exc:
+            raise MalformedFileError(f"{path}: not a readable Parquet file: {exc}") from None
+    else:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                cols = next(csv.reader([fh.readline()]), [])
+        except UnicodeDecodeError:
+            raise MalformedFileError(f"{path}: not a UTF-8 text file") from None
+    return {ALIASES[_canon(c)] for c in cols if _canon(c) in ALIASES}
+
+
+def _check_header(path: Path) -> None:
+    missing = [c for c in ("date", "close") if c not in _header(path)]
+    if missing:
+        raise MalformedFileError(
+            f"{path}: missing required column(s) {missing}; expected a header like "
+            "date,open,high,low,close,volume[,adj_close][,symbol]"
+        )
 
 
 class CsvSource:
@@ -32,23 +60,19 @@ class CsvSource:
             raise UserInputError(f"{self.path}: no .csv or .parquet files found")
         self._per_symbol: dict[str, Path] = {}
         self._long: dict[str, RawBatch] = {}
-        for f in files:
-            batch = read_bars_file(f, NAME, symbol=None) if self._has_symbol_column(f) else None
-            if batch is not None:
-                self._long[str(f)] = batch
+        for f in files:  # read every header now, so a malformed file fails before any work starts
+            if self._has_symbol_column(f):
+                self._long[str(f)] = read_bars_file(f, NAME, symbol=None)
             else:
-                self._per_symbol[symbol_from_filename(f)] = f
+                sym = symbol_from_filename(f)
+                if sym in self._per_symbol:
+                    raise UserInputError(f"{self.path}: two files for symbol {sym}: {self._per_symbol[sym].name}, {f.name}")
+                _check_header(f)
+                self._per_symbol[sym] = f
 
     @staticmethod
     def _has_symbol_column(path: Path) -> bool:
-        from quantlake.sources.files import ALIASES, _canon, read_table_file
-
-        if path.suffix.lower() == ".parquet":
-            cols = list(read_table_file(path).columns)
-        else:
-            with path.open(encoding="utf-8", errors="replace") as fh:
-                cols = fh.readline().split(",")
-        return any(ALIASES.get(_canon(c)) == "symbol" for c in cols)
+        return "symbol" in _header(path)
 
     def symbols(self) -> list[str]:
         syms = set(self._per_symbol)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ class SampleSource:
     incremental = False  # local files: always read whole, the lake's merge skips what is already there
 
     # symbol in the lake -> (file relative to sample_data, column in a wide file or None)
-    _WIDE_CLOSES = {
+    _WIDE_CLOSES: ClassVar[dict[str, tuple[str, str]]] = {
         "^GSPC": ("index_closes/GSPC.csv", "^GSPC"),
         "^RUT": ("index_closes/RUT.csv", "^RUT"),
         "MSFT": ("eod_closes_2010_2018/eod_closes.csv", "MSFT.O"),
@@ -71,10 +72,10 @@ class SampleSource:
     def _bars_builders(self) -> dict[str, Callable[[], RawBatch]]:
         out: dict[str, Callable[[], RawBatch]] = {}
         for p in sorted((self.root / "equities").glob("*.csv")):
-            out[p.stem.upper()] = lambda p=p: read_bars_file(p, NAME)
-        out["^VIX"] = lambda: read_bars_file(self.root / "vix" / "vix-daily.csv", NAME, symbol="^VIX")
+            out[p.stem.upper()] = partial(read_bars_file, p, NAME)
+        out["^VIX"] = partial(read_bars_file, self.root / "vix" / "vix-daily.csv", NAME, "^VIX")
         for sym, (rel, col) in self._WIDE_CLOSES.items():
-            out[sym] = lambda sym=sym, rel=rel, col=col: self._wide_close(sym, rel, col)
+            out[sym] = partial(self._wide_close, sym, rel, col)
         return out
 
     def _wide_close(self, symbol: str, rel: str, col: str) -> RawBatch:
