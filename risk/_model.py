@@ -1,0 +1,39 @@
+"""Base class for the risk package's pydantic models: strict fields, and validation failures raised as
+:class:`quantlake.errors.ConfigError` whose message names the model and every bad field.
+
+Why not let :class:`pydantic.ValidationError` escape: the CLI (and execution) turn
+:class:`~quantlake.errors.QuantlakeError` into one clear line; a raw pydantic error would be a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
+
+from quantlake.errors import ConfigError
+
+
+def describe(exc: ValidationError, model: str) -> str:
+    """``Model.field: message; Model.other: message`` for every error pydantic found."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(model)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{model}.{loc}: {msg}")
+    return "; ".join(parts)
+
+
+class RiskModel(BaseModel):
+    """Frozen, extra fields forbidden, validation errors → :class:`ConfigError` naming the field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_config_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, cls.__name__)) from None
