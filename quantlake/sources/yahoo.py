@@ -11,9 +11,9 @@ What it asks Yahoo for (all through ``yfinance.Ticker`` with a session this modu
   ``Ticker.options`` and one ``/v7/finance/options/{symbol}?date=...`` per expiry.  ``quote_date`` is the
   date in America/New_York when the snapshot is taken (``clock`` is injectable).
 
-Failures: nothing reachable -> :class:`SourceUnavailableError` (connect timeout ``timeouts.connect``, and the
-first connection failure of a call short-circuits yfinance's cookie/crumb fallbacks, so an offline call
-fails in about one connect attempt); an unknown symbol -> :class:`InvalidSymbolError`; other HTTP errors,
+Failures: nothing reachable -> :class:`SourceUnavailableError` (connect timeout ``timeouts.connect``; a
+timeout, or a DNS failure/refusal of the same host, short-circuits the rest of yfinance's cookie/crumb
+fallbacks, so an offline call costs about one connect attempt, not three); an unknown symbol -> :class:`InvalidSymbolError`; other HTTP errors,
 rate limits and odd payloads -> :class:`SourceError`.  No retries here (the Prefect tasks retry).
 
 yfinance keeps process-wide state (one ``YfData`` singleton holding the session, cookie and crumb, and a
@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,31 +61,67 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_DATA_PATHS = ("/v7/", "/v8/", "/v10/")  # Yahoo's data endpoints (not the cookie/crumb/consent pages)
+
+
 def _make_session(base_url: str | None, timeouts: Timeouts) -> Any:
-    """A curl_cffi session (what yfinance wants) with capped timeouts, optional host rewrite, fail-fast."""
+    """A curl_cffi session (what yfinance wants) with capped timeouts, optional host rewrite, fail-fast.
+
+    After a connection failure it fails the rest of the call at once instead of letting yfinance try its
+    cookie/crumb fallbacks (each would wait for its own timeout).  It also remembers the final HTTP status of each data request of the current call: yfinance turns a
+    5xx on its time-zone lookup into "no timezone" (which would read as an unknown symbol) and a 5xx on the
+    chart into "no prices" (which would read as an empty range), so the adapter checks these itself.
+    """
     from curl_cffi import requests as creq
 
     class _YahooSession(creq.Session):
         def __init__(self) -> None:
             super().__init__(impersonate="chrome")
             self.base_url = base_url.rstrip("/") if base_url else None
-            self.offline: BaseException | None = None  # first connection failure of the current call
+            self.reset()
+
+        def reset(self) -> None:
+            # connection failures of the current call: a timeout ends the call (the network is black-holed,
+            # every further attempt would wait as long); DNS failures and refusals only end further
+            # requests to the same host (fc.yahoo.com sits on some DNS blocklists while query2 works)
+            self.timed_out: BaseException | None = None
+            self.dead_hosts: dict[str, BaseException] = {}
+            self.http_errors: dict[str, int] = {}  # data request -> its last status, if >= 400
 
         def request(self, method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
-            if self.offline is not None:  # don't let yfinance walk its fallbacks against a dead network
-                raise self.offline
+            parts = urlsplit(url)
             if self.base_url:
-                parts = urlsplit(url)
                 url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+            host = urlsplit(url).netloc
+            known = self.timed_out or self.dead_hosts.get(host)
+            if known is not None:  # don't let yfinance walk its fallbacks against a dead network
+                raise known
             kwargs["timeout"] = timeouts.pair
             try:
-                return super().request(method, url, *args, **kwargs)
+                response = super().request(method, url, *args, **kwargs)
             except Exception as exc:
-                if offline_reason(exc) is not None:
-                    self.offline = exc
+                reason = offline_reason(exc)
+                if reason == "timed out":
+                    self.timed_out = exc
+                elif reason is not None:
+                    self.dead_hosts[host] = exc
                 raise
+            if parts.path.startswith(_DATA_PATHS):
+                params = kwargs.get("params") or {}
+                key = f"{parts.path}?{parts.query}|{sorted((k, str(v)) for k, v in params.items() if k != 'crumb')}"
+                if response.status_code >= 400:
+                    self.http_errors[key] = int(response.status_code)
+                else:
+                    self.http_errors.pop(key, None)
+            return response
 
     return _YahooSession()
+
+
+def _server_failure(statuses: dict[str, int]) -> int | None:
+    """The first status among data requests that means "Yahoo failed" (not "no such symbol")."""
+    bad = [s for s in statuses.values() if s >= 500 or s in (401, 403, 429)]
+    return bad[0] if bad else None
 
 
 def _use_quantlake_cache_dir() -> None:
@@ -216,20 +253,31 @@ class YahooSource:
         """Run yfinance code with our session and raising errors; translate what escapes."""
         import yfinance as yf
 
-        with _LOCK:
+        with _LOCK, warnings.catch_warnings():
+            # yfinance 1.7 uses pandas APIs pandas 3.1 deprecates; not the user's business
+            warnings.simplefilter("ignore", DeprecationWarning)
             _use_quantlake_cache_dir()
-            self._session.offline = None
+            self._session.reset()
             hide = yf.config.debug.hide_exceptions
             yf.config.debug.hide_exceptions = False
             try:
                 yield yf
+                status = _server_failure(self._session.http_errors)
+                if status is not None:
+                    raise _http_error(status, sym, what)
             except QuantlakeError:
+                status = _server_failure(self._session.http_errors)
+                if status is not None:  # the HTTP status says more than what yfinance made of it
+                    raise _http_error(status, sym, what) from None
                 raise
             except Exception as exc:
+                status = _server_failure(self._session.http_errors)
+                if status is not None:
+                    raise _http_error(status, sym, what) from None
                 raise _translate(exc, sym, what, self._host()) from None
             finally:
                 yf.config.debug.hide_exceptions = hide
-                self._session.offline = None
+                self._session.reset()
 
     def _host(self) -> str:
         return urlsplit(self.base_url).netloc if self.base_url else "query2.finance.yahoo.com"
@@ -256,6 +304,11 @@ def _history(ticker: Any, sym: str, *, known: bool, **kwargs: Any) -> pd.DataFra
     return hist
 
 
+def _http_error(status: int, sym: str, what: str) -> SourceError:
+    hint = " (rate limited)" if status == 429 else " (refused: cookie/crumb rejected?)" if status in (401, 403) else ""
+    return SourceError(f"yahoo: HTTP {status} from Yahoo{hint} while fetching {what} for {sym}")
+
+
 def _translate(exc: Exception, sym: str, what: str, host: str) -> QuantlakeError:
     from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
@@ -267,7 +320,7 @@ def _translate(exc: Exception, sym: str, what: str, host: str) -> QuantlakeError
     if status is not None and type(exc).__name__ == "HTTPError":
         if status == 404:
             return InvalidSymbolError(f"yahoo: unknown symbol {sym!r} (HTTP 404 from Yahoo)")
-        return SourceError(f"yahoo: HTTP {status} from Yahoo while fetching {what} for {sym}")
+        return _http_error(int(status), sym, what)
     reason = offline_reason(exc)
     if reason is not None:
         return SourceUnavailableError(f"yahoo: cannot reach {host}: {reason} (while fetching {what} for {sym})")
