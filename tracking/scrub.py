@@ -1,0 +1,177 @@
+"""Keep secrets out of the tracking store.
+
+A :class:`Scrubber` knows two kinds of secret:
+
+* values of environment variables whose *names* look secret (``FRED_API_KEY``, ``ALPACA_API_SECRET``,
+  ``SMTP_PASSWORD`` ...), and
+* values of config fields whose names look secret, plus every ``SecretStr``/``SecretBytes`` in a config.
+
+Every string that :mod:`tracking` sends to MLflow (params, tags, text and JSON artifacts, error messages,
+string columns of frames, HTML figures) goes through :meth:`Scrubber.text`, which replaces each known secret
+value with ``***`` and masks the password of URLs such as ``postgresql://user:pw@host``.  Values shorter
+than :data:`MIN_SECRET_LENGTH` are not searched for inside free text (masking ``"1"`` everywhere would
+destroy the data) but are still masked when they are the value of a secret-named field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+MASK = "***"
+MIN_SECRET_LENGTH = 6
+
+# words that make a name secret-looking once the name is split on _ - . and camelCase boundaries
+_SECRET_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "cookie",
+        "dsn",
+    }
+)
+# substrings that make a name secret-looking wherever they appear (e.g. ``clientsecret``, ``smtppassword``)
+_SECRET_PARTS = ("secret", "password", "passwd", "passphrase", "token", "credential", "apikey")
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@/\s]+)(?P<at>@)")
+# harmless values that often sit in secret-named variables (feature flags); never treated as secrets
+_PYDANTIC_MASK = "**********"  # how SecretStr/SecretBytes dump in JSON mode
+_TRIVIAL = frozenset({"true", "false", "none", "null", "yes", "no", "on", "off", "", MASK})
+
+
+def is_secret_name(name: str) -> bool:
+    """Does ``name`` (a config field or environment variable) look like it holds a secret?"""
+    words = [w.lower() for w in _WORD_SPLIT.split(name) if w]
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    flat = "".join(words)
+    return any(part in flat for part in _SECRET_PARTS)
+
+
+def secret_env_values(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Values of secret-looking environment variables (only the non-trivial ones)."""
+    env = os.environ if environ is None else environ
+    return {v for k, v in env.items() if is_secret_name(k) and v.strip().lower() not in _TRIVIAL}
+
+
+class Scrubber:
+    """Masks known secret values in strings and nested JSON-like data."""
+
+    def __init__(self, secrets: Iterable[str] = (), include_env: bool = True) -> None:
+        self._secrets: set[str] = set()
+        self.add(secret_env_values() if include_env else ())
+        self.add(secrets)
+
+    def add(self, values: Iterable[str]) -> None:
+        for v in values:
+            if isinstance(v, str) and v.strip().lower() not in _TRIVIAL:
+                self._secrets.add(v)
+        # longest first so a secret containing another is masked whole
+        searchable = sorted((s for s in self._secrets if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in searchable)) if searchable else None
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
+
+    def text(self, value: str) -> str:
+        """``value`` with every known secret and every URL password replaced by ``***``."""
+        if self._pattern is not None:
+            value = self._pattern.sub(MASK, value)
+        return _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], value)
+
+    def bytes(self, data: bytes) -> bytes:
+        """Mask secrets in raw bytes, keeping the length (so binary layouts stay intact)."""
+        for s in sorted(self._secrets, key=len, reverse=True):
+            if len(s) < MIN_SECRET_LENGTH:
+                continue
+            raw = s.encode()
+            data = data.replace(raw, b"*" * len(raw))
+        return data
+
+    def data(self, value: Any) -> Any:
+        """Scrub every string inside nested dicts/lists (keys too)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def config_secrets(config: BaseModel) -> tuple[dict[str, Any], list[str], set[str]]:
+    """Dump ``config`` for logging: ``(json_dump_with_secret_fields_masked, masked_field_paths, secret_values)``.
+
+    A field is masked when its name looks secret or its type is ``SecretStr``/``SecretBytes``; its real value
+    joins ``secret_values`` so that it is also masked wherever else it shows up.
+    """
+    dumped = config.model_dump(mode="json")
+    masked: list[str] = []
+    values: set[str] = set()
+
+    def collect_typed(obj: Any) -> None:  # SecretStr values hidden anywhere in the model tree
+        if isinstance(obj, SecretStr):
+            values.add(obj.get_secret_value())
+        elif isinstance(obj, SecretBytes):
+            values.add(obj.get_secret_value().decode(errors="replace"))
+        elif isinstance(obj, BaseModel):
+            for name in type(obj).model_fields:
+                collect_typed(getattr(obj, name))
+        elif isinstance(obj, Mapping):
+            for v in obj.values():
+                collect_typed(v)
+        elif isinstance(obj, list | tuple | set):
+            for v in obj:
+                collect_typed(v)
+
+    collect_typed(config)
+
+    def walk(obj: Any, path: str) -> Any:
+        if isinstance(obj, dict):
+            out = {}
+            for k, v in obj.items():
+                sub = f"{path}.{k}" if path else str(k)
+                if is_secret_name(str(k)) and v is not None:
+                    masked.append(sub)
+                    values.update(_leaf_strings(v))
+                    out[k] = MASK
+                else:
+                    out[k] = walk(v, sub)
+            return out
+        if isinstance(obj, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, str) and (obj == _PYDANTIC_MASK or obj in values):
+            masked.append(path)  # a SecretStr anywhere, or a copy of a secret field's value
+            return MASK
+        return obj
+
+    result = walk(dumped, "")
+    return result, sorted(set(masked)), values
+
+
+def _leaf_strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _leaf_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _leaf_strings(v)]
+    return [] if value is None or isinstance(value, bool) else [str(value)]
