@@ -148,7 +148,10 @@ def test_failed_run_is_marked_failed_and_reraises(store: Path, lake) -> None:  #
 def test_nested_tracked_runs_are_parent_and_child(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
     from tracking.run_context import client, tracked_run
 
-    with tracked_run("exp3", "outer", Cfg(), lake) as outer, tracked_run("exp3", "inner", Cfg(), lake) as inner:
+    with (
+        tracked_run("exp3", "outer", Cfg(), lake) as outer,
+        tracked_run("exp3", "inner", Cfg(), lake) as inner,
+    ):
         pass
     assert client().get_run(inner.run_id).data.tags["mlflow.parentRunId"] == outer.run_id
     assert client().get_run(outer.run_id).info.status == "FINISHED"

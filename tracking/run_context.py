@@ -297,8 +297,7 @@ def tracked_run(
     experiment_id = get_or_create_experiment(experiment)
     c = client()
     scrubber = Scrubber()
-    dumped, masked, secret_values = config_secrets(config)
-    scrubber.add(secret_values)
+    dumped, masked, _ = config_secrets(config, scrubber)
     start_tags = {**_start_tags(job, config, masked, lake), **dict(extra_tags or {})}
     try:
         active = mlflow.start_run(

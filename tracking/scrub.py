@@ -52,7 +52,10 @@ _SECRET_WORDS = frozenset(
 # substrings that make a name secret-looking wherever they appear (e.g. ``clientsecret``, ``smtppassword``)
 _SECRET_PARTS = ("secret", "password", "passwd", "passphrase", "token", "credential", "apikey")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@/\s]+)(?P<at>@)")
+# scheme://user:password@host, also with JSON-escaped slashes (scheme:\/\/user:password@host)
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*:(?://|\\/\\/)[^:/@\s\\\"']+:)(?P<pw>[^@/\s\"']+)(?P<at>@)"
+)
 # harmless values that often sit in secret-named variables (feature flags); never treated as secrets
 _PYDANTIC_MASK = "**********"  # how SecretStr/SecretBytes dump in JSON mode
 _TRIVIAL = frozenset({"true", "false", "none", "null", "yes", "no", "on", "off", "", MASK})
@@ -67,10 +70,18 @@ def is_secret_name(name: str) -> bool:
     return any(part in flat for part in _SECRET_PARTS)
 
 
+def url_passwords(text: str) -> set[str]:
+    """Passwords embedded in URLs (``postgresql://user:pw@host``) found in ``text``."""
+    return {m["pw"] for m in _URL_PASSWORD.finditer(text) if m["pw"] != MASK}
+
+
 def secret_env_values(environ: Mapping[str, str] | None = None) -> set[str]:
-    """Values of secret-looking environment variables (only the non-trivial ones)."""
+    """Values of secret-looking environment variables (the non-trivial ones) and URL passwords of any."""
     env = os.environ if environ is None else environ
-    return {v for k, v in env.items() if is_secret_name(k) and v.strip().lower() not in _TRIVIAL}
+    out = {v for k, v in env.items() if is_secret_name(k) and v.strip().lower() not in _TRIVIAL}
+    for v in env.values():
+        out |= url_passwords(v)
+    return out
 
 
 class Scrubber:
@@ -119,14 +130,18 @@ class Scrubber:
         return value
 
 
-def config_secrets(config: BaseModel) -> tuple[dict[str, Any], list[str], set[str]]:
-    """Dump ``config`` for logging: ``(json_dump_with_secret_fields_masked, masked_field_paths, secret_values)``.
+def config_secrets(
+    config: BaseModel, scrubber: Scrubber | None = None
+) -> tuple[dict[str, Any], list[str], set[str]]:
+    """Dump ``config`` for logging: ``(json_dump_with_secrets_masked, masked_field_paths, secret_values)``.
 
-    A field is masked when its name looks secret or its type is ``SecretStr``/``SecretBytes``; its real value
-    joins ``secret_values`` so that it is also masked wherever else it shows up.
+    A field is masked whole when its name looks secret or its type is ``SecretStr``/``SecretBytes``; its
+    real value joins ``secret_values`` (and ``scrubber``) so it is masked wherever else it shows up.  Other
+    string values are scrubbed (URL passwords, secrets of the environment); any value that changed is listed
+    in ``masked_field_paths`` too (a reproduction cannot use it).
     """
+    scrubber = scrubber if scrubber is not None else Scrubber(include_env=False)
     dumped = config.model_dump(mode="json")
-    masked: list[str] = []
     values: set[str] = set()
 
     def collect_typed(obj: Any) -> None:  # SecretStr values hidden anywhere in the model tree
@@ -144,7 +159,23 @@ def config_secrets(config: BaseModel) -> tuple[dict[str, Any], list[str], set[st
             for v in obj:
                 collect_typed(v)
 
+    def collect_dumped(obj: Any) -> None:  # values of secret-named fields, URL passwords of any string
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if is_secret_name(str(k)) and v is not None:
+                    values.update(_leaf_strings(v))
+                else:
+                    collect_dumped(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                collect_dumped(v)
+        elif isinstance(obj, str):
+            values.update(url_passwords(obj))
+
     collect_typed(config)
+    collect_dumped(dumped)
+    scrubber.add(values)
+    masked: list[str] = []
 
     def walk(obj: Any, path: str) -> Any:
         if isinstance(obj, dict):
@@ -153,16 +184,17 @@ def config_secrets(config: BaseModel) -> tuple[dict[str, Any], list[str], set[st
                 sub = f"{path}.{k}" if path else str(k)
                 if is_secret_name(str(k)) and v is not None:
                     masked.append(sub)
-                    values.update(_leaf_strings(v))
                     out[k] = MASK
                 else:
                     out[k] = walk(v, sub)
             return out
         if isinstance(obj, list):
             return [walk(v, f"{path}[{i}]") for i, v in enumerate(obj)]
-        if isinstance(obj, str) and (obj == _PYDANTIC_MASK or obj in values):
-            masked.append(path)  # a SecretStr anywhere, or a copy of a secret field's value
-            return MASK
+        if isinstance(obj, str):
+            clean = MASK if obj == _PYDANTIC_MASK else scrubber.text(obj)
+            if clean != obj:
+                masked.append(path)
+            return clean
         return obj
 
     result = walk(dumped, "")
