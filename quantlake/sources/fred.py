@@ -45,7 +45,7 @@ from quantlake.errors import (
     SourceUnavailableError,
 )
 from quantlake.sources.base import ROW_NO, RawBatch
-from quantlake.sources.netutil import Timeouts, mask_secrets, offline_reason, one_line
+from quantlake.sources.netutil import Timeouts, host_of, mask_secrets, offline_reason, one_line
 
 NAME = "fred"
 DEFAULT_ROOT_URL = "https://api.stlouisfed.org/fred"
@@ -144,13 +144,13 @@ def _client_class() -> type:
                 resp = requests.get(url, params={"api_key": self.api_key}, timeout=self.timeouts.pair)
             except requests.RequestException as exc:
                 reason = offline_reason(exc) or "connection failed"
-                raise SourceUnavailableError(f"fred: cannot reach {_host(self.root_url)}: {reason}") from None
+                raise SourceUnavailableError(f"fred: cannot reach {host_of(self.root_url)}: {reason}") from None
             try:
                 root = ET.fromstring(resp.content)
             except ET.ParseError:
                 if resp.status_code >= 400:
                     raise _FredHTTPError(resp.status_code, resp.reason or "error") from None
-                raise SourceError(f"fred: response from {_host(self.root_url)} is not XML") from None
+                raise SourceError(f"fred: response from {host_of(self.root_url)} is not XML") from None
             if resp.status_code >= 400 or root.tag == "error":
                 raise _FredHTTPError(resp.status_code, root.get("message") or resp.reason or "error")
             return root
@@ -189,12 +189,6 @@ def _observation_problem(el: ET.Element) -> str | None:
     if not math.isfinite(number):
         return f"value is not a finite number (got {value!r})"
     return None
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc or url
 
 
 class FredSource:

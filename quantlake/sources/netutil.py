@@ -11,6 +11,7 @@ import socket
 import ssl
 import urllib.error
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 # Connect fast (an offline machine or a dead host should fail in seconds), read patiently (a year of
 # CFTC data or a long FRED series can take a while on a slow link).
@@ -43,6 +44,11 @@ def mask_secrets(text: str, *secrets: str | None) -> str:
         if s:
             out = out.replace(s, "***")
     return out
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL, for error lines (never the path or query, which may carry a key)."""
+    return urlsplit(url).netloc or "?"
 
 
 def one_line(text: str, limit: int = 200) -> str:

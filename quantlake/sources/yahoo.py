@@ -45,7 +45,7 @@ import pandas as pd
 from quantlake import config
 from quantlake.errors import InvalidSymbolError, QuantlakeError, SourceError, SourceUnavailableError
 from quantlake.sources.base import ROW_NO, RawBatch
-from quantlake.sources.netutil import Timeouts, offline_reason, one_line
+from quantlake.sources.netutil import Timeouts, host_of, offline_reason, one_line
 from quantlake.tables import validate_symbol
 
 NAME = "yahoo"
@@ -280,7 +280,7 @@ class YahooSource:
                 self._session.reset()
 
     def _host(self) -> str:
-        return urlsplit(self.base_url).netloc if self.base_url else "query2.finance.yahoo.com"
+        return host_of(self.base_url) if self.base_url else "query2.finance.yahoo.com"
 
 
 def _history(ticker: Any, sym: str, *, known: bool, **kwargs: Any) -> pd.DataFrame:
