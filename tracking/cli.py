@@ -1,0 +1,235 @@
+"""Commands ``quantlake runs ...``, ``quantlake models ...`` and ``quantlake ui ...``.
+
+Heavy imports (mlflow ~5 s) happen inside the commands so ``quantlake --help`` stays fast.  Errors are
+:mod:`quantlake.errors` types; ``quantlake.cli.main`` prints them as one line with their exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+runs_app = typer.Typer(help="Tracked runs: list, compare, reproduce (MLflow).", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models and strategies: list, promote.", no_args_is_help=True)
+ui_app = typer.Typer(help="Start the MLflow or Prefect UI on localhost.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(models_app, name="models")
+    app.add_typer(ui_app, name="ui")
+
+
+# ------------------------------------------------------------------------------------------------ runs
+@runs_app.command("list")
+def runs_list(
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Only this experiment")] = None,
+    limit: Annotated[int, typer.Option(help="Newest runs to show")] = 20,
+) -> None:
+    """Recent runs with job, status, start time and the lake versions they read."""
+    from tracking.compare import fmt
+    from tracking.run_context import client
+    from tracking.runs import experiment_id, experiment_names, runs_frame, search
+
+    c = client()
+    names = experiment_names(c)
+    ids = [experiment_id(c, experiment)] if experiment else list(names)
+    frame = runs_frame(search(c, ids, limit=max(limit, 1)), names)
+    if frame.empty:
+        console.print("No runs yet. Research commands and `quantlake demo` log runs here.")
+        return
+    t = Table(title="runs")
+    for col in ("run id", "experiment", "run", "job", "status", "started (UTC)", "s", "lake", "reproduces"):
+        t.add_column(col, justify="right" if col == "s" else "left", no_wrap=col == "run id")
+    lake_cols = sorted(col for col in frame.columns if col.startswith("lake."))
+    for _, r in frame.iterrows():
+        lake = " ".join(f"{col[5:]}@{int(r[col])}" for col in lake_cols if r[col] == r[col])
+        t.add_row(
+            r["run_id"],
+            r["experiment"],
+            r["run_name"],
+            r["job"],
+            r["status"],
+            fmt(r["start_time"]),
+            fmt(r["duration_s"]),
+            lake,
+            str(r["reproduces"])[:8],
+        )
+    console.print(t)
+
+
+@runs_app.command("jobs")
+def runs_jobs() -> None:
+    """Registered jobs (what `runs run` and `runs reproduce` can execute)."""
+    from tracking.jobs import list_jobs
+
+    t = Table(title="registered jobs")
+    for col in ("job", "experiment", "config", "description"):
+        t.add_column(col)
+    for j in list_jobs():
+        t.add_row(j.name, j.experiment, j.config_model.__name__, j.description)
+    console.print(t)
+
+
+def _load_config(path: Path | None, sets: list[str]) -> dict[str, Any]:
+    from quantlake.errors import ConfigError, MalformedFileError
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise MalformedFileError(f"cannot read config {path}: {exc.strerror}") from None
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                loaded = yaml.safe_load(text)
+            else:
+                loaded = json.loads(text)
+        except Exception as exc:
+            raise MalformedFileError(f"config {path} is not valid {path.suffix or 'JSON'}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise MalformedFileError(f"config {path} must hold a mapping of field: value")
+        data.update(loaded)
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects FIELD=VALUE (VALUE as JSON or text), got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return data
+
+
+@runs_app.command("run")
+def runs_run(
+    job: Annotated[str, typer.Argument(help="Registered job name (see `quantlake runs jobs`)")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (JSON or YAML)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override one field: FIELD=VALUE (dotted, JSON values)")
+    ] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Default: the job's")] = None,
+) -> None:
+    """Run a registered job as a tracked run on the current lake."""
+    from tracking.jobs import run_job
+
+    run_id = run_job(job, _load_config(config, set_ or []), experiment=experiment)
+    console.print(f"run [bold]{run_id}[/] finished")
+    _print_metrics(run_id)
+
+
+def _print_metrics(run_id: str) -> None:
+    from tracking.compare import fmt
+    from tracking.run_context import client
+
+    metrics = client().get_run(run_id).data.metrics
+    t = Table(title="metrics")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in sorted(metrics):
+        t.add_row(k, fmt(metrics[k]))
+    console.print(t)
+
+
+@runs_app.command("reproduce")
+def runs_reproduce(
+    run_id: Annotated[str, typer.Argument(help="MLflow run id to re-execute")],
+    lake_root: Annotated[
+        Path | None, typer.Option(help="Lake directory (default $QUANTLAKE_HOME/lake)")
+    ] = None,
+) -> None:
+    """Re-execute a run with its recorded config and table versions; exit 0 if every metric is identical."""
+    from tracking.reproduce import reproduce
+
+    result = reproduce(run_id, lake_root)
+    spec = result.original
+    pins = ", ".join(f"{t}@{v}" for t, v in sorted(spec.pins.items())) or "no lake tables"
+    console.print(f"reproduced [bold]{spec.job}[/] run {run_id} as {result.new_run_id} on {pins}")
+    if result.code_changed:
+        console.print(f"[yellow]code differs: recorded {spec.code_version}, now {result.code_version}[/]")
+    if result.unpinned_reads:
+        tables = ", ".join(f"{t}@{v}" for t, v in sorted(result.unpinned_reads.items()))
+        console.print(f"[yellow]the job now also reads tables the original did not (unpinned): {tables}[/]")
+    t = Table(title="metrics (exact comparison)")
+    for col in ("metric", "original", "reproduced", "identical"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for m in result.metrics:
+        mark = "[green]yes[/]" if m.identical else "[bold red]NO[/]"
+        t.add_row(m.name, _exact(m.original), _exact(m.reproduced), mark)
+    console.print(t)
+    differing = [m.name for m in result.metrics if not m.identical]
+    if differing:
+        console.print(
+            f"[bold red]NOT identical[/]: {len(differing)} of {len(result.metrics)} metric(s) differ"
+        )
+        raise typer.Exit(1)
+    console.print(f"[bold green]identical[/]: all {len(result.metrics)} metric(s) match exactly")
+
+
+def _exact(value: float | None) -> str:
+    return "missing" if value is None else repr(value)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment name")],
+    metric: Annotated[
+        str | None, typer.Option(help="Rank by this metric (default: sharpe if logged)")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Runs to show")] = 20,
+    ascending: Annotated[bool, typer.Option("--ascending", help="Smaller is better (e.g. drawdown)")] = False,
+    report: Annotated[bool, typer.Option(help="Write the HTML comparison report")] = True,
+    output: Annotated[
+        Path | None, typer.Option(help="Report path (default under $QUANTLAKE_HOME/reports)")
+    ] = None,
+) -> None:
+    """Leaderboard of an experiment's finished runs and an HTML comparison report."""
+    from tracking.compare import leaderboard, to_rich, write_report
+
+    board = leaderboard(experiment, metric, top, ascending)
+    console.print(to_rich(board))
+    if report:
+        path = write_report(board, output)
+        console.print(f"report: {path}")
+
+
+# ------------------------------------------------------------------------------------------------ ui
+@ui_app.command("mlflow")
+def ui_mlflow(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000,
+) -> None:
+    """Serve the MLflow UI over quantlake's runs (until Ctrl-C)."""
+    from tracking.scrub import Scrubber
+    from tracking.ui import LOCALHOST, check_port, mlflow_command, run_foreground
+
+    check_port(LOCALHOST, port)
+    cmd = mlflow_command(port)
+    store = Scrubber().text(cmd[cmd.index("--backend-store-uri") + 1])
+    console.print(f"MLflow UI on [bold]http://{LOCALHOST}:{port}[/] (store {store}) — Ctrl-C to stop")
+    raise typer.Exit(run_foreground(cmd))
+
+
+@ui_app.command("prefect")
+def ui_prefect(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 4200,
+) -> None:
+    """Serve the Prefect API and UI (until Ctrl-C)."""
+    from tracking.ui import LOCALHOST, check_port, prefect_command, run_foreground
+
+    check_port(LOCALHOST, port)
+    console.print(f"Prefect UI on [bold]http://{LOCALHOST}:{port}[/] — Ctrl-C to stop")
+    raise typer.Exit(run_foreground(prefect_command(port)))
