@@ -17,7 +17,9 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -75,11 +77,10 @@ def _net(httpserver: HTTPServer, today: dt.date = dt.date(2024, 1, 15), **kw: ob
     return CotSource(base_url=httpserver.url_for(HISTORY), today=lambda: today, **kw)  # type: ignore[arg-type]
 
 
-def _row(frame: object, code: str, day: dt.date) -> dict[str, object]:
-    f = frame  # a DataFrame
-    rows = f[(f["market_code"] == code) & (f["report_date"] == day)].to_dict("records")  # type: ignore[index]
+def _row(f: pd.DataFrame, code: str, day: dt.date) -> dict[str, Any]:
+    rows = f[(f["market_code"] == code) & (f["report_date"] == day)].to_dict("records")
     assert len(rows) == 1
-    return rows[0]  # type: ignore[no-any-return]
+    return {str(k): v for k, v in rows[0].items()}
 
 
 def test_normalize_header_absorbs_cftc_quirks() -> None:
@@ -88,6 +89,7 @@ def test_normalize_header_absorbs_cftc_quirks() -> None:
     assert normalize_header("Report_Date_as_YYYY-MM-DD") == "report_date_as_yyyy_mm_dd"
 
 
+@pytest.mark.integration
 def test_download_disaggregated_years_and_map_columns(httpserver: HTTPServer, cftc: FakeCftc) -> None:
     src = _net(httpserver)
     assert isinstance(src, CotProtocol) and src.incremental
@@ -108,11 +110,12 @@ def test_download_disaggregated_years_and_map_columns(httpserver: HTTPServer, cf
     assert (crude["managed_money_long"], crude["managed_money_short"]) == (226699, 136214)
     assert (crude["other_rept_long"], crude["other_rept_short"]) == (110488, 139021)
     assert (crude["nonrept_long"], crude["nonrept_short"]) == (957413, 500646)
-    assert math.isnan(float(crude["dealer_long"]))  # type: ignore[arg-type]  # a financial-report column
+    assert math.isnan(float(crude["dealer_long"]))  # a financial-report column
     assert crude[ROW_NO] == 7  # rows count across files: the 2023 file had 6 data rows
     assert f["open_interest"].dtype == float
 
 
+@pytest.mark.integration
 def test_financial_report(httpserver: HTTPServer, cftc: FakeCftc) -> None:
     batch = _net(httpserver).cot("financial", dt.date(2024, 1, 1), dt.date(2024, 1, 5))
     assert [n for n, _ in cftc.requests] == ["com_fin_txt_2024.zip"]
@@ -124,15 +127,17 @@ def test_financial_report(httpserver: HTTPServer, cftc: FakeCftc) -> None:
     assert set(f["report_type"]) == {"financial"}
     for col in ("dealer_long", "asset_mgr_short", "lev_money_long", "nonrept_short", "open_interest"):
         assert es[col] > 0
-    assert math.isnan(float(es["prod_merc_long"]))  # type: ignore[arg-type]
+    assert math.isnan(float(es["prod_merc_long"]))
 
 
+@pytest.mark.integration
 def test_futures_only_files(httpserver: HTTPServer, cftc: FakeCftc) -> None:
     batch = _net(httpserver, futures_only=True).cot("disaggregated", dt.date(2024, 1, 1), None)
     assert [n for n, _ in cftc.requests] == ["fut_disagg_txt_2024.zip"]
     assert len(batch.frame) == 6
 
 
+@pytest.mark.integration
 def test_unpublished_current_year_is_empty_but_a_missing_past_year_is_an_error(
     httpserver: HTTPServer, cftc: FakeCftc
 ) -> None:
@@ -144,6 +149,7 @@ def test_unpublished_current_year_is_empty_but_a_missing_past_year_is_an_error(
         _net(httpserver).cot("financial", dt.date(2023, 6, 1), None)
 
 
+@pytest.mark.integration
 def test_server_failures(httpserver: HTTPServer, cftc: FakeCftc) -> None:
     cftc.override["com_fin_txt_2024.zip"] = Response("<html>busy</html>", status=503)
     with pytest.raises(SourceError, match="HTTP 503"):
@@ -249,6 +255,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.integration
 def test_refused_connection_is_unavailable_fast() -> None:
     src = CotSource(base_url=f"http://127.0.0.1:{_closed_port()}{HISTORY}", today=lambda: dt.date(2024, 1, 15))
     t0 = time.monotonic()
@@ -283,6 +290,7 @@ def silent_port() -> Iterator[int]:
     srv.close()
 
 
+@pytest.mark.integration
 def test_hung_server_times_out(silent_port: int) -> None:
     src = CotSource(base_url=f"http://127.0.0.1:{silent_port}{HISTORY}", timeouts=Timeouts(0.5, 0.5),
                     today=lambda: dt.date(2024, 1, 15))  # fmt: skip
@@ -290,3 +298,14 @@ def test_hung_server_times_out(silent_port: int) -> None:
     with pytest.raises(SourceUnavailableError, match="timed out"):
         src.cot("financial", dt.date(2023, 1, 1), None)  # two years: the first failure ends the call
     assert time.monotonic() - t0 < 2
+
+
+@pytest.mark.integration
+def test_batches_land_in_the_lake(httpserver: HTTPServer, cftc: FakeCftc, lake: object) -> None:
+    from quantlake.ingest import ingest_cot
+
+    src = _net(httpserver)
+    (rep,) = ingest_cot(lake, src, start=dt.date(2024, 1, 1), progress=False)  # type: ignore[arg-type]
+    assert (rep.accepted, rep.rejected, rep.inserted, rep.failures) == (6 + 6, 0, 12, {})
+    (again,) = ingest_cot(lake, src, start=dt.date(2024, 1, 1), progress=False)  # type: ignore[arg-type]
+    assert again.inserted == 0 and again.updated == 0

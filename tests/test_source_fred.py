@@ -32,6 +32,8 @@ from quantlake.sources.base import ROW_NO, MacroSource
 from quantlake.sources.fred import FredSource
 from quantlake.sources.netutil import Timeouts
 
+pytestmark = pytest.mark.integration  # local HTTP servers
+
 FIX = Path(__file__).parent / "fixtures" / "fred"
 KEY = "abcdef0123456789abcdef0123456789"  # FRED keys are 32 lower-case alphanumerics
 
@@ -175,7 +177,12 @@ def test_prefect_secret_block_is_the_fallback(
 ) -> None:
     monkeypatch.delenv("FRED_API_KEY", raising=False)
     asked: list[str] = []
-    monkeypatch.setattr(fred_mod, "_prefect_secret", lambda name: asked.append(name) or KEY)
+
+    def secret(name: str) -> str:
+        asked.append(name)
+        return KEY
+
+    monkeypatch.setattr(fred_mod, "_prefect_secret", secret)
     assert len(_source(httpserver).macro("DGS10", None, None).frame) == 9
     assert asked == ["fred-api-key"]
     monkeypatch.setenv("FRED_API_KEY", KEY)  # the environment wins: no block lookup
@@ -273,3 +280,12 @@ def test_the_key_never_appears_in_errors(
     for e in errors:
         assert KEY not in str(e) and KEY not in repr(e.args)
         assert e.__cause__ is None and e.__suppress_context__  # no chained urllib/requests error with the URL
+
+
+def test_vintage_batches_land_in_the_lake(httpserver: HTTPServer, fake: FakeFred, keyed: None, lake: object) -> None:
+    from quantlake.ingest import ingest_macro
+
+    (rep,) = ingest_macro(lake, _source(httpserver, vintages=True), ["GDP"], progress=False)  # type: ignore[arg-type]
+    assert (rep.accepted, rep.rejected, rep.inserted) == (5, 0, 5)
+    df = lake.query("SELECT count(DISTINCT realtime_start) AS n FROM macro_series WHERE date = '2013-10-01'")  # type: ignore[attr-defined]
+    assert int(df["n"][0]) == 3

@@ -28,6 +28,8 @@ from quantlake.sources.base import ROW_NO, EquitySource, OptionSource
 from quantlake.sources.netutil import Timeouts
 from quantlake.sources.yahoo import YahooSource
 
+pytestmark = pytest.mark.integration  # local HTTP servers
+
 FIX = Path(__file__).parent / "fixtures" / "yahoo"
 CRUMB = "Zq5.tEsT/crumb"
 COOKIE_VALUE = "d=AQABBFakeCookie&S=AQAAAFake"
@@ -124,10 +126,10 @@ def fresh_yfinance(ql_home: Path) -> Iterator[None]:
     """yfinance keeps a process-wide session/crumb singleton and an lru cache of responses: reset both."""
     from yfinance.data import YfData
 
-    type(YfData)._instances.pop(YfData, None)  # type: ignore[attr-defined]
+    type(YfData)._instances.pop(YfData, None)
     YfData.cache_get.cache_clear()
     yield
-    type(YfData)._instances.pop(YfData, None)  # type: ignore[attr-defined]
+    type(YfData)._instances.pop(YfData, None)
     YfData.cache_get.cache_clear()
 
 
@@ -202,6 +204,14 @@ def test_etf_dividend(yahoo: YahooSource) -> None:
     acts = yahoo.actions("SPY", dt.date(2019, 3, 11), dt.date(2019, 3, 19))
     assert acts is not None
     assert acts.frame[["date", "kind", "value"]].values.tolist() == [[dt.date(2019, 3, 15), "dividend", 1.233]]
+
+
+def test_open_ranges(yahoo: YahooSource, fake: FakeYahoo) -> None:
+    assert len(yahoo.bars("SPY", None, None).frame) == 7  # everything Yahoo has
+    f = yahoo.bars("AAPL", None, dt.date(2014, 5, 9)).frame
+    assert list(f["date"]) == [dt.date(2014, 5, d) for d in (5, 6, 7, 8, 9)]
+    f = yahoo.bars("AAPL", dt.date(2014, 6, 12), None).frame
+    assert list(f["date"]) == [dt.date(2014, 6, 12), dt.date(2014, 6, 13)]
 
 
 def test_range_without_trading_days_is_empty_not_an_error(yahoo: YahooSource) -> None:
@@ -360,3 +370,15 @@ def test_hung_server_times_out_once_not_per_fallback(fresh_yfinance: None, silen
         src.bars("AAPL", dt.date(2014, 6, 2), dt.date(2014, 6, 13))
     # curl's total limit is connect + read = 1 s; yfinance would try 3 URLs without the short-circuit
     assert time.monotonic() - t0 < 2.5
+
+
+# ----------------------------------------------------------------------------------------------- downstream
+def test_batches_pass_validation_and_land_in_the_lake(yahoo: YahooSource, lake: Any) -> None:
+    from quantlake.ingest import ingest_equity, ingest_options
+
+    bars, actions = ingest_equity(lake, yahoo, ["AAPL"], dt.date(2014, 5, 5), dt.date(2014, 6, 13), progress=False)
+    assert (bars.accepted, bars.rejected, actions.accepted, actions.rejected) == (29, 0, 2, 0)
+    (opts,) = ingest_options(lake, yahoo, ["SPY"], progress=False)
+    assert (opts.accepted, opts.rejected) == (10, 0)
+    again = ingest_equity(lake, yahoo, ["AAPL"], dt.date(2014, 5, 5), dt.date(2014, 6, 13), progress=False)
+    assert again[0].inserted == 0
