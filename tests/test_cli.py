@@ -1,0 +1,109 @@
+"""The CLI as a user meets it: --help everywhere, one clear line and exit 2 for mistakes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+
+from quantlake.cli import app
+
+EXE = [sys.executable, "-m", "quantlake.cli"]
+
+
+def run(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "QUANTLAKE_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _all_command_paths() -> list[list[str]]:
+    root = typer.main.get_command(app)
+    out: list[list[str]] = []
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        out.append(path)
+        if hasattr(cmd, "commands"):  # a group (typer may vendor its own click)
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+
+    walk(root, [])
+    return out
+
+
+def test_help_on_every_command() -> None:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    paths = _all_command_paths()
+    assert ["lake", "tables"] in paths and ["query"] in paths and ["ingest", "equity"] in paths
+    for path in paths:
+        res = runner.invoke(app, [*path, "--help"])
+        assert res.exit_code == 0, (path, res.output)
+        assert "Usage" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ingest", "equity", "--symbols", "BAD SYMBOL!"], "invalid symbol"),
+        (["ingest", "equity", "--symbols", "ZZZZ"], "unknown symbol(s) for source 'sample': ZZZZ"),
+        (["ingest", "equity", "--start", "2020-13-01"], "Invalid value for '--start'"),
+        (["ingest", "equity", "--source", "nope"], "unknown source 'nope'"),
+        (["ingest", "equity", "--source", "csv"], "needs --path"),
+        (["query", "select * from equity_bars"], "does not exist"),
+        (["lake", "history", "equity_bars"], "does not exist"),
+        (["query", "select 1", "--as-of", "equity_bars"], "TABLE=VERSION"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    res = run(args, tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert needle in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_malformed_file_is_a_user_error(tmp_path: Path) -> None:
+    d = tmp_path / "vendor"
+    d.mkdir()
+    (d / "ACME.csv").write_text("day;px\n2020-01-01;3\n")
+    res = run(["ingest", "equity", "--source", "csv", "--path", str(d)], tmp_path)
+    assert res.returncode == 2
+    assert "ACME.csv: missing required column(s)" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_ingest_query_and_quarantine_end_to_end(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = run(["ingest", "equity", "--source", "sample", "--no-progress"], home)
+    assert first.returncode == 0, first.stderr
+    again = run(["ingest", "equity", "--source", "sample", "--no-progress"], home)
+    assert again.returncode == 0, again.stderr
+    q = run(["query", "select symbol, count(*) n from equity_bars group by 1 order by 1", "-f", "json"], home)
+    rows = json.loads(q.stdout)
+    assert {r["symbol"] for r in rows} >= {"SPY", "AAPL", "GOOG", "INTC", "^VIX", "^GSPC"}
+    hist = run(["lake", "history", "equity_bars"], home)
+    assert hist.returncode == 0
+    # the second ingest committed nothing: still version 0
+    tables = run(["query", "select 1 as one", "--as-of", "equity_bars=0"], home)
+    assert tables.returncode == 0
+    missing_version = run(["query", "select 1", "--as-of", "equity_bars=1"], home)
+    assert missing_version.returncode == 2 and "has no version 1" in missing_version.stderr
+
+    d = tmp_path / "vendor"
+    d.mkdir()
+    (d / "ACME.csv").write_text(
+        "date,open,high,low,close,volume\n2021-01-04,10,11,9,10.5,100\n2021-01-05,10,9,11,10,100\n"
+    )
+    res = run(["ingest", "equity", "--source", "csv", "--path", str(d), "--no-progress"], home)
+    assert res.returncode == 0, res.stderr
+    assert "high < low" in res.stdout
+    rej = run(["query", 'select "table", row_no, reason from rejected_rows', "-f", "csv"], home)
+    assert rej.stdout.splitlines()[1:] == ['equity_bars,2,"high < low; close outside [low, high]"']

@@ -1,0 +1,135 @@
+"""The lakehouse contract: merge-by-key, versions, as-of reads, atomic failures, DuckDB views."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from quantlake.errors import LakeError, QueryError, TableNotFoundError, UserInputError, VersionNotFoundError
+from quantlake.lake import Lake, parse_as_of
+from quantlake.tables import TableSpec
+
+
+def bars(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "symbol": [r[0] for r in rows],
+            "date": [dt.date.fromisoformat(r[1]) for r in rows],
+            "close": [r[2] for r in rows],
+            "source": "test",
+        }
+    )
+
+
+def test_merge_inserts_then_skips_identical_rows_without_a_commit(lake: Lake) -> None:
+    first = lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0), ("B", "2020-01-02", 2.0)]))
+    assert (first.inserted, first.updated, first.version) == (2, 0, 0)
+    again = lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0), ("B", "2020-01-02", 2.0)]))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    assert not again.committed
+    assert lake.version("equity_bars") == 0
+    assert len(lake.read("equity_bars")) == 2
+
+
+def test_merge_updates_changed_rows_and_old_version_stays_readable(lake: Lake) -> None:
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0), ("A", "2020-01-03", 1.1)]))
+    res = lake.merge("equity_bars", bars([("A", "2020-01-03", 1.5), ("A", "2020-01-06", 1.6)]))
+    assert (res.inserted, res.updated, res.unchanged, res.version) == (1, 1, 0, 1)
+    now = lake.read("equity_bars")
+    assert now["close"].tolist() == [1.0, 1.5, 1.6]
+    then = lake.read("equity_bars", version=0)
+    assert then["close"].tolist() == [1.0, 1.1]
+    # no key appears twice after any number of merges
+    assert not now.duplicated(["symbol", "date"]).any()
+
+
+def test_pins_make_every_read_use_that_version(lake: Lake) -> None:
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0)]))
+    lake.merge("equity_bars", bars([("A", "2020-01-03", 2.0)]))
+    pinned = Lake(lake.root, pins={"equity_bars": 0})
+    assert len(pinned.read("equity_bars")) == 1
+    assert pinned.query("select count(*) n from equity_bars")["n"].iloc[0] == 1
+    assert pinned.versions_read == {"equity_bars": 0}
+    assert len(Lake(lake.root).read("equity_bars")) == 2
+
+
+def test_connect_exposes_views_and_as_of(lake: Lake) -> None:
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0)]))
+    lake.merge("equity_bars", bars([("B", "2020-01-02", 3.0)]))
+    con = lake.connect()
+    assert con.execute("select count(*) from equity_bars").fetchone() == (2,)
+    con_old = lake.connect(as_of={"equity_bars": 0})
+    assert con_old.execute("select symbol from equity_bars").fetchall() == [("A",)]
+    # parameters, not formatted strings
+    assert lake.query("select close from equity_bars where symbol = ?", ["B"])["close"].tolist() == [3.0]
+
+
+def test_errors_are_specific(lake: Lake) -> None:
+    with pytest.raises(TableNotFoundError):
+        lake.read("equity_bars")
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0)]))
+    with pytest.raises(VersionNotFoundError, match=r"versions 0\.\.0"):
+        lake.read("equity_bars", version=7)
+    with pytest.raises(QueryError):
+        lake.query("select nope from equity_bars")
+    with pytest.raises(TableNotFoundError):
+        lake.connect(as_of={"nope": 1})
+    with pytest.raises(UserInputError):
+        parse_as_of(["equity_bars:3"])
+    assert parse_as_of(["equity_bars=3", "macro_series=0"]) == {"equity_bars": 3, "macro_series": 0}
+
+
+def test_batch_with_duplicate_keys_is_refused_and_table_unchanged(lake: Lake) -> None:
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0)]))
+    with pytest.raises(LakeError, match="duplicate keys"):
+        lake.merge("equity_bars", bars([("A", "2020-01-03", 1.0), ("A", "2020-01-03", 2.0)]))
+    assert lake.version("equity_bars") == 0
+    with pytest.raises(LakeError, match="null"):
+        lake.merge("equity_bars", pd.DataFrame({"symbol": [None], "date": [dt.date(2020, 1, 1)], "close": [1.0]}))
+    with pytest.raises(LakeError, match="unexpected column"):
+        lake.merge("equity_bars", bars([("A", "2020-01-04", 1.0)]).assign(bogus=1))
+
+
+def test_info_reports_version_rows_and_date_range(lake: Lake) -> None:
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0), ("A", "2021-05-03", 1.0)]))
+    lake.merge("equity_bars", bars([("B", "2019-12-31", 1.0)]))
+    (info,) = lake.info()
+    assert (info.name, info.version, info.rows) == ("equity_bars", 1, 3)
+    assert (info.min_date, info.max_date) == (dt.date(2019, 12, 31), dt.date(2021, 5, 3))
+
+
+def test_replace_with_predicate_only_touches_matching_rows(lake: Lake) -> None:
+    spec = TableSpec(
+        "features_test",
+        ("symbol", "date"),
+        pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())]),
+        "date",
+    )
+    df = pd.DataFrame({"symbol": ["A", "B"], "date": [dt.date(2020, 1, 1)] * 2, "x": [1.0, 2.0]})
+    lake.replace("features_test", df, spec)
+    lake.replace("features_test", df[df.symbol == "A"].assign(x=9.0), spec, predicate="symbol = 'A'")
+    got = lake.read("features_test")
+    assert got["x"].tolist() == [9.0, 2.0]
+    # a lake opened without the code that declared the table still knows its key
+    assert Lake(lake.root).spec("features_test").keys == ("symbol", "date")
+
+
+def test_merge_into_table_keyed_on_reserved_words(lake: Lake) -> None:
+    q = pd.DataFrame(
+        {
+            "quote_date": [dt.date(2020, 1, 2)],
+            "underlying": ["SPY"],
+            "expiry": [dt.date(2020, 2, 21)],
+            "strike": [300.0],
+            "right": ["C"],
+            "bid": [1.0],
+            "ask": [1.2],
+        }
+    )
+    lake.merge("option_quotes", q)
+    res = lake.merge("option_quotes", q.assign(bid=1.1))
+    assert (res.updated, res.inserted) == (1, 0)
+    assert lake.read("option_quotes")["bid"].tolist() == [1.1]
