@@ -112,6 +112,7 @@ def test_download_disaggregated_years_and_map_columns(httpserver: HTTPServer, cf
     assert (crude["nonrept_long"], crude["nonrept_short"]) == (957413, 500646)
     assert math.isnan(float(crude["dealer_long"]))  # a financial-report column
     assert crude[ROW_NO] == 7  # rows count across files: the 2023 file had 6 data rows
+    assert batch.origin == httpserver.url_for(f"{HISTORY}/com_disagg_txt_2023-2024.zip")
     assert f["open_interest"].dtype == float
 
 

@@ -39,7 +39,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quantlake.errors import MalformedFileError, SourceError, SourceUnavailableError, UserInputError
+from quantlake.errors import (
+    InvalidDateError,
+    MalformedFileError,
+    SourceError,
+    SourceUnavailableError,
+    UserInputError,
+)
 from quantlake.sources.base import ROW_NO, RawBatch
 from quantlake.sources.netutil import Timeouts, host_of, offline_reason, one_line
 
@@ -331,14 +337,14 @@ class CotSource:
     def cot(self, report_type: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch:
         report = report_type_of(report_type)
         if start and end and start > end:
-            raise UserInputError(f"start {start} is after end {end}")
+            raise InvalidDateError(f"cot: start {start} is after end {end}")
         if self.path is not None:
             tables = [t for t in self._local_tables() if detect_report(t.header) is report]
-            origin = str(self.path)
+            origin = f"{self.path}#{report.name}"  # one path may hold both reports
         else:
             tables, origin = self._download(report, start, end)
         frame, bad = tables_to_frame(tables, report, start, end)
-        return RawBatch("cot_positions", frame, f"{origin}#{report.name}", bad)
+        return RawBatch("cot_positions", frame, origin, bad)
 
     # ------------------------------------------------------------------ local files
     def _local_tables(self) -> list[_Table]:
@@ -380,8 +386,9 @@ class CotSource:
                     tables.extend(read_tables(data, url))
                 except MalformedFileError as exc:  # CFTC sent something else than its files
                     raise SourceError(f"cot: {exc}") from None
-        span = f"{years[0]}-{years[-1]}" if years else "none"
-        return tables, f"{self.url(report, 0).rsplit('/', 1)[0]}/{report.name}:{span}"
+        span = f"{years[0]}-{years[-1]}" if len(years) > 1 else str(years[0]) if years else "none"
+        pattern = report.futures_file if self.futures_only else report.combined_file
+        return tables, f"{self.base_url}/{pattern.format(year=span)}"  # e.g. .../com_fin_txt_2023-2024.zip
 
     def _get(self, url: str, missing_ok: bool) -> bytes | None:
         import requests

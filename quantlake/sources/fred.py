@@ -30,6 +30,7 @@ import math
 import os
 import re
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from quantlake.errors import (
+    InvalidDateError,
     InvalidSymbolError,
     MissingCredentialsError,
     QuantlakeError,
@@ -212,6 +214,7 @@ class FredSource:
         self.base_url = (base_url or DEFAULT_ROOT_URL).rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self._client: Any = None
+        self._lock = threading.Lock()  # the client keeps per-request state (unparsable rows)
 
     def __repr__(self) -> str:  # never show the key
         return f"FredSource(vintages={self.vintages}, base_url={self.base_url!r})"
@@ -222,7 +225,11 @@ class FredSource:
     def macro(self, series_id: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch:
         sid = validate_series_id(series_id)
         if start and end and start > end:
-            raise SourceError(f"fred: start {start} is after end {end}")
+            raise InvalidDateError(f"fred: start {start} is after end {end}")
+        with self._lock:
+            return self._macro(sid, start, end)
+
+    def _macro(self, sid: str, start: dt.date | None, end: dt.date | None) -> RawBatch:
         client = self._get_client()
         try:
             if self.vintages:

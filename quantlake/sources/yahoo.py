@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +44,13 @@ import numpy as np
 import pandas as pd
 
 from quantlake import config
-from quantlake.errors import InvalidSymbolError, QuantlakeError, SourceError, SourceUnavailableError
+from quantlake.errors import (
+    InvalidDateError,
+    InvalidSymbolError,
+    QuantlakeError,
+    SourceError,
+    SourceUnavailableError,
+)
 from quantlake.sources.base import ROW_NO, RawBatch
 from quantlake.sources.netutil import Timeouts, host_of, offline_reason, one_line
 from quantlake.tables import validate_symbol
@@ -61,6 +68,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_MEMO_SECONDS = 300.0
 _DATA_PATHS = ("/v7/", "/v8/", "/v10/")  # Yahoo's data endpoints (not the cookie/crumb/consent pages)
 
 
@@ -68,8 +76,8 @@ def _make_session(base_url: str | None, timeouts: Timeouts) -> Any:
     """A curl_cffi session (what yfinance wants) with capped timeouts, optional host rewrite, fail-fast.
 
     After a connection failure it fails the rest of the call at once instead of letting yfinance try its
-    cookie/crumb fallbacks (each would wait for its own timeout).  It also remembers the final HTTP status of each data request of the current call: yfinance turns a
-    5xx on its time-zone lookup into "no timezone" (which would read as an unknown symbol) and a 5xx on the
+    cookie/crumb fallbacks (each would wait for its own timeout).  It also remembers the final HTTP status
+    of each data request of the current call: yfinance turns a 5xx on its time-zone lookup into "no timezone" (which would read as an unknown symbol) and a 5xx on the
     chart into "no prices" (which would read as an empty range), so the adapter checks these itself.
     """
     from curl_cffi import requests as creq
@@ -159,7 +167,10 @@ class YahooSource:
         self.clock = clock
         self.max_expiries = max_expiries
         self._session = _make_session(base_url, self.timeouts)
-        self._history: OrderedDict[tuple[str, dt.date | None, dt.date | None], pd.DataFrame] = OrderedDict()
+        # bars() and actions() of one symbol share a download; kept briefly so "latest" never goes stale
+        self._history: OrderedDict[tuple[str, dt.date | None, dt.date | None], tuple[float, pd.DataFrame]] = (
+            OrderedDict()
+        )
 
     # ------------------------------------------------------------------ protocol
     def symbols(self) -> list[str]:
@@ -226,10 +237,11 @@ class YahooSource:
     # ------------------------------------------------------------------ internals
     def _daily(self, sym: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
         key = (sym, start, end)
-        if key in self._history:
-            return self._history[key]
+        cached = self._history.get(key)
+        if cached is not None and time.monotonic() - cached[0] < _MEMO_SECONDS:
+            return cached[1]
         if start and end and start > end:
-            raise SourceError(f"yahoo: start {start} is after end {end}")
+            raise InvalidDateError(f"yahoo: start {start} is after end {end}")
         kwargs: dict[str, Any] = {}
         if start is None:
             kwargs["period"] = "max"  # yfinance: everything (99 years back from end)
@@ -243,7 +255,8 @@ class YahooSource:
         if len(hist):  # Yahoo sometimes appends today's live bar past ``end``
             keep = [(start is None or d >= start) and (end is None or d <= end) for d in _dates(hist.index)]
             hist = hist[np.asarray(keep, dtype=bool)]
-        self._history[key] = hist
+        self._history[key] = (time.monotonic(), hist)
+        self._history.move_to_end(key)
         while len(self._history) > 16:
             self._history.popitem(last=False)
         return hist
