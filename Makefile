@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install demo test test-fast lint typecheck bench lock clean
+.PHONY: install chromium demo test test-fast lint typecheck bench lock clean
 
 install: ## create .venv and install quantlake with every dependency (from requirements.lock)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; quantlake needs Python 3.11" >&2; exit 2; }
@@ -16,7 +16,15 @@ install: ## create .venv and install quantlake with every dependency (from requi
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@$(MAKE) --no-print-directory chromium
 	@$(BIN)/quantlake --version
+
+chromium: ## headless Chromium for the UI end-to-end test (Debian package; needs root or sudo)
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  && echo "chromium: installed $$(command -v chromium)"; \
+	else echo "note: chromium not installed (needs root + apt-get); the UI end-to-end test will fail without it" >&2; fi
 
 demo: ## run the whole pipeline offline on the embedded sample data
 	$(BIN)/quantlake demo
