@@ -61,7 +61,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 _LOCK = threading.RLock()  # yfinance's session/crumb singleton and config are process-wide
 _cache_dir_set: Path | None = None
 
-logging.getLogger("yfinance").addHandler(logging.NullHandler())  # no stray stderr lines from yfinance
+# no stray stderr lines: yfinance logs its fallbacks, and bs4 (which yfinance uses on Yahoo's consent pages)
+# warns about undecodable bytes; with a NullHandler Python's last-resort stderr handler stays silent, while
+# handlers an application installs on the root logger (Prefect's) still receive the records
+for _name in ("yfinance", "bs4"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 
 
 def _utcnow() -> dt.datetime:
