@@ -204,7 +204,7 @@ def runs_compare(
     console.print(to_rich(board))
     if report:
         path = write_report(board, output)
-        console.print(f"report: {path}")
+        console.print(f"report: {path}", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------ ui
