@@ -7,10 +7,9 @@ Why not let :class:`pydantic.ValidationError` escape: the CLI (and execution) tu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-from pydantic_core.core_schema import ValidatorFunctionWrapHandler
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from quantlake.errors import ConfigError
 
@@ -26,14 +25,23 @@ def describe(exc: ValidationError, model: str) -> str:
 
 
 class RiskModel(BaseModel):
-    """Frozen, extra fields forbidden, validation errors → :class:`ConfigError` naming the field."""
+    """Frozen, extra fields forbidden, validation errors → :class:`ConfigError` naming the field.
+
+    Conversion happens at the outermost model (``__init__`` / :meth:`model_validate`), so a nested field
+    is named with its full path (``AdaptiveSizing.regimes.high_vol``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _as_config_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    def __init__(self, /, **data: Any) -> None:
         try:
-            return handler(data)
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, type(self).__name__)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate(obj, **kwargs)
         except ValidationError as exc:
             raise ConfigError(describe(exc, cls.__name__)) from None

@@ -298,14 +298,18 @@ DEFAULT_ADAPTIVE = AdaptiveSizing()
 def regime_multiplier(regime: str, config: AdaptiveSizing = ...) -> float: ...
 @overload
 def regime_multiplier(regime: pd.Series, config: AdaptiveSizing = ...) -> pd.Series: ...
-def regime_multiplier(regime: str | pd.Series, config: AdaptiveSizing = DEFAULT_ADAPTIVE) -> float | pd.Series:
+def regime_multiplier(
+    regime: str | pd.Series, config: AdaptiveSizing = DEFAULT_ADAPTIVE
+) -> float | pd.Series:
     """Risk-budget multiplier of a regime label (or a Series of labels). Unknown labels raise."""
     table = config.regimes.as_dict()
     if isinstance(regime, pd.Series):
         out = regime.map(table)
         bad = regime[out.isna()]
         if len(bad):
-            raise UnknownRegimeError(f"unknown regime label(s) {sorted(map(str, set(bad)))}; known: {REGIMES}")
+            raise UnknownRegimeError(
+                f"unknown regime label(s) {sorted(map(str, set(bad)))}; known: {REGIMES}"
+            )
         return out.astype(float)
     if regime not in table:
         raise UnknownRegimeError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
@@ -333,7 +337,9 @@ def confidence_multiplier(
     if isinstance(confidence, pd.Series):
         labels = confidence
         if pd.api.types.is_numeric_dtype(confidence):
-            labels = pd.Series(confidence_label(confidence.to_numpy(dtype=float), config), index=confidence.index)
+            labels = pd.Series(
+                confidence_label(confidence.to_numpy(dtype=float), config), index=confidence.index
+            )
         out = labels.map(table)
         if out.isna().any():
             bad = sorted(map(str, set(labels[out.isna()])))
@@ -348,7 +354,11 @@ def confidence_multiplier(
 
 @overload
 def adaptive_quantity(
-    base_quantity: float, regime: str, confidence: str | float, config: AdaptiveSizing = ..., lot_size: float = ...
+    base_quantity: float,
+    regime: str,
+    confidence: str | float,
+    config: AdaptiveSizing = ...,
+    lot_size: float = ...,
 ) -> float: ...
 @overload
 def adaptive_quantity(
@@ -383,9 +393,13 @@ def adaptive_quantity(
     rm = regime_multiplier(regime, config)
     cm = confidence_multiplier(confidence, config)
     series = [x for x in (base_quantity, rm, cm) if isinstance(x, pd.Series)]
-    scaled = np.asarray(base_quantity, dtype=float) * np.asarray(rm, dtype=float) * np.asarray(cm, dtype=float)
+    scaled = (
+        np.asarray(base_quantity, dtype=float) * np.asarray(rm, dtype=float) * np.asarray(cm, dtype=float)
+    )
     if series:
-        return _whole_lots(pd.Series(np.broadcast_to(scaled, len(series[0])), index=series[0].index), lot_size)
+        return _whole_lots(
+            pd.Series(np.broadcast_to(scaled, len(series[0])), index=series[0].index), lot_size
+        )
     if isinstance(base_quantity, np.ndarray):
         return _whole_lots(np.asarray(scaled, dtype=float), lot_size)
     return _whole_lots(float(scaled), lot_size)
