@@ -13,9 +13,8 @@ import pandas as pd
 
 from quantlake.config import paths
 from quantlake.errors import UserInputError
-from tracking.run_context import client
+from tracking.run_context import client, store_label
 from tracking.runs import experiment_id, experiment_names, runs_frame, search
-from tracking.scrub import Scrubber
 
 DEFAULT_METRIC = "sharpe"
 MAX_METRIC_COLUMNS = 6
@@ -143,7 +142,7 @@ def to_rich(board: Leaderboard) -> Any:
     for m in board.metric_columns:
         table.add_column(m, justify="right")
     for p in board.param_columns:
-        table.add_column(p)
+        table.add_column(f"{p} (param)")
     table.add_column("lake", no_wrap=True)
     for r in table_rows(board):
         lake = " ".join(f"{t}@{v}" for t, v in zip(board.lake_columns, r["lake"], strict=True) if v)
@@ -201,7 +200,7 @@ def write_report(board: Leaderboard, path: Path | None = None) -> Path:
         parallel=parallel,
         plotlyjs=get_plotlyjs(),
         generated=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        store=Scrubber().text(client().tracking_uri),
+        store=store_label(),
     )
     path.write_text(html, encoding="utf-8")
     return path

@@ -25,7 +25,7 @@ from quantlake.lake import Lake
 from tracking import provenance, tags
 from tracking.errors import NotReproducibleError, RunNotFoundError, TrackingError
 from tracking.jobs import get_job, run_job, validate_config
-from tracking.run_context import client
+from tracking.run_context import client, store_label
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -85,7 +85,7 @@ def get_run(c: MlflowClient, run_id: str) -> Run:
         return c.get_run(run_id)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RunNotFoundError(f"no run {run_id!r} in {c.tracking_uri}") from None
+            raise RunNotFoundError(f"no run {run_id!r} in {store_label(c.tracking_uri)}") from None
         raise TrackingError(f"cannot read run {run_id!r}: {exc.message}") from None
 
 

@@ -80,6 +80,11 @@ def configure_mlflow() -> str:
     return uri
 
 
+def store_label(uri: str | None = None) -> str:
+    """The tracking URI for messages (a password inside it masked)."""
+    return Scrubber(include_env=False).text(uri if uri is not None else tracking_uri())
+
+
 def client() -> MlflowClient:
     """An MlflowClient on quantlake's store (tracking and registry)."""
     uri = configure_mlflow()
@@ -116,7 +121,7 @@ def get_or_create_experiment(name: str) -> str:
                 raise TrackingError(f"cannot create MLflow experiment {name!r}: {exc.message}") from None
             return str(exp.experiment_id)
     except MlflowException as exc:
-        raise TrackingError(f"MLflow store {c.tracking_uri} failed: {exc.message}") from None
+        raise TrackingError(f"MLflow store {store_label(c.tracking_uri)} failed: {exc.message}") from None
 
 
 def current_run() -> RunHandle | None:
@@ -307,7 +312,9 @@ def tracked_run(
             tags={k: scrubber.text(tag_value(v)) for k, v in start_tags.items()},
         )
     except MlflowException as exc:
-        raise TrackingError(f"cannot start an MLflow run in {c.tracking_uri}: {exc.message}") from None
+        raise TrackingError(
+            f"cannot start an MLflow run in {store_label(c.tracking_uri)}: {exc.message}"
+        ) from None
     handle = RunHandle(active.info.run_id, experiment_id, c, scrubber)
     token = _CURRENT.set(handle)
     try:
