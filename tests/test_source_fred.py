@@ -166,6 +166,8 @@ def test_missing_key(httpserver: HTTPServer, fake: FakeFred, monkeypatch: pytest
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     src = _source(httpserver)
     assert src.series_ids()  # listing needs no key
+    with pytest.raises(MissingCredentialsError):
+        src.check_credentials()  # what a CLI can call before it starts Prefect
     t0 = time.monotonic()
     with pytest.raises(MissingCredentialsError, match="FRED_API_KEY"):
         src.macro("DGS10", None, None)

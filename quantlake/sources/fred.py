@@ -222,6 +222,10 @@ class FredSource:
     def series_ids(self) -> list[str]:
         return list(self._series)
 
+    def check_credentials(self) -> None:
+        """Raise :class:`MissingCredentialsError` now if no key can be found (e.g. before starting a flow)."""
+        resolve_api_key(self._explicit_key)
+
     def macro(self, series_id: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch:
         sid = validate_series_id(series_id)
         if start and end and start > end:
