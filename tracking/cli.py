@@ -207,6 +207,92 @@ def runs_compare(
         console.print(f"report: {path}", soft_wrap=True)
 
 
+# ------------------------------------------------------------------------------------------------ models
+@models_app.command("list")
+def models_list() -> None:
+    """Registered models with their champion, previous champion and last promotion decision."""
+    from tracking.compare import fmt
+    from tracking.registry import list_models
+
+    models = list_models()
+    if not models:
+        console.print("No registered models yet. `quantlake demo` (or flows/train_models.py) trains some.")
+        return
+    t = Table(title="registered models")
+    for col in (
+        "model",
+        "kind",
+        "versions",
+        "latest",
+        "champion",
+        "champion OOS Sharpe",
+        "previous",
+        "last decision",
+    ):
+        t.add_column(col)
+    for m in models:
+        t.add_row(
+            m.name,
+            m.kind,
+            str(m.versions),
+            m.latest,
+            m.champion or "-",
+            fmt(m.champion_sharpe),
+            m.previous or "-",
+            m.last_decision,
+        )
+    console.print(t)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Registered model name")],
+    version: Annotated[int, typer.Option("--version", "-v", help="Version to promote")],
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails (recorded)")] = False,
+    note: Annotated[str, typer.Option(help="Why (recorded with the decision)")] = "",
+    gate: Annotated[Path | None, typer.Option(help="Gate thresholds file (JSON/YAML)")] = None,
+) -> None:
+    """Judge a version with the promotion gate; make it `champion` if it passes (exit 1 if rejected)."""
+    from tracking.promotion import gate_from_file, promote
+
+    decision = promote(name, version, gate_from_file(gate) if gate else None, force=force, note=note)
+    t = Table(title=f"promotion gate: {name} v{decision.version}")
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("detail")
+    for c in decision.checks:
+        t.add_row(c.name, "[green]pass[/]" if c.passed else "[bold red]FAIL[/]", c.detail)
+    console.print(t)
+    outcome = decision.outcome
+    if outcome == "promoted":
+        was = f" (v{decision.previous_champion} is now `previous`)" if decision.previous_champion else ""
+        console.print(f"[bold green]promoted[/]: {name} v{decision.version} is champion{was}")
+    elif outcome == "forced":
+        console.print(f"[bold yellow]forced[/]: {name} v{decision.version} is champion despite failed checks")
+    elif outcome == "unchanged":
+        console.print(f"{name} v{decision.version} already is the champion")
+    else:
+        console.print(f"[bold red]rejected[/]: {name} stays at champion v{decision.previous_champion or '-'}")
+    console.print(
+        f"decision recorded in run {decision.record_run_id} (experiment promotions)", soft_wrap=True
+    )
+    if outcome == "rejected":
+        raise typer.Exit(1)
+
+
+@models_app.command("history")
+def models_history(name: Annotated[str, typer.Argument(help="Registered model name")]) -> None:
+    """Every promotion decision about a model, newest first."""
+    from tracking.promotion import history
+
+    t = Table(title=f"promotions of {name}")
+    for col in ("at (UTC)", "version", "decision", "previous champion", "forced", "reasons"):
+        t.add_column(col)
+    for h in history(name):
+        t.add_row(h["at"], h["version"], h["decision"], h["previous_champion"], h["forced"], h["reasons"])
+    console.print(t)
+
+
 # ------------------------------------------------------------------------------------------------ ui
 @ui_app.command("mlflow")
 def ui_mlflow(
