@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from prefect.logging import get_run_logger
+from prefect.states import Failed, State
 
-from quantlake.ingest import IngestReport
+from quantlake.errors import QuantlakeError
+from quantlake.ingest import IngestReport, failures_error
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def quantlake_errors_fail_cleanly(fn: Callable[P, R]) -> Callable[P, R | State[Any]]:
+    """Turn a quantlake error into a Failed state carrying it (no traceback in the logs).
+
+    The run is still Failed in the Prefect UI with the one-line message, and a caller of the flow or task
+    gets the original exception back (Prefect re-raises the state's data), so the CLI prints one line.
+    Anything else (a bug) keeps its traceback.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | State[Any]:
+        try:
+            return fn(*args, **kwargs)
+        except QuantlakeError as exc:
+            return Failed(message=str(exc), data=exc)
+
+    return wrapper
+
+
+def finish(reports: list[IngestReport]) -> list[dict[str, Any]] | State[Any]:
+    """Log the reports; a Failed state naming every failed key if any failed (after the rest committed)."""
+    summary = log_reports(reports)
+    err = failures_error(reports)
+    if err is not None:
+        return Failed(message=str(err), data=err)
+    return summary
 
 
 def log_reports(reports: list[IngestReport]) -> list[dict[str, Any]]:

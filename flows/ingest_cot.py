@@ -1,20 +1,21 @@
 """Flow: ingest CFTC Commitments of Traders reports into ``cot_positions``."""
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
 from prefect import flow
+from prefect.states import State
 
-from flows._common import log_reports
+from flows._common import finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
-from quantlake.ingest import direct_fetch, ingest_cot, raise_for_failures
+from quantlake.ingest import direct_fetch, ingest_cot
 from quantlake.lake import Lake
 from quantlake.sources import get_source
 
 
 @flow(name="ingest-cot")
+@quantlake_errors_fail_cleanly
 def ingest_cot_flow(
     source: str = "cot",
     path: str | None = None,
@@ -23,7 +24,7 @@ def ingest_cot_flow(
     end: dt.date | None = None,
     full: bool = False,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State[Any]:
     src = get_source(source, path)
     reports = ingest_cot(
         Lake(),
@@ -35,6 +36,4 @@ def ingest_cot_flow(
         fetch=direct_fetch if path else network_fetch,
         progress=progress,
     )
-    summary = log_reports(reports)
-    raise_for_failures(reports)
-    return summary
+    return finish(reports)

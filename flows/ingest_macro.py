@@ -1,20 +1,21 @@
 """Flow: ingest macro series (FRED, with realtime_start vintages) into ``macro_series``."""
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
 from prefect import flow
+from prefect.states import State
 
-from flows._common import log_reports
+from flows._common import finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
-from quantlake.ingest import direct_fetch, ingest_macro, raise_for_failures
+from quantlake.ingest import direct_fetch, ingest_macro
 from quantlake.lake import Lake
 from quantlake.sources import NETWORK_SOURCES, get_source, rate_limit
 
 
 @flow(name="ingest-macro")
+@quantlake_errors_fail_cleanly
 def ingest_macro_flow(
     source: str = "sample",
     series: list[str] | None = None,
@@ -22,7 +23,7 @@ def ingest_macro_flow(
     end: dt.date | None = None,
     full: bool = False,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State[Any]:
     src = get_source(source)
     reports = ingest_macro(
         Lake(),
@@ -35,6 +36,4 @@ def ingest_macro_flow(
         rate_limit=rate_limit(source),
         progress=progress,
     )
-    summary = log_reports(reports)
-    raise_for_failures(reports)
-    return summary
+    return finish(reports)

@@ -1,22 +1,23 @@
 """Flow: ingest option-chain snapshots into ``option_quotes``."""
 
-from __future__ import annotations
 
 from typing import Any
 
 from prefect import flow
+from prefect.states import State
 
-from flows._common import log_reports
+from flows._common import finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
-from quantlake.ingest import direct_fetch, ingest_options, raise_for_failures
+from quantlake.ingest import direct_fetch, ingest_options
 from quantlake.lake import Lake
 from quantlake.sources import NETWORK_SOURCES, get_source, rate_limit
 
 
 @flow(name="ingest-options")
+@quantlake_errors_fail_cleanly
 def ingest_options_flow(
     source: str = "sample", underlyings: list[str] | None = None, progress: bool = True
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State[Any]:
     src = get_source(source)
     reports = ingest_options(
         Lake(),
@@ -26,6 +27,4 @@ def ingest_options_flow(
         rate_limit=rate_limit(source),
         progress=progress,
     )
-    summary = log_reports(reports)
-    raise_for_failures(reports)
-    return summary
+    return finish(reports)

@@ -11,7 +11,8 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from quantlake.errors import SourceError, UserInputError
+from flows._common import quantlake_errors_fail_cleanly
+from quantlake.errors import SourceError, SourceUnavailableError, UserInputError
 
 
 def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -20,6 +21,9 @@ def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bo
         state.result()
     except UserInputError:
         return False
+    except SourceUnavailableError as exc:
+        # a failed DNS lookup means no network at all: retrying within seconds only delays the error
+        return "DNS lookup failed" not in str(exc)
     except SourceError:
         return True
     except Exception:
@@ -37,6 +41,7 @@ def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bo
     task_run_name="fetch {label}",
     log_prints=True,
 )
+@quantlake_errors_fail_cleanly
 def fetch_task(fn: Callable[..., Any], args: Sequence[Any], label: str = "") -> Any:
     return fn(*args)
 
@@ -44,4 +49,5 @@ def fetch_task(fn: Callable[..., Any], args: Sequence[Any], label: str = "") -> 
 def network_fetch(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
     """The ``fetch`` hook of :mod:`quantlake.ingest` for network sources: one Prefect task per call."""
     label = f"{getattr(fn, '__name__', 'call')}({', '.join(str(a) for a in args if a is not None)})"
-    return fetch_task(fn, args, label=label)
+    state = fetch_task(fn, args, label=label, return_state=True)
+    return state.result()  # a Failed state re-raises the quantlake error it carries

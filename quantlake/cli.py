@@ -209,7 +209,8 @@ SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample | csv | y
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")]
 
 
-def _print_reports(summary: list[dict[str, Any]]) -> None:
+def _print_reports(summary: Any) -> None:
+    """Print a flow's ingest summary (a list of dicts; a failed flow has already raised)."""
     from quantlake.lake import Lake
 
     t = Table(title="ingest")
@@ -290,6 +291,11 @@ def ingest_macro_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """Macro series (FRED, keeping realtime_start vintages) → macro_series."""
+    from quantlake.sources import get_source
+
+    src = get_source(source)
+    if hasattr(src, "check_credentials"):
+        src.check_credentials()  # a missing API key is reported before Prefect starts
     from flows.ingest_macro import ingest_macro_flow
 
     _print_reports(

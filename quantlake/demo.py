@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
@@ -34,10 +35,14 @@ def stage_ingest(ctx: DemoContext) -> None:
     from flows.ingest_macro import ingest_macro_flow
     from flows.ingest_options import ingest_options_flow
 
-    rows = []
-    rows += ingest_equity_flow(source="sample", progress=True)
-    rows += ingest_options_flow(source="sample", progress=False)
-    rows += ingest_macro_flow(source="sample", progress=True)
+    rows: list[dict[str, Any]] = []
+    for result in (
+        ingest_equity_flow(source="sample", progress=True),
+        ingest_options_flow(source="sample", progress=False),
+        ingest_macro_flow(source="sample", progress=True),
+    ):
+        assert isinstance(result, list)  # a failed flow raises its error instead of returning
+        rows += result
     t = Table(title="ingested (sample source)")
     for col in ("table", "read", "accepted", "rejected", "inserted", "version"):
         t.add_column(col, justify="left" if col == "table" else "right")

@@ -351,18 +351,25 @@ def ingest_sample_all(lake: Lake, progress: bool = True, console: Console | None
     return reports
 
 
-def raise_for_failures(reports: Iterable[IngestReport]) -> None:
-    """After committing what succeeded: one error naming every key that failed.
+def failures_error(reports: Iterable[IngestReport]) -> QuantlakeError | None:
+    """One error naming every key that failed (None if nothing failed).
 
     A user error (exit 2) if every failure was the user's (unknown symbol...), else a source error (exit 1).
     """
     fails = [(k, exc) for r in reports for k, exc in r.failures.items()]
     if not fails:
-        return
+        return None
     if len(fails) == 1:
-        raise fails[0][1]
+        return fails[0][1]
     lines = "; ".join(f"{k}: {exc}" for k, exc in fails[:5]) + (" ..." if len(fails) > 5 else "")
     err: type[QuantlakeError] = (
         UserInputError if all(isinstance(e, UserInputError) for _, e in fails) else SourceError
     )
-    raise err(f"{len(fails)} item(s) failed, the rest were ingested: {lines}")
+    return err(f"{len(fails)} item(s) failed, the rest were ingested: {lines}")
+
+
+def raise_for_failures(reports: Iterable[IngestReport]) -> None:
+    """After committing what succeeded: raise :func:`failures_error` if anything failed."""
+    err = failures_error(reports)
+    if err is not None:
+        raise err
