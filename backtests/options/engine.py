@@ -1,0 +1,482 @@
+"""The option engine: what happens to the account on each bar that backtrader feeds it.
+
+Per bar, in this order (all at the bar's end-of-day prices — an EOD chain has no intraday quotes):
+
+1. interest on the cash balance since the previous bar, at the previous bar's rate;
+2. marks: every open leg is priced from the chain (observed, else modeled; see :mod:`quotes`);
+3. orders decided on the previous bar fill (``delay: next_bar``, the DESIGN §5 default);
+4. legs whose expiry settles today (the expiry date, or the trading day before it when it is a holiday):
+   index options settle in cash at intrinsic value, equity options in the money by at least 0.01 are
+   exercised/assigned into or out of shares at the strike, everything else expires worthless;
+5. managed exits (profit target, stop, time, DTE, regime shift) become close orders;
+6. the strategy decides; its orders fill now (``delay: same_bar``) or on the next bar;
+7. the day is recorded: equity, cash, margin requirement and excess, portfolio Greeks, leg-days priced
+   from observed vs modeled quotes.
+
+Opening orders that would leave the account with negative excess buying power (see :mod:`margin`) are
+rejected and recorded; closing orders are never blocked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from backtests.options import fills as fx
+from backtests.options import margin as mg
+from backtests.options.account import Account, Leg, Position
+from backtests.options.config import (
+    ChainMode,
+    Commissions,
+    Delay,
+    ExitRules,
+    FillConfig,
+    InterestConfig,
+    MarginConfig,
+    OptionsBacktestConfig,
+)
+from backtests.options.contracts import MULTIPLIER, Contract, monthly_expiries, settlement_dates
+from backtests.options.errors import OrderError
+from backtests.options.orders import CloseOrder, OptionOrder, Order, ShareOrder
+from backtests.options.quotes import ChainSnapshot, ChainSource, LegQuotes, Market
+
+EXERCISE_THRESHOLD = 0.01  # OCC exercise by exception: in the money by at least one cent
+
+
+@dataclass(frozen=True)
+class Bar:
+    date: dt.date
+    close: float
+    rate: float = 0.0
+    regime: str = "unknown"
+    iv_rank: float = float("nan")
+    vix: float = float("nan")
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    underlying: str
+    settlement: Literal["cash", "physical"] = "cash"
+    dividend_yield: float = 0.0
+    chain_mode: ChainMode = "observed_else_modeled"
+    fill: FillConfig = field(default_factory=FillConfig)
+    delay: Delay = "next_bar"
+    commissions: Commissions = field(default_factory=Commissions)
+    margin: MarginConfig = field(default_factory=MarginConfig)
+    interest: InterestConfig = field(default_factory=InterestConfig)
+
+    @classmethod
+    def from_config(cls, cfg: OptionsBacktestConfig, default_delay: Delay) -> EngineSettings:
+        return cls(
+            underlying=cfg.underlying, settlement=cfg.settlement, dividend_yield=cfg.market.dividend_yield,
+            chain_mode=cfg.chains.mode, fill=cfg.execution.fill, delay=cfg.execution.delay or default_delay,
+            commissions=cfg.commissions, margin=cfg.margin, interest=cfg.interest,
+        )
+
+
+class Strategy(Protocol):
+    name: str
+    default_delay: Delay
+
+    def on_bar(self, ctx: Context) -> list[Order]: ...
+
+
+class Context:
+    """What a strategy sees on a bar (read-only views plus chain access)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._e = engine
+
+    @property
+    def date(self) -> dt.date:
+        return self._e.bar.date
+
+    @property
+    def bar(self) -> Bar:
+        return self._e.bar
+
+    @property
+    def spot(self) -> float:
+        return self._e.bar.close
+
+    @property
+    def underlying(self) -> str:
+        return self._e.settings.underlying
+
+    @property
+    def cash(self) -> float:
+        return self._e.account.cash
+
+    @property
+    def shares(self) -> float:
+        return self._e.account.shares
+
+    def equity(self) -> float:
+        return self._e.account.equity(self.spot)
+
+    def positions(self, tag: str | None = None) -> list[Position]:
+        """Open positions not already being closed (optionally of one tag)."""
+        closing = self._e.closing_ids()
+        return [p for p in self._e.account.positions.values()
+                if p.id not in closing and (tag is None or p.tag == tag)]
+
+    def pending_opens(self, tag: str | None = None) -> int:
+        return sum(1 for o in self._e.pending if isinstance(o, OptionOrder) and (tag is None or o.tag == tag))
+
+    def pending_contracts(self, tag: str | None = None) -> int:
+        return sum(o.units * sum(abs(leg.ratio) for leg in o.legs) for o in self._e.pending
+                   if isinstance(o, OptionOrder) and (tag is None or o.tag == tag))
+
+    def pending_shares(self) -> int:
+        return sum(o.shares for o in self._e.pending if isinstance(o, ShareOrder))
+
+    def chain(self) -> pd.DataFrame | None:
+        """Today's chain with Greeks, or ``None`` when there is none."""
+        snap = self._e.snapshot()
+        return None if snap is None or len(snap) == 0 else snap.frame()
+
+    def quotes(self, contracts: Sequence[Contract]) -> LegQuotes:
+        return self._e.quotes(contracts)
+
+    @property
+    def is_roll_day(self) -> bool:
+        """Today settles a standard monthly (third-Friday) expiration."""
+        return self._e.bar.date in self._e.monthly_settlements
+
+    @property
+    def first_bar(self) -> bool:
+        return self._e.bars_seen == 1
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings, chains: ChainSource, strategy: Strategy, initial_cash: float,
+                 calendar: Sequence[dt.date]) -> None:
+        self.settings = settings
+        self.chains = chains
+        self.strategy = strategy
+        self.account = Account(initial_cash)
+        self.initial_cash = float(initial_cash)
+        self.calendar = np.asarray([np.datetime64(d, "D") for d in calendar], dtype="datetime64[D]")
+        self.calendar.sort()
+        if self.calendar.size:
+            first, last = self.calendar[0].astype(dt.date), self.calendar[-1].astype(dt.date)
+            months = monthly_expiries(first, last)
+            self.monthly_settlements = {d for d in settlement_dates(months, self.calendar) if d is not None}
+        else:
+            self.monthly_settlements = set()
+        self._settle_cache: dict[dt.date, dt.date | None] = {}
+        self.pending: list[Order] = []
+        self.daily: list[dict[str, Any]] = []
+        self.leg_days = {"observed": 0, "modeled": 0}
+        self.bars_seen = 0
+        self.bar = Bar(date=dt.date.min, close=float("nan"))
+        self._prev: Bar | None = None
+        self._snap: ChainSnapshot | None = None
+        self._snap_loaded = False
+        self._quote_cache: dict[Contract, tuple[float, ...]] = {}
+        self.ctx = Context(self)
+
+    # ------------------------------------------------------------------ market access
+    def market(self) -> Market:
+        return Market(self.bar.date, self.bar.close, self.bar.rate, self.settings.dividend_yield)
+
+    def snapshot(self) -> ChainSnapshot | None:
+        if not self._snap_loaded:
+            self._snap_loaded = True
+            frame = self.chains.chain(self.settings.underlying, self.bar.date, self.settings.chain_mode)
+            if frame is not None and len(frame):
+                self._snap = ChainSnapshot(frame, self.market(), self.settings.underlying)
+        return self._snap
+
+    def quotes(self, contracts: Sequence[Contract], last_iv: Sequence[float] | None = None) -> LegQuotes:
+        """Quotes of ``contracts`` today (cached per bar)."""
+        missing = [c for c in contracts if c not in self._quote_cache]
+        if missing:
+            ivs = None
+            if last_iv is not None:
+                by = dict(zip(contracts, last_iv, strict=True))
+                ivs = [by[c] for c in missing]
+            snap = self.snapshot()
+            if snap is None:
+                snap = ChainSnapshot(pd.DataFrame(columns=["expiry", "strike", "right", "bid", "ask"]),
+                                     self.market(), self.settings.underlying)
+            q = snap.quotes(missing, ivs)
+            for i, c in enumerate(missing):
+                self._quote_cache[c] = (q.bid[i], q.ask[i], q.mid[i], q.iv[i], q.delta[i], q.gamma[i], q.vega[i],
+                                        q.theta[i], float(q.modeled[i]), float(q.fallback[i]))
+        rows = np.array([self._quote_cache[c] for c in contracts], dtype=float).reshape(len(contracts), 10)
+        return LegQuotes(bid=rows[:, 0], ask=rows[:, 1], mid=rows[:, 2], iv=rows[:, 3], delta=rows[:, 4],
+                         gamma=rows[:, 5], vega=rows[:, 6], theta=rows[:, 7], modeled=rows[:, 8] > 0,
+                         fallback=rows[:, 9] > 0)
+
+    def settle_date(self, expiry: dt.date) -> dt.date | None:
+        if expiry not in self._settle_cache:
+            self._settle_cache[expiry] = settlement_dates([expiry], self.calendar)[0]
+        return self._settle_cache[expiry]
+
+    def closing_ids(self) -> set[int]:
+        return {o.position_id for o in self.pending if isinstance(o, CloseOrder)}
+
+    # ------------------------------------------------------------------ the bar
+    def on_bar(self, bar: Bar) -> None:
+        self.bar = bar
+        self.bars_seen += 1
+        self._snap, self._snap_loaded, self._quote_cache = None, False, {}
+        self._accrue_interest()
+        self._mark()
+        pending, self.pending = self.pending, []
+        for order in pending:
+            self._execute(order)
+        self._settle_expiries()
+        self._route(self._managed_exits())
+        self._route(self.strategy.on_bar(self.ctx))
+        self._record()
+        self._prev = bar
+
+    def _route(self, orders: Sequence[Order]) -> None:
+        for order in orders:
+            order.created = self.bar.date
+            if isinstance(order, OptionOrder | CloseOrder) and self.settings.fill.mode == "limit":
+                order.bars_left = self.settings.fill.limit_ttl_bars
+                order.limit = self._limit_for(order)
+            if self.settings.delay == "same_bar":
+                self._execute(order)
+            else:
+                self.pending.append(order)
+
+    # ------------------------------------------------------------------ interest and marks
+    def _accrue_interest(self) -> None:
+        prev = self._prev
+        if prev is None or not self.settings.interest.on_cash:
+            return
+        days = (self.bar.date - prev.date).days
+        cash = self.account.cash
+        rate = prev.rate if cash >= 0 else prev.rate + self.settings.interest.borrow_spread
+        if days > 0 and cash != 0 and math.isfinite(rate):
+            self.account.accrue(cash * math.expm1(rate * days / 365.0))
+
+    def _mark(self) -> None:
+        legs = [leg for p in self.account.positions.values() for leg in p.legs]
+        if not legs:
+            return
+        q = self.quotes([leg.contract for leg in legs], [leg.iv if math.isfinite(leg.iv) else leg.entry_iv
+                                                          for leg in legs])
+        for i, leg in enumerate(legs):
+            leg.mark, leg.iv, leg.delta = float(q.mid[i]), float(q.iv[i]), float(q.delta[i])
+            leg.gamma, leg.vega, leg.theta, leg.modeled = float(q.gamma[i]), float(q.vega[i]), float(q.theta[i]), \
+                bool(q.modeled[i])
+
+    # ------------------------------------------------------------------ execution
+    def _order_legs(self, order: OptionOrder | CloseOrder) -> tuple[list[Contract], np.ndarray, list[float]]:
+        """Contracts, signed contracts to trade, last IVs (for the fallback model)."""
+        if isinstance(order, OptionOrder):
+            contracts = [leg.contract for leg in order.legs]
+            ratio = np.array([leg.ratio * order.units for leg in order.legs], dtype=float)
+            return contracts, ratio, [float("nan")] * len(contracts)
+        pos = self.account.positions[order.position_id]
+        return ([leg.contract for leg in pos.legs], np.array([-leg.qty for leg in pos.legs], dtype=float),
+                [leg.iv for leg in pos.legs])
+
+    def _limit_for(self, order: OptionOrder | CloseOrder) -> float | None:
+        if isinstance(order, CloseOrder) and order.position_id not in self.account.positions:
+            return None
+        contracts, ratio, ivs = self._order_legs(order)
+        q = self.quotes(contracts, ivs)
+        return fx.limit_price(q.bid, q.ask, ratio, self.settings.fill.limit_offset)
+
+    def _execute(self, order: Order) -> None:
+        if isinstance(order, ShareOrder):
+            self._execute_shares(order)
+            return
+        if isinstance(order, CloseOrder) and order.position_id not in self.account.positions:
+            return  # settled or closed meanwhile
+        contracts, ratio, ivs = self._order_legs(order)
+        if any((s := self.settle_date(c.expiry)) is not None and s < self.bar.date for c in contracts) or any(
+                c.expiry < self.bar.date for c in contracts):
+            self.account.reject(self.bar.date, self._tag(order), "contract expired before the order could fill")
+            return
+        q = self.quotes(contracts, ivs)
+        if self.settings.fill.mode == "limit" and order.limit is not None:
+            if not fx.limit_fills(order.limit, q.bid, q.ask, ratio, self.settings.fill.limit_fill):
+                order.bars_left -= 1
+                if order.bars_left > 0:
+                    self.pending.append(order)
+                else:
+                    self.account.reject(self.bar.date, self._tag(order), "limit not filled", limit=order.limit)
+                return
+            prices = fx.allocate_limit(q.bid, q.ask, ratio, order.limit)
+        else:
+            prices = fx.leg_prices(q.bid, q.ask, ratio, self.settings.fill)
+        fees = fx.option_commission(float(np.abs(ratio).sum()), self.settings.commissions)
+        if isinstance(order, CloseOrder):
+            self._close(self.account.positions[order.position_id], prices, fees, q, order.reason)
+        else:
+            self._open(order, contracts, ratio, prices, fees, q)
+
+    @staticmethod
+    def _tag(order: Order) -> str:
+        return order.tag if isinstance(order, OptionOrder) else "close" if isinstance(order, CloseOrder) else "shares"
+
+    def _open(self, order: OptionOrder, contracts: list[Contract], qty: np.ndarray, prices: np.ndarray,
+              fees: float, q: LegQuotes) -> None:
+        spot = self.bar.close
+        legs = [
+            Leg(c, int(qty[i]), self.bar.date, float(prices[i]), fees * abs(qty[i]) / float(np.abs(qty).sum()),
+                float(q.iv[i]), float(q.delta[i]), spot, mark=float(q.mid[i]), iv=float(q.iv[i]),
+                delta=float(q.delta[i]), gamma=float(q.gamma[i]), vega=float(q.vega[i]), theta=float(q.theta[i]),
+                modeled=bool(q.modeled[i]))
+            for i, c in enumerate(contracts)
+        ]
+        cash_after = self.account.cash - float(np.sum(qty * MULTIPLIER * prices)) - fees
+        new = Position(-1, order.tag, legs, self.bar.date, order.units, 0.0, self.bar.regime)
+        excess, req = self.excess(extra=new, cash=cash_after)
+        if self.settings.margin.enabled and excess < -1e-6:
+            self.account.reject(self.bar.date, order.tag, "insufficient buying power", requirement=req,
+                                excess_after=excess, equity=self.account.equity(spot))
+            return
+        entry_net = float(np.sum(qty * prices)) / order.units
+        sources = ["modeled" if m else "observed" for m in q.modeled]
+        self.account.open_position(self.bar.date, order.tag, legs, order.units, entry_net, self.bar.regime,
+                                   order.exits, order.meta, fees, spot, order.reason, sources)
+
+    def _close(self, pos: Position, prices: np.ndarray, fees: float, q: LegQuotes, reason: str) -> None:
+        total = float(np.abs([leg.qty for leg in pos.legs]).sum())
+        for i, leg in enumerate(list(pos.legs)):
+            self.account.close_leg(self.bar.date, pos, leg, float(prices[i]), fees * abs(leg.qty) / total,
+                                   float(q.iv[i]), float(q.delta[i]), self.bar.close, "close", reason,
+                                   "modeled" if q.modeled[i] else "observed")
+
+    def _execute_shares(self, order: ShareOrder) -> None:
+        side = 1.0 if order.shares > 0 else -1.0
+        price = self.bar.close + side * self.settings.fill.share_slippage
+        fees = fx.share_commission(order.shares, self.settings.commissions)
+        reducing = self.account.shares != 0 and np.sign(self.account.shares) != side
+        if not reducing and self.settings.margin.enabled:
+            acc = self.account
+            cash_after = acc.cash - order.shares * price - fees
+            excess, req = self.excess(cash=cash_after, shares=acc.shares + order.shares)
+            if excess < -1e-6:
+                acc.reject(self.bar.date, "shares", "insufficient buying power", requirement=req, excess_after=excess,
+                           equity=acc.equity(self.bar.close))
+                return
+        self.account.trade_shares(self.bar.date, float(order.shares), price, fees, order.reason)
+
+    # ------------------------------------------------------------------ margin
+    def excess(self, extra: Position | None = None, cash: float | None = None,
+               shares: float | None = None) -> tuple[float, float]:
+        """(excess buying power, total requirement) of the account, optionally with a hypothetical position,
+        cash balance and share count."""
+        acc, spot, cfg = self.account, self.bar.close, self.settings.margin
+        cash = acc.cash if cash is None else cash
+        shares = acc.shares if shares is None else shares
+        positions = [*acc.positions.values(), *([extra] if extra is not None else [])]
+        cover_left = max(shares, 0.0)
+        req = mg.stock_requirement(shares, spot, cfg)
+        value = 0.0
+        for pos in positions:
+            qty, strike, phi, mark = pos.arrays()
+            need = mg.short_calls_to_cover(qty, phi)
+            cover = min(need, cover_left)
+            cover_left -= cover
+            req += mg.position_requirement(qty, strike, phi, mark, spot, cfg, cover)
+            value += float(np.sum(qty * MULTIPLIER * mark))
+        equity = cash + shares * spot + value
+        return equity - req, req
+
+    # ------------------------------------------------------------------ expiry
+    def _settle_expiries(self) -> None:
+        today, spot = self.bar.date, self.bar.close
+        for pos in list(self.account.positions.values()):
+            for leg in list(pos.legs):
+                settle = self.settle_date(leg.contract.expiry)
+                if settle is None or settle > today:
+                    continue
+                self._settle_leg(pos, leg, spot)
+                if pos.id not in self.account.positions:
+                    break
+
+    def _settle_leg(self, pos: Position, leg: Leg, spot: float) -> None:
+        c, day = leg.contract, self.bar.date
+        intrinsic = c.intrinsic(spot)
+        src = "modeled" if leg.modeled else "observed"
+        if intrinsic < EXERCISE_THRESHOLD:
+            self.account.close_leg(day, pos, leg, 0.0, 0.0, leg.iv, 0.0, spot, "expire", "expiry", src)
+            return
+        delta = c.phi
+        if self.settings.settlement == "cash":
+            self.account.close_leg(day, pos, leg, intrinsic, 0.0, leg.iv, delta, spot, "cash_settle", "expiry", src)
+            return
+        action = "exercise" if leg.qty > 0 else "assign"
+        fee = self.settings.commissions.exercise_fee * abs(leg.qty)
+        shares = leg.qty * MULTIPLIER * c.phi  # long call/short put receive shares, short call/long put deliver
+        self.account.close_leg(day, pos, leg, intrinsic, fee, leg.iv, delta, spot, action, "expiry", src)
+        self.account.trade_shares(day, shares, spot, 0.0, f"{action} {c.label()}")
+
+    # ------------------------------------------------------------------ managed exits
+    def _managed_exits(self) -> list[Order]:
+        out: list[Order] = []
+        closing = self.closing_ids()
+        bar = self.bar
+        for pos in self.account.positions.values():
+            rules = pos.exits
+            if rules is None or pos.id in closing or pos.opened >= bar.date:
+                continue
+            reason = exit_reason(pos, bar, rules)
+            if reason:
+                out.append(CloseOrder(pos.id, reason))
+        return out
+
+    # ------------------------------------------------------------------ records
+    def _record(self) -> None:
+        acc, bar = self.account, self.bar
+        delta = acc.shares
+        gamma = vega = theta = 0.0
+        legs = 0
+        for pos in acc.positions.values():
+            for leg in pos.legs:
+                n = leg.qty * MULTIPLIER
+                delta += n * leg.delta
+                gamma += n * leg.gamma
+                vega += n * leg.vega
+                theta += n * leg.theta
+                self.leg_days["modeled" if leg.modeled else "observed"] += 1
+                legs += 1
+        excess, req = self.excess()
+        equity = acc.equity(bar.close)
+        self.daily.append({
+            "date": bar.date, "underlying": bar.close, "cash": acc.cash, "shares": acc.shares,
+            "shares_value": acc.shares * bar.close, "options_value": acc.options_value(), "equity": equity,
+            "requirement": req, "excess": excess, "delta": delta, "gamma": gamma, "vega": vega, "theta": theta,
+            "open_positions": len(acc.positions), "open_legs": legs, "fees_cum": acc.fees,
+            "interest_cum": acc.interest, "rate": bar.rate, "regime": bar.regime, "iv_rank": bar.iv_rank,
+        })
+
+
+def exit_reason(pos: Position, bar: Bar, rules: ExitRules) -> str | None:
+    """The first managed exit that fires for ``pos`` on ``bar`` (marks at mid), or ``None``."""
+    entry = pos.entry_net
+    basis = abs(entry)
+    pnl = pos.mark_net() - entry  # per unit; for a credit (entry < 0) the liability shrinking is profit
+    if basis > 0 and rules.stop_loss is not None and pnl <= -rules.stop_loss * basis:
+        return "stop_loss"
+    if basis > 0 and rules.profit_target is not None and pnl >= rules.profit_target * basis:
+        return "profit_target"
+    expiry = pos.first_expiry
+    if rules.dte_exit is not None and (expiry - bar.date).days <= rules.dte_exit:
+        return "dte_exit"
+    life = (expiry - pos.opened).days
+    if rules.time_exit is not None and life > 0 and (bar.date - pos.opened).days >= rules.time_exit * life:
+        return "time_exit"
+    if rules.exit_regimes and bar.regime in rules.exit_regimes and bar.regime != pos.regime:
+        return "regime_shift"
+    return None
+
+
+__all__ = ["Bar", "Context", "Engine", "EngineSettings", "OrderError", "Strategy", "exit_reason"]

@@ -1,0 +1,69 @@
+"""Fill prices and commissions (vectorized over the legs of a package).
+
+Sign convention: ``ratio`` > 0 buys, < 0 sells; a package's *net* price per unit is ``sum(ratio * price)``,
+positive for a debit (paid), negative for a credit (received).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backtests.options.config import Commissions, FillConfig
+
+
+def natural_net(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray) -> float:
+    """Net price paying the ask on buys and taking the bid on sells."""
+    return float(np.sum(ratio * np.where(ratio > 0, ask, bid)))
+
+
+def mid_net(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray) -> float:
+    return float(np.sum(ratio * (bid + ask) / 2.0))
+
+
+def limit_price(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, offset: float) -> float:
+    """``mid + offset * (natural - mid)``: 0 = at the mid, 1 = at the natural price."""
+    m = mid_net(bid, ask, ratio)
+    return m + offset * (natural_net(bid, ask, ratio) - m)
+
+
+def limit_fills(limit: float, bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, reference: str) -> bool:
+    """True when the package's reference price (``natural`` or ``mid``) is at or better than ``limit``."""
+    ref = natural_net(bid, ask, ratio) if reference == "natural" else mid_net(bid, ask, ratio)
+    return ref <= limit + 1e-12
+
+
+def leg_prices(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, cfg: FillConfig) -> np.ndarray:
+    """Per-leg fill prices for a ``market`` or ``mid`` fill, ``slippage`` against the trader (sells floored
+    at 0)."""
+    side = np.sign(ratio)
+    mid = (bid + ask) / 2.0
+    px = np.where(side > 0, ask, bid) if cfg.mode == "market" else mid
+    return np.maximum(px + side * cfg.slippage, 0.0)
+
+
+def allocate_limit(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, limit: float) -> np.ndarray:
+    """Per-leg prices of a package filled at net ``limit``: each leg moves from its mid toward (or away
+    from) its natural side in proportion to its half-spread, so ``sum(ratio * price) == limit``."""
+    mid = (bid + ask) / 2.0
+    side = np.sign(ratio)
+    half = (ask - bid) / 2.0
+    gap = limit - float(np.sum(ratio * mid))
+    weight = np.abs(ratio) * half
+    if weight.sum() > 0:
+        px = mid + side * half * gap / weight.sum()
+    else:
+        px = mid + side * gap / np.abs(ratio).sum()
+    return np.maximum(px, 0.0)
+
+
+def option_commission(contracts: float, cfg: Commissions) -> float:
+    """Commission of one option order of ``contracts`` contracts in total (all legs)."""
+    if contracts <= 0:
+        return 0.0
+    return max(cfg.per_contract * contracts, cfg.min_per_order)
+
+
+def share_commission(shares: float, cfg: Commissions) -> float:
+    if shares == 0:
+        return 0.0
+    return max(cfg.per_share * abs(shares), cfg.min_per_order)

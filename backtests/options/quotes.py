@@ -1,0 +1,257 @@
+"""Option quotes for one bar: the chain interface, its normalisation, Greeks and leg look-ups.
+
+The backtest reads chains through one small :class:`ChainSource` protocol (the interface of
+``features.chains.ChainProvider``): ``chain(underlying, date, mode) -> DataFrame`` with the ``option_quotes``
+columns (expiry, strike, right, bid, ask, ... , underlying_price, source — ``"modeled"`` for modeled rows)
+plus an implied volatility column.  :class:`ChainSnapshot` normalises one chain once per bar into numpy
+arrays; Greeks are computed vectorized (``features.pricing.bs_greeks``) for the whole chain when a strategy
+selects contracts and for the held legs only when it just marks them.
+
+A held contract that the chain lacks on a bar (an observed chain missing a strike) is priced with
+Black-Scholes at the leg's last known implied volatility and counted as a *modeled* leg-day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from backtests.options.contracts import Contract
+from backtests.options.errors import ChainError
+
+IV_COLUMNS = ("iv", "model_iv", "implied_vol", "vendor_iv")
+MODELED = "modeled"
+
+
+class ChainSource(Protocol):
+    """Anything that returns the option chain of an underlying on a date."""
+
+    def chain(self, underlying: str, date: dt.date, mode: str = "observed_else_modeled") -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class Market:
+    """What Black-Scholes needs besides the contract, for one bar."""
+
+    date: dt.date
+    spot: float
+    rate: float
+    dividend_yield: float
+
+
+@dataclass
+class LegQuotes:
+    """Quotes of a list of contracts on one bar (arrays aligned with the contracts)."""
+
+    bid: np.ndarray
+    ask: np.ndarray
+    mid: np.ndarray
+    iv: np.ndarray
+    delta: np.ndarray
+    gamma: np.ndarray
+    vega: np.ndarray
+    theta: np.ndarray
+    modeled: np.ndarray  # bool: priced from a modeled row or by the fallback model
+    fallback: np.ndarray  # bool: the chain lacked the contract
+
+    def __len__(self) -> int:
+        return int(self.bid.size)
+
+
+def _as_date_array(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
+
+
+def greeks(phi: np.ndarray, market: Market, strike: np.ndarray, days: np.ndarray,
+           iv: np.ndarray) -> dict[str, np.ndarray]:
+    """Black-Scholes price and Greeks (raw units) for arrays of contracts; ``days`` to expiry (ACT/365)."""
+    from features.pricing import bs_greeks, bs_price
+
+    t = np.maximum(days, 0.0) / 365.0
+    args = (phi, market.spot, strike, t, market.rate, market.dividend_yield, iv)
+    g = bs_greeks(*args)
+    return {
+        "price": np.asarray(bs_price(*args), dtype=float),
+        "delta": np.asarray(g["delta"], dtype=float),
+        "gamma": np.asarray(g["gamma"], dtype=float),
+        "vega": np.asarray(g["vega"], dtype=float),
+        "theta": np.asarray(g["theta"], dtype=float),
+    }
+
+
+class _Arrays:
+    """Normalised columns of (part of) a chain."""
+
+    def __init__(self, f: pd.DataFrame, market: Market) -> None:
+        self.market = market
+        day = np.datetime64(market.date, "D")
+        expiry = _as_date_array(f["expiry"]) if len(f) else np.array([], dtype="datetime64[D]")
+        keep = expiry >= day
+        if not keep.all():
+            f = f.loc[keep]
+            expiry = expiry[keep]
+        self.expiry = expiry
+        self.strike = f["strike"].to_numpy(dtype=float)
+        right = f["right"].to_numpy().astype(str)
+        first = np.char.upper(np.char.ljust(right, 1).astype("<U1")) if right.size else right
+        self.phi = np.where(first == "C", 1.0, np.where(first == "P", -1.0, np.nan))
+        bid = f["bid"].to_numpy(dtype=float)
+        self.ask = f["ask"].to_numpy(dtype=float)
+        self.bid = np.where(np.isfinite(bid), bid, 0.0)
+        self.mid = np.where(np.isfinite(self.ask), (self.bid + self.ask) / 2.0, np.nan)
+        self.days = (self.expiry - day).astype(np.int64).astype(float)
+        source = f["source"].to_numpy().astype(str) if "source" in f.columns else np.full(len(f), "observed")
+        self.modeled = source == MODELED
+        self.iv = self._implied_vols(f)
+        ok = np.isfinite(self.phi) & np.isfinite(self.strike) & np.isfinite(self.mid) & (self.ask >= self.bid)
+        if not ok.all():
+            for name in ("expiry", "strike", "phi", "bid", "ask", "mid", "days", "modeled", "iv"):
+                setattr(self, name, getattr(self, name)[ok])
+
+    def _implied_vols(self, f: pd.DataFrame) -> np.ndarray:
+        for col in IV_COLUMNS:
+            if col in f.columns:
+                iv = f[col].to_numpy(dtype=float)
+                break
+        else:
+            iv = np.full(len(f), np.nan)
+        need = ~(np.isfinite(iv) & (iv > 0))
+        if need.any():
+            from features.pricing import implied_vol
+
+            m = self.market
+            solved = implied_vol(self.mid[need], self.phi[need], m.spot, self.strike[need],
+                                 self.days[need] / 365.0, m.rate, m.dividend_yield)
+            iv = iv.copy()
+            iv[need] = solved
+        if not np.isfinite(iv).all() and np.isfinite(iv).any():
+            # a price the solver cannot invert (deep in the money, at a bound): the neighbouring strike's vol
+            df = pd.DataFrame({"e": self.expiry, "p": self.phi, "k": self.strike, "iv": iv})
+            df = df.sort_values(["e", "p", "k"])
+            df["iv"] = df.groupby(["e", "p"])["iv"].transform(lambda s: s.ffill().bfill())
+            iv = df["iv"].reindex(range(len(iv))).to_numpy(dtype=float)
+        return iv
+
+    def __len__(self) -> int:
+        return int(self.strike.size)
+
+
+class ChainSnapshot:
+    """One chain on one bar.  Normalised lazily: the whole chain when a strategy selects contracts
+    (:meth:`frame`), only the rows of the held strikes when the engine marks legs (:meth:`quotes`)."""
+
+    def __init__(self, frame: pd.DataFrame, market: Market, underlying: str) -> None:
+        self.market = market
+        self.underlying = underlying
+        missing = {"expiry", "strike", "right", "bid", "ask"} - set(frame.columns)
+        if missing:
+            raise ChainError(f"chain of {underlying} on {market.date} lacks column(s) {sorted(missing)}")
+        self.raw = frame.reset_index(drop=True)
+        self._all: _Arrays | None = None
+        self._greeks: dict[str, np.ndarray] | None = None
+
+    def _arrays(self) -> _Arrays:
+        if self._all is None:
+            self._all = _Arrays(self.raw, self.market)
+        return self._all
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    # ------------------------------------------------------------------ whole chain
+    def frame(self) -> pd.DataFrame:
+        """The chain with Greeks (for contract selection): expiry (date), strike, right, bid, ask, mid, iv,
+        dte, delta, gamma, vega, theta, modeled."""
+        a = self._arrays()
+        if self._greeks is None:
+            self._greeks = greeks(a.phi, self.market, a.strike, a.days, a.iv)
+        g = self._greeks
+        return pd.DataFrame(
+            {
+                "expiry": a.expiry.astype(object),
+                "strike": a.strike,
+                "right": np.where(a.phi > 0, "C", "P"),
+                "bid": a.bid,
+                "ask": a.ask,
+                "mid": a.mid,
+                "iv": a.iv,
+                "dte": a.days,
+                "delta": g["delta"],
+                "gamma": g["gamma"],
+                "vega": g["vega"],
+                "theta": g["theta"],
+                "modeled": a.modeled,
+            }
+        )
+
+    def expiries(self) -> list[dt.date]:
+        return [d.astype(dt.date) for d in np.unique(self._arrays().expiry)]
+
+    # ------------------------------------------------------------------ held legs
+    def _subset(self, contracts: Sequence[Contract]) -> _Arrays:
+        """Normalised rows of the contracts' strikes only (cheap), or the whole chain if already normalised."""
+        if self._all is not None:
+            return self._all
+        strikes = self.raw["strike"].to_numpy(dtype=float)
+        wanted = np.array([c.strike for c in contracts], dtype=float)
+        mask = np.isin(np.round(strikes, 6), np.round(wanted, 6))
+        return _Arrays(self.raw.loc[mask], self.market)
+
+    @staticmethod
+    def rows(a: _Arrays, contracts: Sequence[Contract]) -> np.ndarray:
+        """Row index of each contract in ``a``, -1 where it is not quoted."""
+        out = np.full(len(contracts), -1, dtype=np.int64)
+        for i, c in enumerate(contracts):
+            hit = np.flatnonzero(
+                (a.expiry == np.datetime64(c.expiry, "D")) & (a.phi == c.phi) & (np.abs(a.strike - c.strike) < 1e-6)
+            )
+            if hit.size:
+                out[i] = hit[0]
+        return out
+
+    def quotes(self, contracts: Sequence[Contract], last_iv: Sequence[float] | None = None) -> LegQuotes:
+        """Quotes and Greeks of ``contracts``; missing ones priced at ``last_iv`` (see module doc)."""
+        n = len(contracts)
+        a = self._subset(contracts)
+        idx = self.rows(a, contracts)
+        found = idx >= 0
+        j = np.where(found, idx, 0)
+        m = self.market
+        day = np.datetime64(m.date, "D")
+        phi = np.array([c.phi for c in contracts], dtype=float)
+        strike = np.array([c.strike for c in contracts], dtype=float)
+        days = np.array([(np.datetime64(c.expiry, "D") - day).astype(np.int64) for c in contracts], dtype=float)
+        fallback_iv = np.asarray(last_iv if last_iv is not None else np.full(n, np.nan), dtype=float)
+        iv = np.where(found, a.iv[j], fallback_iv) if len(a) else fallback_iv
+        if not found.all() and np.isnan(iv[~found]).any():
+            # no quote and no history: use the chain's nearest-strike vol of that expiry/right, else ATM-ish
+            iv = iv.copy()
+            for i in np.flatnonzero(~found & np.isnan(iv)):
+                iv[i] = self._nearest_iv(contracts[int(i)])
+        g = greeks(phi, m, strike, days, iv)
+        if len(a):
+            bid = np.where(found, a.bid[j], g["price"])
+            ask = np.where(found, a.ask[j], g["price"])
+            mid = np.where(found, a.mid[j], g["price"])
+            modeled = np.where(found, a.modeled[j], True)
+        else:
+            bid = ask = mid = g["price"]
+            modeled = np.ones(n, dtype=bool)
+        return LegQuotes(bid=bid, ask=ask, mid=mid, iv=iv, delta=g["delta"], gamma=g["gamma"], vega=g["vega"],
+                         theta=g["theta"], modeled=modeled, fallback=~found)
+
+    def _nearest_iv(self, c: Contract) -> float:
+        a = self._arrays()
+        if not len(a) or not np.isfinite(a.iv).any():
+            raise ChainError(f"no quote for {c.label()} on {self.market.date} and no chain to model it from")
+        same = np.isfinite(a.iv) & (a.phi == c.phi)
+        if not same.any():
+            same = np.isfinite(a.iv)
+        cand = np.flatnonzero(same)
+        dist = np.abs(a.strike[cand] - c.strike) + np.abs((a.expiry[cand] - np.datetime64(c.expiry, "D")).astype(float))
+        return float(a.iv[cand[np.argmin(dist)]])

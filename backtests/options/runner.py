@@ -1,0 +1,152 @@
+"""Run a backtest: read the market from the lake, build the strategy, let backtrader drive the engine, and
+collect trades, daily equity and Greeks, metrics and plots into a :class:`BacktestResult`.
+
+``simulate`` is the same without the lake (bars, chain source and strategy given), for tests and studies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from backtests.options import metrics as mx
+from backtests.options.config import OptionsBacktestConfig
+from backtests.options.driver import run_cerebro
+from backtests.options.engine import Engine, EngineSettings, Strategy
+from backtests.options.market import MarketData, load_market
+from backtests.options.quotes import ChainSource
+from quantlake.lake import Lake
+
+TRADE_COLUMNS = [
+    "position_id", "tag", "contract", "expiry", "strike", "right", "qty", "entry_date", "entry_price", "entry_fees",
+    "entry_iv", "entry_delta", "entry_spot", "exit_date", "exit_price", "exit_fees", "exit_iv", "exit_delta",
+    "exit_spot", "exit_action", "exit_reason", "pnl", "regime_at_entry",
+]
+POSITION_COLUMNS = ["position_id", "tag", "opened", "closed", "units", "entry_net", "exit_net", "pnl", "fees",
+                    "exit_reason", "regime_at_entry", "days_held"]
+
+
+@dataclass
+class BacktestResult:
+    name: str
+    daily: pd.DataFrame  # index: date
+    trades: pd.DataFrame  # one row per closed leg
+    fills: pd.DataFrame  # every fill / settlement / delivery event
+    positions: pd.DataFrame  # one row per closed position
+    open_positions: pd.DataFrame  # legs still open at the end (marked, not closed)
+    rejections: pd.DataFrame
+    regimes: pd.DataFrame  # per-regime metrics
+    metrics: dict[str, float]
+    leg_days: dict[str, int]
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        keys = ("final_equity", "total_return", "cagr", "ann_vol", "sharpe", "max_drawdown", "positions",
+                "win_rate", "fees", "interest", "rejections", "margin_call_days", "leg_days_observed",
+                "leg_days_modeled")
+        return {k: self.metrics[k] for k in keys if k in self.metrics}
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns) if rows or columns else pd.DataFrame(rows)
+
+
+def collect(name: str, engine: Engine, initial_cash: float, seconds: float) -> BacktestResult:
+    acc = engine.account
+    if not engine.daily:
+        raise ValueError("the backtest produced no bars")
+    daily = pd.DataFrame(engine.daily).set_index("date")
+    positions = _frame(acc.closed, POSITION_COLUMNS)
+    open_legs = [
+        {"position_id": p.id, "tag": p.tag, "contract": leg.contract.label(), "qty": leg.qty,
+         "entry_date": leg.entry_date, "entry_price": leg.entry_price, "mark": leg.mark, "iv": leg.iv,
+         "delta": leg.delta}
+        for p in acc.positions.values() for leg in p.legs
+    ]
+    metrics = mx.overall(daily, positions, initial_cash)
+    metrics["rejections"] = float(sum(1 for r in acc.rejections if r["reason"] != "limit not filled"))
+    metrics["unfilled_limits"] = float(sum(1 for r in acc.rejections if r["reason"] == "limit not filled"))
+    metrics["leg_days_observed"] = float(engine.leg_days["observed"])
+    metrics["leg_days_modeled"] = float(engine.leg_days["modeled"])
+    total = engine.leg_days["observed"] + engine.leg_days["modeled"]
+    metrics["leg_days_observed_share"] = engine.leg_days["observed"] / total if total else float("nan")
+    metrics["seconds"] = seconds
+    regimes = mx.per_regime(daily, positions, initial_cash)
+    for row in regimes.itertuples(index=False):
+        metrics[f"regime.{row.regime}.pnl"] = float(row.pnl)
+        metrics[f"regime.{row.regime}.days"] = float(row.days)
+        if pd.notna(row.sharpe):
+            metrics[f"regime.{row.regime}.sharpe"] = float(row.sharpe)
+    extra: dict[str, Any] = {}
+    decisions = getattr(engine.strategy, "decisions", None)
+    if isinstance(decisions, dict):
+        extra["decisions"] = dict(decisions)
+        for k, v in decisions.items():
+            metrics[f"router.{k}"] = float(v)
+    return BacktestResult(
+        name=name, daily=daily, trades=_frame(acc.trades, TRADE_COLUMNS), fills=_frame(acc.fills),
+        positions=positions, open_positions=_frame(open_legs), rejections=_frame(acc.rejections), regimes=regimes,
+        metrics=metrics, leg_days=dict(engine.leg_days), seconds=seconds, extra=extra,
+    )
+
+
+def simulate(bars: pd.DataFrame, chains: ChainSource, strategy: Strategy, settings: EngineSettings,
+             initial_cash: float, start: dt.date | None = None, name: str = "simulation") -> BacktestResult:
+    """Run ``strategy`` over ``bars`` (DatetimeIndex; close required; rate, regime, iv_rank, vix optional)."""
+    b = bars.copy()
+    b.index = pd.DatetimeIndex(b.index)
+    for col in ("open", "high", "low"):
+        if col not in b:
+            b[col] = b["close"]
+    defaults: dict[str, Any] = {"volume": 0.0, "rate": 0.0, "iv_rank": float("nan"), "vix": float("nan"),
+                                "regime": "unknown"}
+    for col, val in defaults.items():
+        if col not in b:
+            b[col] = val
+    first = start or b.index[0].date()
+    market = MarketData(settings.underlying, b, first, "regime" in bars)
+    return _run(name, market, chains, strategy, settings, initial_cash)
+
+
+def _run(name: str, market: MarketData, chains: ChainSource, strategy: Strategy, settings: EngineSettings,
+         initial_cash: float) -> BacktestResult:
+    t0 = time.perf_counter()
+    engine = Engine(settings, chains, strategy, initial_cash, market.trading_dates)
+    run_cerebro(market, engine, ema=getattr(strategy, "ema", None))
+    return collect(name, engine, initial_cash, time.perf_counter() - t0)
+
+
+def default_chain_source(lake: Lake) -> ChainSource:
+    """``features.chains.ChainProvider`` over ``lake`` (observed quotes, else modeled)."""
+    from backtests.options.errors import ChainError
+
+    try:
+        from features.chains import ChainProvider
+    except ImportError as exc:  # pragma: no cover - depends on the features package being installed
+        raise ChainError(f"option chains need features.chains ({exc})") from None
+    provider: ChainSource = ChainProvider(lake)
+    return provider
+
+
+def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains: ChainSource | None = None,
+                 strategy: Strategy | None = None) -> BacktestResult:
+    """Run ``config`` on the lake (default: ``$QUANTLAKE_HOME/lake``)."""
+    from backtests.options.strategies import build_strategy
+
+    lake = lake if lake is not None else Lake()
+    strat = strategy if strategy is not None else build_strategy(config.strategy)
+    ema = getattr(strat, "ema", None)
+    warmup = int(ema[1] * 2.2) + 10 if ema else 0  # calendar days for the slow EMA's seed
+    market = load_market(config, lake, warmup_days=warmup, needs_regime=bool(getattr(strat, "needs_regime", False)))
+    settings = EngineSettings.from_config(config, strat.default_delay)
+    source = chains if chains is not None else default_chain_source(lake)
+    result = _run(config.name, market, source, strat, settings, config.initial_cash)
+    result.extra["has_regime"] = market.has_regime
+    return result

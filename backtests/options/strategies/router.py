@@ -1,0 +1,94 @@
+"""The adaptive IV-rank router: sell premium when implied vol is rich, buy it when cheap and the regime says
+it will expand, size by regime and confidence (:mod:`risk.sizing`), stand aside in the neutral regime."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from backtests.options import selection as sel
+from backtests.options.config import Delay, IvRankRouterConfig, StrikeRule
+from backtests.options.engine import Context
+from backtests.options.orders import OptionOrder, Order, OrderLeg
+from backtests.options.strategies.base import contracts_for, net_mid
+from backtests.options.strategies.spreads import credit_package
+
+Route = Literal["sell", "buy", "aside"]
+
+
+def route(cfg: IvRankRouterConfig, regime: str, iv_rank: float) -> tuple[Route, str]:
+    """(decision, confidence label) for one bar — a pure function, tested on its own."""
+    if regime == "neutral" or regime == "unknown" or not math.isfinite(iv_rank):
+        return "aside", "low"
+    if iv_rank >= cfg.sell_above and regime in cfg.sell_regimes:
+        return "sell", "high" if iv_rank >= cfg.strong_sell else "medium"
+    if iv_rank <= cfg.buy_below and regime in cfg.buy_regimes:
+        return "buy", "high" if iv_rank <= cfg.strong_buy else "medium"
+    return "aside", "low"
+
+
+class IvRankRouter:
+    name = "iv_rank_router"
+    default_delay: Delay = "next_bar"
+    needs_regime = True
+
+    def __init__(self, cfg: IvRankRouterConfig) -> None:
+        self.cfg = cfg
+        self.decisions: dict[str, int] = {"sell": 0, "buy": 0, "aside": 0, "sized_to_zero": 0}
+
+    def on_bar(self, ctx: Context) -> list[Order]:
+        if ctx.positions(self.name) or ctx.pending_opens(self.name):
+            return []
+        bar = ctx.bar
+        decision, confidence = route(self.cfg, bar.regime, bar.iv_rank)
+        self.decisions[decision] += 1
+        if decision == "aside":
+            return []
+        order = self._sell(ctx) if decision == "sell" else self._buy(ctx)
+        if order is None:
+            return []
+        from risk.sizing import adaptive_quantity
+
+        units = int(adaptive_quantity(float(order.units), bar.regime, confidence, self.cfg.adaptive))
+        if units <= 0:
+            self.decisions["sized_to_zero"] += 1
+            return []
+        order.units = units
+        order.meta.update({"route": decision, "confidence": confidence, "iv_rank": bar.iv_rank})
+        return [order]
+
+    def _sell(self, ctx: Context) -> OptionOrder | None:
+        rule = StrikeRule(by="delta", value=self.cfg.short_delta)
+        call_rule = rule if self.cfg.sell_structure == "iron_condor" else None
+        built = credit_package(ctx, self.cfg.dte, self.cfg.width, rule, call_rule)
+        if built is None:
+            return None
+        legs, credit, max_loss = built
+        n = contracts_for(ctx, self.cfg.base, max_loss, legs[-1].contract.strike)
+        if n <= 0:
+            return None
+        return OptionOrder(tuple(legs), n, self.name, reason="sell_premium", exits=self.cfg.sell_exits,
+                           meta={"credit_mid": credit, "max_loss": max_loss})
+
+    def _buy(self, ctx: Context) -> OptionOrder | None:
+        chain = ctx.chain()
+        if chain is None:
+            return None
+        expiry = sel.pick_expiry(chain, self.cfg.dte)
+        if expiry is None:
+            return None
+        if self.cfg.buy_structure == "straddle":
+            call = sel.at_the_money(chain, ctx.underlying, expiry, "C", ctx.spot)
+            put = None if call is None else sel.at_the_money(chain, ctx.underlying, expiry, "P", call.strike)
+        else:
+            call = sel.by_delta(chain, ctx.underlying, expiry, "C", self.cfg.strangle_delta)
+            put = sel.by_delta(chain, ctx.underlying, expiry, "P", self.cfg.strangle_delta)
+        if call is None or put is None:
+            return None
+        legs = [OrderLeg(put, 1), OrderLeg(call, 1)]
+        debit = net_mid(ctx, legs)
+        n = contracts_for(ctx, self.cfg.base, debit, call.strike)
+        if n <= 0:
+            return None
+        return OptionOrder(tuple(legs), n, self.name, reason="buy_premium", exits=self.cfg.buy_exits,
+                           meta={"debit_mid": debit})

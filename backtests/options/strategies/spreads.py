@@ -1,0 +1,91 @@
+"""Defined-risk premium selling: put credit spreads and iron condors with managed exits (profit target,
+stop, time exit, regime-shift exit — checked daily by the engine from the position's ``exits``)."""
+
+from __future__ import annotations
+
+from backtests.options import selection as sel
+from backtests.options.config import (
+    Delay,
+    DteWindow,
+    ExitRules,
+    IronCondorConfig,
+    PutCreditSpreadConfig,
+    SizingConfig,
+    StrikeRule,
+    WidthRule,
+)
+from backtests.options.engine import Context
+from backtests.options.orders import OptionOrder, Order, OrderLeg
+from backtests.options.strategies.base import contracts_for, net_mid
+
+
+def credit_package(ctx: Context, dte: DteWindow, width: WidthRule, put_rule: StrikeRule | None,
+                   call_rule: StrikeRule | None) -> tuple[list[OrderLeg], float, float] | None:
+    """Legs of a put vertical, a call vertical, or both (iron condor); with the net credit per share at
+    mid and the maximum loss per share (wider side's width - credit).  ``None`` if the chain cannot build
+    it or the credit is not positive."""
+    chain = ctx.chain()
+    if chain is None:
+        return None
+    expiry = sel.pick_expiry(chain, dte)
+    if expiry is None:
+        return None
+    legs: list[OrderLeg] = []
+    widths: list[float] = []
+    for right, rule in (("P", put_rule), ("C", call_rule)):
+        if rule is None:
+            continue
+        short = sel.by_rule(chain, ctx.underlying, expiry, right, ctx.spot, rule, need_bid=True)  # type: ignore[arg-type]
+        if short is None:
+            return None
+        long = sel.wing(chain, short, width.distance(ctx.spot))
+        if long is None:
+            return None
+        legs += [OrderLeg(long, 1), OrderLeg(short, -1)]
+        widths.append(abs(short.strike - long.strike))
+    credit = -net_mid(ctx, legs)
+    max_loss = max(widths) - credit
+    if not (credit > 0 and max_loss > 0):
+        return None
+    return legs, credit, max_loss
+
+
+class _CreditSpread:
+    name = "credit_spread"
+    default_delay: Delay = "next_bar"
+
+    def __init__(self, dte: DteWindow, width: WidthRule, put_rule: StrikeRule | None, call_rule: StrikeRule | None,
+                 exits: ExitRules, sizing: SizingConfig, max_open: int, entry_regimes: list[str] | None) -> None:
+        self.dte, self.width, self.put_rule, self.call_rule = dte, width, put_rule, call_rule
+        self.exits, self.sizing, self.max_open, self.entry_regimes = exits, sizing, max_open, entry_regimes
+
+    def on_bar(self, ctx: Context) -> list[Order]:
+        if len(ctx.positions(self.name)) + ctx.pending_opens(self.name) >= self.max_open:
+            return []
+        if self.entry_regimes is not None and ctx.bar.regime not in self.entry_regimes:
+            return []
+        built = credit_package(ctx, self.dte, self.width, self.put_rule, self.call_rule)
+        if built is None:
+            return []
+        legs, credit, max_loss = built
+        n = contracts_for(ctx, self.sizing, max_loss, legs[-1].contract.strike)
+        if n <= 0:
+            return []
+        meta = {"credit_mid": credit, "max_loss": max_loss}
+        return [OptionOrder(tuple(legs), n, self.name, exits=self.exits, meta=meta)]
+
+
+class PutCreditSpread(_CreditSpread):
+    name = "put_credit_spread"
+
+    def __init__(self, cfg: PutCreditSpreadConfig) -> None:
+        super().__init__(cfg.dte, cfg.width, cfg.short_put, None, cfg.exits, cfg.sizing, cfg.max_open,
+                         list(cfg.entry_regimes) if cfg.entry_regimes is not None else None)
+
+
+class IronCondor(_CreditSpread):
+    name = "iron_condor"
+
+    def __init__(self, cfg: IronCondorConfig) -> None:
+        super().__init__(cfg.dte, cfg.width, cfg.short_put, cfg.short_call, cfg.exits, cfg.sizing, cfg.max_open,
+                         list(cfg.entry_regimes) if cfg.entry_regimes is not None else None)
