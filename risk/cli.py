@@ -1,0 +1,93 @@
+"""``quantlake risk ...`` commands.  Heavy imports live inside the commands so ``quantlake --help`` stays fast."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+risk_app = typer.Typer(help="Risk: VaR/CVaR, drawdowns, beta and stress tests of a backtest or an account.",
+                       no_args_is_help=True)  # fmt: skip
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the ``risk`` sub-app on the root CLI."""
+    app.add_typer(risk_app, name="risk")
+
+
+@risk_app.command("report")
+def report(
+    returns: Annotated[
+        Path,
+        typer.Option(
+            "--returns",
+            help="Parquet or CSV with a 'date' column and a returns column (returns/return/ret) or an equity "
+            "column (equity/value/nav): a backtest result.",
+        ),
+    ],
+    positions: Annotated[
+        Path | None,
+        typer.Option(
+            "--positions", help="JSON list of current positions (risk.book.Position fields) to stress."
+        ),
+    ] = None,
+    confidence: Annotated[
+        list[float] | None, typer.Option("--confidence", help="VaR confidence level(s); repeat for several.")
+    ] = None,
+    benchmark: Annotated[
+        str, typer.Option(help="Benchmark symbol in the lake for beta and stress.")
+    ] = "^GSPC",
+    spot_shock: Annotated[
+        list[float] | None,
+        typer.Option("--spot-shock", help="Hypothetical spot move(s), e.g. -0.2 for -20 %."),
+    ] = None,
+    vol_shock: Annotated[
+        list[float] | None,
+        typer.Option("--vol-shock", help="Hypothetical vol move(s) in vol points, e.g. 10."),
+    ] = None,
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Valuation date for options (default today)."),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many drawdowns to list.")] = 5,
+    no_lake: Annotated[
+        bool, typer.Option("--no-lake", help="Do not read the lake (no beta, no history).")
+    ] = False,
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", help="table or json.")
+    ] = ReportFormat.table,
+) -> None:
+    """Risk report of a backtest's returns (or equity) file: VaR/CVaR by three methods, drawdown table, beta
+    to the benchmark, and stress results (historical windows and hypothetical shocks)."""
+    from rich.console import Console
+
+    from quantlake.lake import Lake
+    from risk.report import build_report, read_positions_file, read_returns_file, render
+    from risk.stress import StressConfig
+
+    equity = read_returns_file(returns)
+    held = read_positions_file(positions) if positions else []
+    update: dict[str, object] = {"as_of": as_of.date() if as_of else None}
+    if spot_shock:
+        update["spot_shocks"] = tuple(spot_shock)
+    if vol_shock:
+        update["vol_shocks"] = tuple(v / 100.0 for v in vol_shock)
+    cfg = StressConfig.model_validate({**StressConfig().model_dump(), **update})
+    lake = None if no_lake else Lake()
+    rep = build_report(
+        equity, held, lake, confidences=tuple(confidence or (0.95, 0.99)), benchmark=benchmark, stress=cfg,
+        top_drawdowns=top,
+    )  # fmt: skip
+    if output_format is ReportFormat.json:
+        typer.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        render(rep, Console())

@@ -1,0 +1,297 @@
+"""``quantlake risk report``: the risk figures of a backtest result or an account in one place.
+
+Input is an equity curve (or returns) and, optionally, the positions held now:
+
+* VaR and CVaR at each confidence by the three methods of :mod:`risk.metrics`;
+* summary: total and annualized return, annualized volatility, downside deviation, max drawdown, beta to
+  the benchmark (``^GSPC`` from the lake, when the lake has it over the curve's dates);
+* the worst drawdowns (peak, trough, recovery, depth, duration);
+* stress: with positions, :func:`risk.stress.stress_report` on them.  Without positions (a backtest's
+  returns only) the strategy is stood in for by ``beta × benchmark`` — each window and shock moves it by
+  beta times the benchmark's move — and, where the curve covers a window, its **realized** return in that
+  window is shown beside.
+
+Hook for accounts: anything with ``equity_curve()`` and ``positions()`` (:class:`AccountSource`, e.g. the
+paper broker's ledger) goes through :func:`report_for_account`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from quantlake.errors import MalformedFileError
+from quantlake.lake import Lake
+from risk import metrics
+from risk.book import Position
+from risk.data import load_returns
+from risk.errors import InsufficientDataError
+from risk.stress import StressConfig, historical, hypothetical, stress_report
+
+RETURN_COLUMNS = ("returns", "return", "ret", "daily_return", "pnl_pct")
+EQUITY_COLUMNS = ("equity", "value", "nav", "portfolio_value", "balance")
+
+
+class AccountSource(Protocol):
+    """What a paper/broker account must offer to be reported on."""
+
+    def equity_curve(self) -> pd.Series: ...
+    def positions(self) -> Sequence[Position]: ...
+
+
+@dataclass
+class RiskReport:
+    summary: dict[str, Any]
+    var: pd.DataFrame
+    drawdowns: pd.DataFrame
+    stress: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: NaN → null, dates as ISO strings."""
+        return {
+            "summary": {k: _json(v) for k, v in self.summary.items()},
+            "var": {m: {c: _json(v) for c, v in row.items()} for m, row in self.var.to_dict("index").items()},
+            "drawdowns": [{k: _json(v) for k, v in r.items()} for r in self.drawdowns.to_dict("records")],
+            "stress": [{k: _json(v) for k, v in r.items()} for r in self.stress.to_dict("records")],
+            "notes": list(self.notes),
+        }
+
+
+def _json(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp | dt.date):
+        return value.isoformat()[:10]
+    if isinstance(value, np.generic):
+        return _json(value.item())
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- input
+def read_returns_file(path: Path | str) -> pd.Series:
+    """An equity curve from a Parquet or CSV file with a ``date`` column and a returns or equity column.
+
+    Returns columns: ``returns``/``return``/``ret``/``daily_return``/``pnl_pct`` (simple returns per
+    row); equity columns: ``equity``/``value``/``nav``/``portfolio_value``/``balance``.  Names are
+    case-insensitive.  Returns are compounded from a start value of 1 (see
+    :func:`risk.metrics.equity_from_returns`).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MalformedFileError(f"{p}: no such file")
+    try:
+        frame = pd.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pd.read_csv(p)
+    except Exception as exc:
+        raise MalformedFileError(
+            f"{p}: cannot read as {'Parquet' if p.suffix == '.parquet' else 'CSV'}: {exc}"
+        ) from None
+    if isinstance(frame.index, pd.DatetimeIndex) and "date" not in {c.lower() for c in frame.columns}:
+        frame = frame.reset_index(names="date")
+    cols = {str(c).lower(): c for c in frame.columns}
+    if "date" not in cols:
+        raise MalformedFileError(f"{p}: needs a 'date' column (found {', '.join(map(str, frame.columns))})")
+    value_col = next((cols[c] for c in (*RETURN_COLUMNS, *EQUITY_COLUMNS) if c in cols), None)
+    if value_col is None:
+        raise MalformedFileError(
+            f"{p}: needs a returns column ({', '.join(RETURN_COLUMNS)}) or an equity column "
+            f"({', '.join(EQUITY_COLUMNS)})"
+        )
+    try:
+        dates = pd.to_datetime(frame[cols["date"]], errors="raise")
+    except (ValueError, TypeError) as exc:
+        raise MalformedFileError(f"{p}: unparseable dates: {exc}") from None
+    values = pd.to_numeric(frame[value_col], errors="coerce")
+    if values.notna().sum() < 3:
+        raise MalformedFileError(f"{p}: column {value_col!r} has fewer than 3 numbers")
+    series = pd.Series(values.to_numpy(dtype=float), index=pd.DatetimeIndex(dates), name=str(value_col))
+    series = series[~series.index.duplicated(keep="last")].sort_index().dropna()
+    if str(value_col).lower() in RETURN_COLUMNS:
+        if (series <= -1).any():
+            raise MalformedFileError(f"{p}: a return of -100 % or less; are these percentages? use decimals")
+        return metrics.equity_from_returns(series)
+    if (series <= 0).any():
+        raise MalformedFileError(f"{p}: equity must be positive")
+    return series
+
+
+def read_positions_file(path: Path | str) -> list[Position]:
+    """Positions from a JSON list of objects with :class:`risk.book.Position` fields."""
+    import json
+
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise MalformedFileError(f"{p}: cannot read positions JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise MalformedFileError(f"{p}: expected a JSON list of positions")
+    return [Position.model_validate(item) for item in data]
+
+
+# ------------------------------------------------------------------------------------------- building
+def _summary(equity: pd.Series, periods_per_year: int) -> dict[str, Any]:
+    r = equity.pct_change().dropna()
+    years = max((equity.index[-1] - equity.index[0]).days / 365.25, 1e-9)
+    total = float(equity.iloc[-1] / equity.iloc[0] - 1)
+    return {
+        "start": equity.index[0],
+        "end": equity.index[-1],
+        "observations": len(r),
+        "total_return": total,
+        "annual_return": (1 + total) ** (1 / years) - 1,
+        "annual_volatility": float(r.std(ddof=1) * np.sqrt(periods_per_year)),
+        "downside_deviation": metrics.downside_deviation(r, periods_per_year=periods_per_year),
+        "max_drawdown": metrics.max_drawdown(equity),
+    }
+
+
+def _beta(r: pd.Series, lake: Lake | None, benchmark: str, notes: list[str]) -> float | None:
+    if lake is None:
+        notes.append("no lake: beta and historical stress skipped")
+        return None
+    bench = load_returns(lake, [benchmark], r.index[0].date() - dt.timedelta(days=7), r.index[-1].date())
+    if benchmark not in bench.columns:
+        notes.append(f"no {benchmark} data in the lake over the curve's dates: beta skipped")
+        return None
+    try:
+        return metrics.beta(r, bench[benchmark])
+    except InsufficientDataError as exc:
+        notes.append(f"beta skipped: {exc}")
+        return None
+
+
+def _realized_in_windows(equity: pd.Series, table: pd.DataFrame, cfg: StressConfig) -> pd.Series:
+    out = []
+    for w in cfg.windows:
+        seg = equity[(equity.index >= pd.Timestamp(w.start)) & (equity.index <= pd.Timestamp(w.end))]
+        tol = pd.Timedelta(days=cfg.coverage_days)
+        ok = (
+            len(seg) >= 2
+            and seg.index[0] <= pd.Timestamp(w.start) + tol
+            and seg.index[-1] >= pd.Timestamp(w.end) - tol
+        )
+        out.append(float(seg.iloc[-1] / seg.iloc[0] - 1) if ok else np.nan)
+    hyp = len(table) - len(out)
+    return pd.Series(out + [np.nan] * hyp)
+
+
+def build_report(
+    equity: pd.Series,
+    positions: Sequence[Position] = (),
+    lake: Lake | None = None,
+    confidences: Sequence[float] = (0.95, 0.99),
+    benchmark: str = "^GSPC",
+    stress: StressConfig | None = None,
+    top_drawdowns: int = 5,
+    periods_per_year: int = 252,
+) -> RiskReport:
+    """Everything in the module docstring, from an equity curve (date index) and optional positions."""
+    eq = equity.dropna().astype(float)
+    eq.index = pd.DatetimeIndex(eq.index)
+    if len(eq) < 4:
+        raise InsufficientDataError(f"need at least 4 equity values for a risk report, got {len(eq)}")
+    notes: list[str] = []
+    r = eq.pct_change().dropna()
+    summary = _summary(eq, periods_per_year)
+    b = _beta(r, lake, benchmark, notes)
+    summary["benchmark"] = benchmark
+    summary["beta"] = b
+    summary["positions"] = len(positions)
+    var = metrics.var_table(r, tuple(confidences))
+    drawdowns = metrics.drawdown_table(eq, top=top_drawdowns)
+    cfg = (stress or StressConfig()).model_copy(update={"proxy": benchmark})
+    last = float(eq.iloc[-1])
+    if positions:
+        table = stress_report(positions, lake, cfg, equity=last)
+    elif b is not None and b != 0:
+        # the strategy as beta × benchmark: one unit of notional per currency, beta × equity of it
+        stand_in = [Position(symbol=benchmark, qty=b * last, price=1.0)]
+        parts = [hypothetical(stand_in, cfg, equity=last)]
+        if lake is not None:
+            try:
+                hist = historical(stand_in, lake, cfg, equity=last)
+                hist["data"] = ""
+                hist["realized_pct"] = _realized_in_windows(eq, hist, cfg).to_numpy()
+                parts.insert(0, hist)
+            except InsufficientDataError as exc:
+                notes.append(f"historical stress skipped: {exc}")
+        table = pd.concat(parts, ignore_index=True)
+        notes.append(
+            f"no positions given: stress moves the strategy by its beta {b:.2f} × {benchmark}; 'realized' is its "
+            "own return in the window where the curve covers it"
+        )
+    else:
+        table = pd.DataFrame()
+        notes.append("no positions and no beta: stress skipped")
+    if "realized_pct" not in table.columns and not table.empty:
+        table["realized_pct"] = np.nan
+    return RiskReport(summary, var, drawdowns, table, notes)
+
+
+def report_for_account(source: AccountSource, lake: Lake | None = None, **kwargs: Any) -> RiskReport:
+    """The hook for paper/broker accounts: their equity curve and current positions."""
+    return build_report(source.equity_curve(), source.positions(), lake, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ rendering
+def render(report: RiskReport, console: Any) -> None:
+    """Print the report as rich tables."""
+    from rich.table import Table
+
+    from risk.stress import render as render_stress
+
+    s = report.summary
+    t = Table(title=f"risk summary {pd.Timestamp(s['start']).date()} .. {pd.Timestamp(s['end']).date()}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    signed = ("total_return", "annual_return", "max_drawdown")
+    pct = ("annual_volatility", "downside_deviation")
+    for k, v in s.items():
+        if k in ("start", "end"):
+            continue
+        if v is None:
+            text = "n/a"
+        elif k in signed:
+            text = f"{v:+.2%}"
+        elif k in pct:
+            text = f"{v:.2%}"
+        else:
+            text = f"{v:.3f}" if isinstance(v, float) else str(v)
+        t.add_row(k.replace("_", " "), text)
+    console.print(t)
+
+    v = Table(title="VaR / CVaR (one period, loss as % of value)")
+    v.add_column("method")
+    for c in report.var.columns:
+        v.add_column(c.replace("_", " ").upper(), justify="right")
+    for method, row in report.var.iterrows():
+        v.add_row(str(method).replace("_", "-"), *[f"{x:.2%}" for x in row])
+    console.print(v)
+
+    d = Table(title=f"worst {len(report.drawdowns)} drawdowns")
+    for c in ("peak", "trough", "recovery", "depth", "days to trough", "duration (days)"):
+        d.add_column(c, justify="right" if c not in ("peak", "trough", "recovery") else "left")
+    for r in report.drawdowns.itertuples(index=False):
+        d.add_row(
+            str(pd.Timestamp(r.peak).date()),
+            str(pd.Timestamp(r.trough).date()),
+            "not yet" if pd.isna(r.recovery) else str(pd.Timestamp(r.recovery).date()),
+            f"{r.depth:.2%}",
+            str(r.days_to_trough),
+            str(r.duration_days) + ("" if r.recovered else "+"),
+        )
+    console.print(d)
+
+    if not report.stress.empty:
+        money = bool(report.summary.get("positions"))
+        console.print(render_stress(report.stress, money=money))
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/]")
