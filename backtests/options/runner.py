@@ -27,6 +27,9 @@ TRADE_COLUMNS = [
     "entry_iv", "entry_delta", "entry_spot", "exit_date", "exit_price", "exit_fees", "exit_iv", "exit_delta",
     "exit_spot", "exit_action", "exit_reason", "pnl", "regime_at_entry",
 ]
+FILL_COLUMNS = ["date", "position_id", "tag", "action", "contract", "expiry", "strike", "right", "qty", "price",
+                "fees", "iv", "delta", "spot", "source", "reason"]
+REJECTION_COLUMNS = ["date", "tag", "reason", "requirement", "excess_after", "equity", "limit"]
 POSITION_COLUMNS = ["position_id", "tag", "opened", "closed", "units", "entry_net", "exit_net", "pnl", "fees",
                     "exit_reason", "regime_at_entry", "days_held"]
 
@@ -91,8 +94,8 @@ def collect(name: str, engine: Engine, initial_cash: float, seconds: float) -> B
         for k, v in decisions.items():
             metrics[f"router.{k}"] = float(v)
     return BacktestResult(
-        name=name, daily=daily, trades=_frame(acc.trades, TRADE_COLUMNS), fills=_frame(acc.fills),
-        positions=positions, open_positions=_frame(open_legs), rejections=_frame(acc.rejections), regimes=regimes,
+        name=name, daily=daily, trades=_frame(acc.trades, TRADE_COLUMNS), fills=_frame(acc.fills, FILL_COLUMNS),
+        positions=positions, open_positions=_frame(open_legs), rejections=_frame(acc.rejections, REJECTION_COLUMNS), regimes=regimes,
         metrics=metrics, leg_days=dict(engine.leg_days), seconds=seconds, extra=extra,
     )
 

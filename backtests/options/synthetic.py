@@ -20,7 +20,8 @@ class QuoteTable:
     """Quotes given row by row: columns quote_date, expiry, strike, right, bid, ask (+ iv, source)."""
 
     def __init__(self, quotes: pd.DataFrame) -> None:
-        q = quotes.copy()
+        cols = ["quote_date", "expiry", "strike", "right", "bid", "ask"]
+        q = quotes.copy() if len(quotes) else pd.DataFrame(columns=cols)
         q["quote_date"] = pd.to_datetime(q["quote_date"]).dt.date
         q["expiry"] = pd.to_datetime(q["expiry"]).dt.date
         if "source" not in q:
