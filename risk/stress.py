@@ -30,8 +30,9 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from quantlake.errors import InvalidSymbolError
 from quantlake.lake import Lake
 from quantlake.tables import validate_symbol
 from risk._model import RiskModel
@@ -75,11 +76,18 @@ class StressConfig(RiskModel):
     as_of: dt.date | None = None
     coverage_days: Annotated[int, Field(ge=0, le=30)] = 7
 
+    @field_validator("proxy", "vol_index")
+    @classmethod
+    def _symbol(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_symbol(value)
+        except InvalidSymbolError as exc:
+            raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _checks(self) -> StressConfig:
-        validate_symbol(self.proxy)
-        if self.vol_index:
-            validate_symbol(self.vol_index)
         if any(s <= -1 for s in self.spot_shocks):
             raise ValueError("spot_shocks must be > -1 (a price cannot fall below zero)")
         if any(abs(v) > 2 for v in self.vol_shocks):
