@@ -47,6 +47,7 @@ class BacktestResult:
     metrics: dict[str, float]
     leg_days: dict[str, int]
     seconds: float
+    initial_cash: float
     extra: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, Path] = field(default_factory=dict)
 
@@ -96,7 +97,7 @@ def collect(name: str, engine: Engine, initial_cash: float, seconds: float) -> B
     return BacktestResult(
         name=name, daily=daily, trades=_frame(acc.trades, TRADE_COLUMNS), fills=_frame(acc.fills, FILL_COLUMNS),
         positions=positions, open_positions=_frame(open_legs), rejections=_frame(acc.rejections, REJECTION_COLUMNS), regimes=regimes,
-        metrics=metrics, leg_days=dict(engine.leg_days), seconds=seconds, extra=extra,
+        metrics=metrics, leg_days=dict(engine.leg_days), seconds=seconds, initial_cash=initial_cash, extra=extra,
     )
 
 
@@ -151,5 +152,5 @@ def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains
     settings = EngineSettings.from_config(config, strat.default_delay)
     source = chains if chains is not None else default_chain_source(lake)
     result = _run(config.name, market, source, strat, settings, config.initial_cash)
-    result.extra["has_regime"] = market.has_regime
+    result.extra.update(has_regime=market.has_regime, strategy=strat.name, underlying=config.underlying)
     return result
