@@ -1,0 +1,105 @@
+"""``quantlake demo`` stage for the risk package: optimize a small portfolio on the sample data, report its
+risk (VaR/CVaR, drawdowns, beta, stress with an option hedge fully repriced), and show a limit check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from quantlake.demo_context import DemoContext
+
+UNIVERSE = ("SPY", "AAPL", "GOOG", "GLD", "GDX")
+START, END = dt.date(2010, 1, 4), dt.date(2017, 12, 29)
+EQUITY = 100_000.0
+
+
+def stage(ctx: DemoContext) -> None:
+    """Portfolio weights by four methods, the risk report of the risk-parity portfolio, a limit check."""
+    from risk import portfolio as pf
+    from risk.book import Account, ComboOrder, Order, Position
+    from risk.data import load_closes
+    from risk.limits import Limits, validate
+    from risk.report import build_report, render
+    from risk.sizing import credit_spread_max_risk, spread_contracts
+    from risk.stress import StressConfig
+
+    closes = load_closes(ctx.lake, UNIVERSE, START, END).dropna()
+    returns = closes.pct_change().dropna()
+    bounds = pf.WeightBounds(upper=0.4)
+    weights = pd.DataFrame(
+        {
+            "min variance": pf.min_variance(returns, bounds),
+            "mean-variance (15 %/yr)": pf.mean_variance(returns, 0.15 / 252, bounds),
+            "risk parity": pf.risk_parity(returns, bounds),
+            "HRP": pf.hierarchical_risk_parity(returns, bounds),
+        }
+    )
+    t = Table(title=f"portfolio weights, {START}..{END}, each ≤ 40 % (riskfolio-lib)")
+    t.add_column("symbol")
+    for c in weights.columns:
+        t.add_column(c, justify="right")
+    for sym, row in weights.iterrows():
+        t.add_row(str(sym), *[f"{w:.1%}" for w in row])
+    ctx.console.print(t)
+
+    w = weights["risk parity"]
+    equity = EQUITY * (1 + returns[w.index] @ w).cumprod()
+    last = closes.iloc[-1]
+    spy = float(last["SPY"])
+    held = [Position(symbol=s, qty=float(np.floor(w[s] * equity.iloc[-1] / last[s])), price=float(last[s]))
+            for s in w.index]  # fmt: skip
+    expiry = END + dt.timedelta(days=84)
+    strike = float(round(spy * 0.95))
+    held.append(_option("SPY", "P", strike, expiry, 3.0, spy, 0.14, Position))
+    report = build_report(equity, held, ctx.lake, stress=StressConfig(as_of=END))
+    render(report, ctx.console)
+    out = ctx.paths.reports / "risk_report.json"
+    out.write_text(json.dumps(report.to_dict(), indent=2))
+    ctx.output("risk report (JSON)", out)
+
+    # a put credit spread: 20 contracts break the 2 % risk budget; risk-based sizing gives the allowed count
+    account = Account(equity=float(equity.iloc[-1]), cash=0.0, peak_equity=float(equity.max()))
+    limits = Limits(
+        max_risk_per_trade=0.02, max_gross_exposure=1.5, max_symbol_concentration=0.5, max_delta=1.5
+    )
+
+    def spread(n: float) -> ComboOrder:
+        short = _option("SPY", "P", strike, expiry, n, spy, 0.14, Order, side="sell")
+        long = _option("SPY", "P", strike - 10, expiry, n, spy, 0.15, Order, side="buy")
+        return ComboOrder(legs=(short, long))
+
+    for n in (20.0, None):
+        order = spread(n or 1.0)
+        if n is None:  # size it: max loss per share = width − credit
+            credit = order.legs[0].price - order.legs[1].price
+            n = float(spread_contracts(account.equity, 0.02, credit_spread_max_risk(10.0, credit)))
+            order = spread(n)
+        check = validate(order, account, held, limits)
+        ctx.console.print(
+            f"[bold]limit check[/] sell {n:g} SPY {strike:g}/{strike - 10:g} put spreads: {check.summary()}"
+        )
+    ctx.results["risk"] = {"weights": weights, "report": report, "limit_check": check}
+
+
+def _option(symbol: str, right: str, strike: float, expiry: dt.date, qty: float, spot: float, iv: float,
+            cls: Any, side: str | None = None) -> Any:  # fmt: skip
+    """An option order/position priced and with Greeks from features.pricing (as of the demo's END)."""
+    from features.pricing import bs_greeks, bs_price
+    from risk.book import Greeks
+
+    t = (expiry - END).days / 365
+    price = float(bs_price(right, spot, strike, t, 0.0, 0.0, iv))
+    g = bs_greeks(right, spot, strike, t, 0.0, 0.0, iv)
+    greeks = Greeks(
+        delta=float(g["delta"]), gamma=float(g["gamma"]), vega=float(g["vega"]), theta=float(g["theta"])
+    )
+    fields: dict[str, Any] = {"symbol": symbol, "right": right, "strike": strike, "expiry": expiry, "qty": qty,
+                              "price": round(price, 2), "underlying_price": spot, "iv": iv, "greeks": greeks}  # fmt: skip
+    if side is not None:
+        fields["side"] = side
+    return cls(**fields)
