@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def test_scrubber_masks_values_urls_and_nested_data() -> None:
     assert s.text("https://example.org/a:b@c") == "https://example.org/a:b@c"  # not a userinfo part
     assert s.data({"k": ["x hunter2-long y", 3]}) == {"k": [f"x {MASK} y", 3]}
     assert s.bytes(b"\x00hunter2-long\x00") == b"\x00" + b"*" * 12 + b"\x00"
+    quoted = Scrubber(['pa"ss\\word-1'], include_env=False)
+    assert "ss" not in quoted.text(json.dumps({"a": 'x pa"ss\\word-1 y'}))  # also inside JSON text
     short = Scrubber(["abc"], include_env=False)
     assert short.text("abc and abcdef") == "abc and abcdef"  # too short to search for in free text
 

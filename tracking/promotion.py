@@ -122,7 +122,7 @@ def evaluate(
         "deflated_sharpe",
         stats.OOS_DSR,
         None if dsr is None else dsr >= gate.min_deflated_sharpe,
-        f"P(SR>0)={dsr:.3f} after {int(trials or 1)} trial(s) vs minimum {gate.min_deflated_sharpe:.3f}"
+        f"P(SR>0)={dsr:.4f} after {int(trials or 1)} trial(s) vs minimum {gate.min_deflated_sharpe:.4f}"
         if dsr is not None
         else "",
     )

@@ -31,6 +31,7 @@ from tracking.signal_models import KEYS, SignalModel
 CHAMPION = "champion"
 PREVIOUS = "previous"
 KIND_TAG = "quantlake.kind"
+MODEL_URI_TAG = "quantlake.model_uri"  # run tag: the signal model the run logged (see register_from_run)
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 OOS_PREFIX = "oos_"
 
@@ -102,23 +103,50 @@ def log_signal_model(
             input_example=example.head(3),
             pip_requirements=_requirements(),
         )
+    run.set_tags({MODEL_URI_TAG: info.model_uri, KIND_TAG: model.kind})
     version = None
     if registered_name:
-        c = client()
-        with contextlib.suppress(MlflowException):  # already exists
-            c.create_registered_model(registered_name)
-        run_data = c.get_run(run.run_id).data
-        vtags = {
-            KIND_TAG: model.kind,
-            tags.JOB: run_data.tags.get(tags.JOB, ""),
-            **{k: repr(v) for k, v in run_data.metrics.items() if k.startswith(OOS_PREFIX)},
-            **{k: str(v) for k, v in (version_tags or {}).items()},
-        }
-        mv = c.create_model_version(
-            registered_name, info.model_uri, run_id=run.run_id, tags=vtags, model_id=info.model_id
-        )
-        version = str(mv.version)
+        version = register_version(registered_name, info.model_uri, run.run_id, model.kind, version_tags)
     return LoggedSignalModel(info.model_uri, registered_name or "", version)
+
+
+def register_version(
+    name: str, model_uri: str, run_id: str, kind: str, version_tags: dict[str, Any] | None = None
+) -> str:
+    """Register a logged model (``models:/<model id>``) as a new version of ``name``; returns the version.
+
+    Version tags: ``quantlake.kind``, the run's job and copies of its ``oos_*`` metrics."""
+    validate_model_name(name)
+    c = client()
+    with contextlib.suppress(MlflowException):  # already exists
+        c.create_registered_model(name)
+    run_data = c.get_run(run_id).data
+    vtags = {
+        KIND_TAG: kind,
+        tags.JOB: run_data.tags.get(tags.JOB, ""),
+        **{k: repr(v) for k, v in run_data.metrics.items() if k.startswith(OOS_PREFIX)},
+        **{k: str(v) for k, v in (version_tags or {}).items()},
+    }
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    try:
+        mv = c.create_model_version(name, model_uri, run_id=run_id, tags=vtags, model_id=model_id)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot register {model_uri} as {name!r}: {exc.message}") from None
+    return str(mv.version)
+
+
+def register_from_run(run_id: str, name: str) -> str:
+    """Register the signal model a run logged (its ``quantlake.model_uri`` tag) as a version of ``name``."""
+    c = client()
+    run = c.get_run(run_id)
+    uri = run.data.tags.get(MODEL_URI_TAG)
+    if not uri:
+        raise UserInputError(f"run {run_id} logged no signal model (no {MODEL_URI_TAG} tag)")
+    if run.info.status != "FINISHED":
+        raise UserInputError(
+            f"run {run_id} is {run.info.status}; only finished runs' models can be registered"
+        )
+    return register_version(name, uri, run_id, run.data.tags.get(KIND_TAG, "signal"))
 
 
 # ----------------------------------------------------------------------------------------- lookup

@@ -206,9 +206,15 @@ class RunHandle:
     def log_figure(self, name: str, figure: Any, artifact_path: str | None = None) -> None:
         """Log a plotly figure as self-contained ``<name>.html`` (works offline), or a matplotlib figure as PNG."""
         _check_name(name)
-        if hasattr(figure, "to_html"):
+        if hasattr(figure, "to_json") and hasattr(figure, "to_html"):
+            raw = figure.to_json()
+            clean = self.scrubber.text(raw)  # the figure's data and text; the embedded plotly.js is static
+            if clean != raw:
+                import plotly.io as pio
+
+                figure = pio.from_json(clean, skip_invalid=True)
             html = figure.to_html(full_html=True, include_plotlyjs=True)
-            self.log_text(html, _join(artifact_path, f"{name}.html"))
+            self.client.log_text(self.run_id, html, _artifact_file(_join(artifact_path, f"{name}.html")))
         elif hasattr(figure, "savefig"):
             with tempfile.TemporaryDirectory(prefix="ql-fig-") as tmp:
                 out = Path(tmp) / f"{name}.png"

@@ -15,6 +15,7 @@ destroy the data) but are still masked when they are the value of a secret-named
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -96,6 +97,9 @@ class Scrubber:
         for v in values:
             if isinstance(v, str) and v.strip().lower() not in _TRIVIAL:
                 self._secrets.add(v)
+                escaped = json.dumps(v)[1:-1]  # how the value appears inside JSON text
+                if escaped != v:
+                    self._secrets.add(escaped)
         # longest first so a secret containing another is masked whole
         searchable = sorted((s for s in self._secrets if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in searchable)) if searchable else None

@@ -1,0 +1,32 @@
+"""Flow: train the ML signal models (tracked job ``models.train``) and register them.
+
+Thin: the work is :func:`tracking.ml.train.train_job` (run through the jobs registry so it is reproducible
+with ``quantlake runs reproduce``) and :func:`tracking.ml.train.register_trained`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.logging import get_run_logger
+from prefect.states import State
+
+from flows._common import quantlake_errors_fail_cleanly
+from tracking.jobs import run_job
+from tracking.ml.train import JOB, register_trained
+
+
+@flow(name="train-models")
+@quantlake_errors_fail_cleanly
+def train_models_flow(
+    config: dict[str, Any] | None = None, register_models: bool = True, prefix: str = "ml"
+) -> dict[str, Any] | State[Any]:
+    """Train (walk-forward OOS metrics logged per model), then register each model as ``<prefix>_<family>``."""
+    logger = get_run_logger()
+    run_id = run_job(JOB, config or {})
+    logger.info("training run %s finished", run_id)
+    versions = register_trained(run_id, prefix) if register_models else {}
+    for name, version in versions.items():
+        logger.info("registered %s version %s", name, version)
+    return {"run_id": run_id, "versions": versions}
