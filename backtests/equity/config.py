@@ -1,0 +1,428 @@
+"""Validated configuration of equity research runs (pydantic), loadable from YAML or JSON files.
+
+One :class:`SweepConfig` describes a whole run: the strategy and the values of its parameters to search,
+symbols or pairs and dates, costs and stops, execution timing, universe and regime filters, the metric that
+selects a combination, and optional walk-forward and Monte Carlo sections.  Every validation error names the
+field (``strategy.params.fast: ...``) and is raised as :class:`quantlake.errors.ConfigError` (exit code 2).
+
+A parameter value in ``strategy.params`` (and a cost such as ``sl_stop``) is either fixed (``fast: 10``),
+a list of values (``fast: [5, 10, 15]``), an inclusive range (``fast: {range: [5, 15], step: 1}``) or, for
+random search only, a distribution (``k: {uniform: [1.5, 3.0]}``, ``window: {uniform: [10, 60], integer: true}``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from quantlake.errors import ConfigError
+from quantlake.tables import validate_symbol
+
+Scalar = int | float | bool | str
+M = TypeVar("M", bound=BaseModel)
+
+METRICS = (
+    "total_return",
+    "annualized_return",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "volatility",
+    "var_95",
+    "win_rate",
+    "avg_win",
+    "avg_loss",
+    "profit_factor",
+    "trades",
+    "exposure",
+)
+# metrics where smaller is better when selecting (drawdown is stored as a negative number: larger is better)
+LOWER_IS_BETTER = frozenset({"volatility"})
+REGIMES = ("low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RangeSpec(_Model):
+    """Inclusive grid ``range: [lo, hi]`` with ``step`` (ints stay ints)."""
+
+    range: tuple[float, float]
+    step: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> RangeSpec:
+        lo, hi = self.range
+        if lo > hi:
+            raise ValueError(f"range [{lo}, {hi}] is backwards")
+        if (hi - lo) / self.step > 100_000:
+            raise ValueError("range has more than 100,000 values; use a larger step")
+        return self
+
+    def values(self) -> list[Scalar]:
+        lo, hi = self.range
+        n = math.floor((hi - lo) / self.step + 1e-9) + 1
+        vals = [lo + i * self.step for i in range(n)]
+        if all(float(v).is_integer() for v in (lo, hi, self.step)):
+            return [round(v) for v in vals]
+        return [round(v, 12) for v in vals]
+
+
+class UniformSpec(_Model):
+    """A distribution for random search: uniform on ``[lo, hi]`` (log-uniform with ``log``, ints with ``integer``)."""
+
+    uniform: tuple[float, float]
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> UniformSpec:
+        lo, hi = self.uniform
+        if lo > hi:
+            raise ValueError(f"uniform [{lo}, {hi}] is backwards")
+        if self.log and lo <= 0:
+            raise ValueError("log-uniform needs lo > 0")
+        return self
+
+
+ParamSpec = RangeSpec | UniformSpec | list[Scalar] | Scalar
+CostSpec = RangeSpec | UniformSpec | list[float | None] | float | None
+
+
+class StrategyConfig(_Model):
+    kind: str = Field(description="strategy name, see backtests.equity.strategies.STRATEGIES")
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        from backtests.equity.strategies import STRATEGIES
+
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; choose one of: {', '.join(sorted(STRATEGIES))}")
+        return v
+
+    @model_validator(mode="after")
+    def _params(self) -> StrategyConfig:
+        from backtests.equity.strategies import STRATEGIES
+
+        STRATEGIES[self.kind].check_params(self.params)
+        return self
+
+
+class SearchConfig(_Model):
+    method: Literal["grid", "random"] = "grid"
+    n: int = Field(default=50, ge=1, le=1_000_000, description="random search: number of combinations drawn")
+    seed: int = 0
+
+
+class CostsConfig(_Model):
+    """Fees and slippage as fractions of traded value; stops as fractions of the entry price."""
+
+    fees: CostSpec = 0.0005
+    fixed_fees: float = Field(default=0.0, ge=0)
+    slippage: CostSpec = 0.0005
+    sl_stop: CostSpec = None
+    tsl_stop: CostSpec = Field(
+        default=None, description="trailing stop (fraction below the highest price since entry)"
+    )
+    tp_stop: CostSpec = None
+
+    @field_validator("fees", "slippage", "sl_stop", "tsl_stop", "tp_stop")
+    @classmethod
+    def _fraction(cls, v: CostSpec) -> CostSpec:
+        vals: list[float] = []
+        if isinstance(v, RangeSpec):
+            vals = [float(x) for x in v.values()]
+        elif isinstance(v, UniformSpec):
+            vals = list(v.uniform)
+        elif isinstance(v, list):
+            vals = [float(x) for x in v if x is not None]
+        elif v is not None:
+            vals = [float(v)]
+        for x in vals:
+            if not 0.0 <= x < 1.0:
+                raise ValueError(f"{x} is not a fraction in [0, 1) (e.g. 0.001 = 0.1%)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_stop_loss(self) -> CostsConfig:
+        if self.sl_stop is not None and self.tsl_stop is not None:
+            raise ValueError(
+                "sl_stop and tsl_stop: choose one (vectorbt keeps a single stop-loss per position)"
+            )
+        return self
+
+
+class ExecutionConfig(_Model):
+    """When a signal trades (DESIGN §5: a signal at t trades at t+1's open).
+
+    ``next_open``: at the next bar's open; symbols without opens (close-only series) fall back to the next
+    close and are reported with ``fill = next_close``.  ``next_close``: at the next close.  ``close``: at the
+    close of the signal bar (only for comparisons with engines that fill on the close)."""
+
+    fill: Literal["next_open", "next_close", "close"] = "next_open"
+    init_cash: float = Field(default=10_000.0, gt=0)
+    price: Literal["close", "adj_close"] = Field(
+        default="close",
+        description="adj_close scales open/high/low by adj_close/close (dividends reinvested)",
+    )
+
+
+class UniverseConfig(_Model):
+    """Point-in-time universe: a symbol may be entered on day t only if its close and its average dollar
+    volume over ``window`` days (both known at t's close) pass.  Close-only series have no volume: they fail
+    a dollar-volume filter."""
+
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, gt=0)
+    min_dollar_volume: float | None = Field(default=None, ge=0)
+    window: int = Field(default=20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _order(self) -> UniverseConfig:
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError(f"min_price {self.min_price} is above max_price {self.max_price}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.min_price, self.max_price, self.min_dollar_volume))
+
+
+class RegimeConfig(_Model):
+    """Trade only in chosen regimes of the ``features_regime`` table (the regime at t is known at t's close).
+
+    ``symbol``: whose regime to use (``null`` = each traded symbol's own; e.g. ``SPY`` or ``^VIX`` for a
+    market-wide regime).  ``exit_on_change``: close positions when the regime leaves the allowed set."""
+
+    allow: list[Literal["low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral"]] = Field(
+        min_length=1
+    )
+    symbol: str | None = None
+    exit_on_change: bool = True
+    table: str = "features_regime"
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        return None if v is None else validate_symbol(v)
+
+
+class WalkForwardSpec(_Model):
+    mode: Literal["rolling", "anchored"] = "rolling"
+    train_bars: int = Field(default=756, ge=20, description="in-sample length in bars (756 ≈ 3 years)")
+    test_bars: int = Field(default=252, ge=5, description="out-of-sample length in bars")
+    step_bars: int | None = Field(
+        default=None, ge=1, description="window step (default: test_bars, non-overlapping OOS)"
+    )
+
+
+MCMethod = Literal["bootstrap", "shuffle", "parametric"]
+MC_METHODS: tuple[MCMethod, ...] = ("bootstrap", "shuffle", "parametric")
+
+
+class MonteCarloSpec(_Model):
+    n_sims: int = Field(default=2000, ge=10, le=1_000_000)
+    methods: list[MCMethod] = Field(default_factory=lambda: list(MC_METHODS), min_length=1)
+    ruin_level: float = Field(
+        default=0.5, gt=0, lt=1, description="ruin = equity at or below this fraction of the start"
+    )
+    fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="capital fraction per trade (default 1/number of symbols traded)",
+    )
+    seed: int = 0
+
+
+class OverfittingSpec(_Model):
+    cscv_splits: int = Field(
+        default=16, ge=2, le=24, description="even number of CSCV blocks (C(16,8) = 12,870 splits)"
+    )
+
+    @field_validator("cscv_splits")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even")
+        return v
+
+
+class ReportSpec(_Model):
+    heatmap: tuple[str, str] | None = Field(
+        default=None, description="two parameters (default: the first two swept)"
+    )
+    tearsheet: bool = True
+    output_dir: Path | None = Field(
+        default=None, description="default: $QUANTLAKE_HOME/reports/equity/<name>-<time>"
+    )
+
+
+class SweepConfig(_Model):
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,60}$")
+    strategy: StrategyConfig
+    symbols: list[str] | None = Field(
+        default=None, description="null: every symbol of equity_bars (not for pairs)"
+    )
+    pairs: list[str] | None = Field(
+        default=None, description="pairs strategy: 'Y/X' (trade Y against beta * X)"
+    )
+    start: dt.date | None = None
+    end: dt.date | None = None
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
+    regime: RegimeConfig | None = None
+    metric: str = Field(default="sharpe", description="metric that selects the best combination")
+    chunk_size: int = Field(default=10, ge=1, le=10_000, description="symbols (or pairs) per vectorized call")
+    overfitting: OverfittingSpec = Field(default_factory=OverfittingSpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    walkforward: WalkForwardSpec | None = None
+    montecarlo: MonteCarloSpec | None = None
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        out = list(dict.fromkeys(validate_symbol(s) for s in v))
+        if not out:
+            raise ValueError("list is empty (omit it for every symbol)")
+        return out
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        out = []
+        for p in v:
+            legs = [s for s in p.replace("~", "/").split("/") if s.strip()]
+            if len(legs) != 2:
+                raise ValueError(f"pair {p!r} must look like 'GDX/GLD'")
+            y, x = (validate_symbol(s) for s in legs)
+            if y == x:
+                raise ValueError(f"pair {p!r} trades a symbol against itself")
+            out.append(f"{y}/{x}")
+        if not out:
+            raise ValueError("list is empty")
+        return list(dict.fromkeys(out))
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; choose one of: {', '.join(METRICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepConfig:
+        from backtests.equity.strategies import STRATEGIES
+
+        is_pairs = STRATEGIES[self.strategy.kind].pairs
+        if is_pairs and not self.pairs:
+            raise ValueError("pairs: the pairs strategy needs a list of pairs such as ['GDX/GLD']")
+        if not is_pairs and self.pairs:
+            raise ValueError(
+                f"pairs: only the pairs strategy takes pairs (strategy is {self.strategy.kind!r})"
+            )
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        if STRATEGIES[self.strategy.kind].uses_sl_stop and (
+            self.costs.sl_stop is not None or self.costs.tsl_stop is not None
+        ):
+            raise ValueError("costs.sl_stop: this strategy sets its own ATR stop; remove sl_stop/tsl_stop")
+        if self.report.heatmap is not None:
+            known = set(STRATEGIES[self.strategy.kind].param_names) | set(COST_PARAMS)
+            for p in self.report.heatmap:
+                if p not in known:
+                    raise ValueError(f"report.heatmap: {p!r} is not a parameter of {self.strategy.kind}")
+        return self
+
+    @property
+    def is_pairs(self) -> bool:
+        from backtests.equity.strategies import STRATEGIES
+
+        return STRATEGIES[self.strategy.kind].pairs
+
+
+COST_PARAMS = ("fees", "slippage", "sl_stop", "tsl_stop", "tp_stop")
+
+
+class WalkForwardConfig(SweepConfig):
+    """A sweep whose walk-forward section is required (``quantlake walkforward``)."""
+
+    walkforward: WalkForwardSpec = Field(default_factory=WalkForwardSpec)
+
+
+class MonteCarloConfig(SweepConfig):
+    """A sweep whose Monte Carlo section is required (``quantlake montecarlo``)."""
+
+    montecarlo: MonteCarloSpec = Field(default_factory=MonteCarloSpec)
+
+
+# ------------------------------------------------------------------------------------------- loading
+def _clean_loc(loc: tuple[Any, ...]) -> str:
+    parts = []
+    for p in loc:
+        text = str(p)
+        # pydantic names the union member it tried ("RangeSpec", "function-after[...]", "list[...]", "int")
+        if isinstance(p, str) and (text[:1].isupper() or "[" in text or text in _UNION_TAGS):
+            continue
+        parts.append(text)
+    return ".".join(parts)
+
+
+_UNION_TAGS = {"int", "float", "bool", "str", "none"}
+
+
+def format_errors(exc: ValidationError) -> str:
+    """One ``field.path: message`` per bad field (a union's alternatives merged)."""
+    by_loc: dict[str, list[str]] = {}
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        by_loc.setdefault(_clean_loc(err["loc"]) or "<root>", []).append(msg)
+    parts = []
+    for loc, msgs in by_loc.items():
+        uniq = list(dict.fromkeys(msgs))
+        custom = [m for m in uniq if not m.startswith("Input should be")]
+        shown = custom or uniq[-1:]
+        parts.append(f"{loc}: {'; '.join(shown[:2])}")
+    return "; ".join(parts)
+
+
+def validate(model: type[M], data: Mapping[str, Any], source: str = "config") -> M:
+    """``model`` from ``data`` or :class:`ConfigError` naming each bad field."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {source}: {format_errors(exc)}") from None
+
+
+def load_config(path: str | Path, model: type[M] = SweepConfig) -> M:  # type: ignore[assignment]
+    """Read a YAML (``.yaml``/``.yml``) or JSON file into ``model``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {exc}"
+        ) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: expected a mapping of settings at the top level")
+    return validate(model, data, source=f"config {p.name}")

@@ -1,0 +1,130 @@
+"""Daily bars from the lake as wide arrays (rows = dates, columns = symbols).
+
+Interior gaps (a date another symbol traded but this one has no row) are filled with a flat bar at the
+previous close so indicators never see holes; dates before a symbol's first bar and after its last stay NaN.
+Close-only series (indices, some vendors) have NaN open/high/low/volume: ``has_ohlc`` is False for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from quantlake.errors import InvalidSymbolError, UserInputError
+from quantlake.lake import Lake
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class Bars:
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.close.shape
+
+    @property
+    def has_ohlc(self) -> np.ndarray:
+        """Per symbol: True when it has opens (and highs/lows) wherever it has closes."""
+        alive = ~np.isnan(self.close)
+        return ~(alive & np.isnan(self.open)).any(axis=0) & alive.any(axis=0)
+
+    @property
+    def alive(self) -> np.ndarray:
+        return ~np.isnan(self.close)
+
+    def take(self, columns: list[int] | np.ndarray) -> Bars:
+        cols = np.asarray(columns, dtype=int)
+        return Bars(
+            self.index,
+            tuple(self.symbols[i] for i in cols),
+            *(getattr(self, f)[:, cols] for f in FIELDS),
+        )
+
+    def rows(self, start: int, stop: int) -> Bars:
+        return Bars(self.index[start:stop], self.symbols, *(getattr(self, f)[start:stop] for f in FIELDS))
+
+    def with_fallbacks(self) -> Bars:
+        """Open/high/low replaced by the close where missing (close-only series), volume left as is."""
+
+        def fill(a: np.ndarray) -> np.ndarray:
+            return np.where(np.isnan(a), self.close, a)
+
+        return replace(self, open=fill(self.open), high=fill(self.high), low=fill(self.low))
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, symbols: list[str] | None = None) -> Bars:
+        """From long rows (symbol, date, open, high, low, close, volume)."""
+        if df.empty:
+            raise UserInputError("no bars to backtest")
+        frame = df.copy()
+        frame["date"] = pd.to_datetime(frame["date"])
+        syms = symbols or sorted(frame["symbol"].unique())
+        wide = {
+            f: frame.pivot(index="date", columns="symbol", values=f).reindex(columns=syms) for f in FIELDS
+        }
+        close = wide["close"].sort_index()
+        index = pd.DatetimeIndex(close.index)
+        alive = close.ffill().notna() & close.bfill().notna()  # inside [first, last] bar of each symbol
+        gap = alive & close.isna()
+        close_f = close.ffill().where(alive)
+        arrays = {"close": close_f.to_numpy(dtype=np.float64, copy=True)}
+        for f in ("open", "high", "low"):
+            w = wide[f].reindex(index)
+            has_any = w.notna().any(axis=0)
+            filled = w.where(~gap, close_f).where(alive)
+            filled.loc[:, ~has_any] = np.nan  # a close-only series stays close-only
+            arrays[f] = filled.to_numpy(dtype=np.float64, copy=True)
+        arrays["volume"] = (
+            wide["volume"].reindex(index).where(~gap, 0.0).where(alive).to_numpy(dtype=np.float64, copy=True)
+        )
+        return cls(index, tuple(syms), **arrays)
+
+
+def load_bars(
+    lake: Lake,
+    symbols: list[str] | None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    price: str = "close",
+) -> Bars:
+    """Bars of ``symbols`` (None: every symbol) between ``start`` and ``end`` from ``equity_bars``."""
+    clauses: list[str] = ["close IS NOT NULL"]
+    params: list[object] = []
+    if symbols:
+        clauses.append("symbol IN (" + ", ".join("?" for _ in symbols) + ")")
+        params += list(symbols)
+    if start:
+        clauses.append("date >= ?")
+        params.append(start)
+    if end:
+        clauses.append("date <= ?")
+        params.append(end)
+    df = lake.read(
+        "equity_bars",
+        columns=["symbol", "date", "open", "high", "low", "close", "adj_close", "volume"],
+        where=" AND ".join(clauses),
+        params=params,
+    )
+    found = set(df["symbol"].unique())
+    missing = [s for s in (symbols or []) if s not in found]
+    if missing:
+        span = f" between {start or '...'} and {end or '...'}" if (start or end) else ""
+        raise InvalidSymbolError(f"no equity_bars rows for {', '.join(missing)}{span}")
+    if df.empty:
+        raise UserInputError("equity_bars has no rows in the requested range")
+    if price == "adj_close":
+        ratio = (df["adj_close"] / df["close"]).where(df["adj_close"].notna(), 1.0)
+        for f in ("open", "high", "low", "close"):
+            df[f] = df[f] * ratio
+    return Bars.from_frame(df.drop(columns=["adj_close"]), list(symbols) if symbols else None)

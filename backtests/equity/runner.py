@@ -1,0 +1,36 @@
+"""How a sweep maps its chunk function over chunks: sequentially by default; a Prefect flow installs a runner
+that submits each chunk as a task (thread pool or Dask), see ``flows/equity_sweep.py``.
+
+A context variable rather than a parameter, so a registered job ``fn(config, lake)`` (which ``quantlake runs
+reproduce`` calls without Prefect) is the same code path the flow runs."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+ChunkRunner = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+
+
+def sequential(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    return [fn(item) for item in items]
+
+
+_RUNNER: contextvars.ContextVar[ChunkRunner] = contextvars.ContextVar(
+    "equity_chunk_runner", default=sequential
+)
+
+
+def current_runner() -> ChunkRunner:
+    return _RUNNER.get()
+
+
+@contextlib.contextmanager
+def use_runner(runner: ChunkRunner) -> Iterator[None]:
+    token = _RUNNER.set(runner)
+    try:
+        yield
+    finally:
+        _RUNNER.reset(token)
