@@ -91,3 +91,66 @@ def report(
         typer.echo(json.dumps(rep.to_dict(), indent=2))
     else:
         render(rep, Console())
+
+
+class Method(StrEnum):
+    min_variance = "min-variance"
+    mean_variance = "mean-variance"
+    risk_parity = "risk-parity"
+    hrp = "hrp"
+
+
+@risk_app.command("optimize")
+def optimize(
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols from the lake's equity_bars.")],
+    method: Annotated[Method, typer.Option(help="Optimizer (riskfolio-lib).")] = Method.hrp,
+    start: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First date.")] = None,
+    end: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last date.")] = None,
+    max_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Upper bound per asset.")] = 1.0,
+    min_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Lower bound per asset.")] = 0.0,
+    target_return: Annotated[
+        float | None, typer.Option(help="Annual target return for mean-variance (e.g. 0.12).")
+    ] = None,
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", help="table or json.")
+    ] = ReportFormat.table,
+) -> None:
+    """Portfolio weights from daily returns in the lake (dates where every symbol has a close)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from quantlake.errors import UserInputError
+    from quantlake.lake import Lake
+    from risk import portfolio as pf
+    from risk.data import load_closes
+    from risk.errors import InsufficientDataError
+
+    names = [s for s in (p.strip() for p in symbols.split(",")) if s]
+    closes = load_closes(Lake(), names, start.date() if start else None, end.date() if end else None)
+    missing = sorted({n.upper() for n in names} - set(closes.columns))
+    if missing:
+        raise InsufficientDataError(f"no equity_bars in the lake for {', '.join(missing)}")
+    returns = closes.dropna().pct_change().dropna()
+    bounds = pf.WeightBounds(lower=min_weight, upper=max_weight)
+    if method is Method.mean_variance:
+        if target_return is None:
+            raise UserInputError("--target-return is required for --method mean-variance")
+        weights = pf.mean_variance(returns, target_return / 252, bounds)
+    elif method is Method.min_variance:
+        weights = pf.min_variance(returns, bounds)
+    elif method is Method.risk_parity:
+        weights = pf.risk_parity(returns, bounds)
+    else:
+        weights = pf.hierarchical_risk_parity(returns, bounds)
+    rc = pf.risk_contributions(weights, returns.cov())
+    if output_format is ReportFormat.json:
+        typer.echo(json.dumps({"method": method.value, "start": str(returns.index[0].date()),
+                               "end": str(returns.index[-1].date()), "weights": weights.round(6).to_dict(),
+                               "risk_contributions": rc.round(6).to_dict()}, indent=2))  # fmt: skip
+        return
+    t = Table(title=f"{method.value} weights, {returns.index[0].date()}..{returns.index[-1].date()}")
+    for col in ("symbol", "weight", "risk share"):
+        t.add_column(col, justify="left" if col == "symbol" else "right")
+    for sym in weights.index:
+        t.add_row(str(sym), f"{weights[sym]:.2%}", f"{rc[sym]:.2%}")
+    Console().print(t)

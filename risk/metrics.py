@@ -190,6 +190,8 @@ def equity_from_returns(returns: pd.Series, start: float = 1.0) -> pd.Series:
     r = returns.dropna().astype(float)
     if r.empty:
         raise InsufficientDataError("no returns to build an equity curve from")
+    if not isinstance(r.index, pd.DatetimeIndex) and pd.api.types.is_numeric_dtype(r.index):
+        raise ConfigError("returns need a date index (got numbers)")
     idx = pd.DatetimeIndex(r.index)
     curve = start * (1.0 + r).cumprod()
     first = pd.Series([start], index=pd.DatetimeIndex([idx[0] - pd.Timedelta(days=1)]))

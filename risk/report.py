@@ -168,19 +168,16 @@ def _beta(r: pd.Series, lake: Lake | None, benchmark: str, notes: list[str]) -> 
         return None
 
 
-def _realized_in_windows(equity: pd.Series, table: pd.DataFrame, cfg: StressConfig) -> pd.Series:
+def _realized_in_windows(equity: pd.Series, cfg: StressConfig) -> list[float]:
+    """The curve's own return over each window it covers (within ``coverage_days``), else NaN."""
     out = []
+    tol = pd.Timedelta(days=cfg.coverage_days)
     for w in cfg.windows:
-        seg = equity[(equity.index >= pd.Timestamp(w.start)) & (equity.index <= pd.Timestamp(w.end))]
-        tol = pd.Timedelta(days=cfg.coverage_days)
-        ok = (
-            len(seg) >= 2
-            and seg.index[0] <= pd.Timestamp(w.start) + tol
-            and seg.index[-1] >= pd.Timestamp(w.end) - tol
-        )
+        start, end = pd.Timestamp(w.start), pd.Timestamp(w.end)
+        seg = equity[(equity.index >= start) & (equity.index <= end)]
+        ok = len(seg) >= 2 and seg.index[0] <= start + tol and seg.index[-1] >= end - tol
         out.append(float(seg.iloc[-1] / seg.iloc[0] - 1) if ok else np.nan)
-    hyp = len(table) - len(out)
-    return pd.Series(out + [np.nan] * hyp)
+    return out
 
 
 def build_report(
@@ -219,7 +216,7 @@ def build_report(
             try:
                 hist = historical(stand_in, lake, cfg, equity=last)
                 hist["data"] = ""
-                hist["realized_pct"] = _realized_in_windows(eq, hist, cfg).to_numpy()
+                hist["realized_pct"] = _realized_in_windows(eq, cfg)
                 parts.insert(0, hist)
             except InsufficientDataError as exc:
                 notes.append(f"historical stress skipped: {exc}")

@@ -115,3 +115,34 @@ def test_cli_user_error_is_one_line_exit_2(tmp_path: Path, ql_home: Path) -> Non
         pytest.fail("quantlake CLI does not mount risk.cli")
     assert proc.returncode == 2, proc.stderr
     assert "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_optimize(sample_lake) -> None:  # type: ignore[no-untyped-def]
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    runner = CliRunner(env={"QUANTLAKE_HOME": str(sample_lake.root.parent)})
+    args = ["risk", "optimize", "--symbols", "SPY,AAPL,GLD", "--method", "risk-parity", "--start", "2011-01-01",
+            "--end", "2015-12-31", "--format", "json"]  # fmt: skip
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    w = pd.Series(doc["weights"])
+    px = (
+        sample_lake.query(
+            "SELECT date, symbol, coalesce(adj_close, close) AS px FROM equity_bars WHERE symbol IN ('SPY','AAPL','GLD') "
+            "AND date BETWEEN DATE '2011-01-01' AND DATE '2015-12-31'"
+        )
+        .pivot(index="date", columns="symbol", values="px")
+        .dropna()
+    )
+    cov = px.pct_change().dropna().cov().loc[w.index, w.index].to_numpy()
+    rc = w.to_numpy() * (cov @ w.to_numpy())
+    np.testing.assert_allclose(
+        rc / rc.sum(), [1 / 3] * 3, atol=1e-5
+    )  # equal risk, checked on the lake's data
+    assert w.sum() == pytest.approx(1.0, abs=1e-5)
+    out = runner.invoke(
+        app, [*args[:6], "--method", "min-variance", "--max-weight", "0.4", "--format", "json"]
+    )
+    assert out.exit_code == 0 and max(json.loads(out.output)["weights"].values()) <= 0.4 + 1e-6
