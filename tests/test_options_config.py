@@ -66,7 +66,7 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("underlying: [unclosed\n")
-    with pytest.raises(MalformedFileError, match="bad.yaml"):
+    with pytest.raises(MalformedFileError, match=r"bad\.yaml"):
         load_config(bad)
     lst = tmp_path / "list.yaml"
     lst.write_text("- 1\n- 2\n")

@@ -81,7 +81,6 @@ def collect(name: str, engine: Engine, initial_cash: float, seconds: float) -> B
     metrics["leg_days_modeled"] = float(engine.leg_days["modeled"])
     total = engine.leg_days["observed"] + engine.leg_days["modeled"]
     metrics["leg_days_observed_share"] = engine.leg_days["observed"] / total if total else float("nan")
-    metrics["seconds"] = seconds
     regimes = mx.per_regime(daily, positions, initial_cash)
     for row in regimes.itertuples(index=False):
         metrics[f"regime.{row.regime}.pnl"] = float(row.pnl)
