@@ -80,6 +80,9 @@ def stage_lake(ctx: DemoContext) -> None:
 STAGES: list[tuple[str, str]] = [
     ("ingest", "quantlake.demo:stage_ingest"),
     ("lake", "quantlake.demo:stage_lake"),
+    ("risk", "risk.demo:stage"),
+    ("tracking", "tracking.demo:stage"),
+    ("reproduce", "tracking.demo:stage_reproduce"),  # last: re-runs earlier stages' runs after new data
 ]
 
 
