@@ -1,0 +1,152 @@
+"""Commands ``quantlake scan ...`` (the daily scanner) and the paper-trading commands.
+
+Heavy imports happen inside the commands so ``quantlake --help`` stays fast.  Errors are
+:mod:`quantlake.errors` types; ``quantlake.cli.main`` prints them as one line with their exit code.
+
+``quantlake scan`` (no sub-command) is ``quantlake scan run`` with its defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+scan_app = typer.Typer(
+    help="Daily scanner: EMA crosses with RSI context and MACD confirmation, scored and ranked.",
+    invoke_without_command=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the ``scan`` group (and the trading commands) on the root CLI."""
+    app.add_typer(scan_app, name="scan")
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [s for s in (p.strip() for p in value.replace(" ", ",").split(",")) if s]
+
+
+def _pairs(values: list[str] | None) -> list[tuple[int, int]] | None:
+    """``9:21`` or ``9,21`` → (9, 21)."""
+    if not values:
+        return None
+    from quantlake.errors import ConfigError
+
+    out = []
+    for v in values:
+        parts = v.replace(",", ":").replace("/", ":").split(":")
+        try:
+            fast, slow = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"--ema {v!r}: use FAST:SLOW, e.g. 9:21") from None
+        out.append((fast, slow))
+    return out
+
+
+DateOpt = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD")]
+
+
+# ------------------------------------------------------------------------------------------------ scan
+@scan_app.callback()
+def _scan_default(ctx: typer.Context) -> None:
+    """Daily scanner (``quantlake scan`` alone runs ``quantlake scan run`` with its defaults)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(scan_run)
+
+
+@scan_app.command("run")
+def scan_run(
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Trading date to scan (default: latest in the lake)."),
+    ] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: every symbol).")] = None,
+    min_price: Annotated[float | None, typer.Option(help="Minimum close (default 10).")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Maximum close (default 100).")] = None,
+    min_volume: Annotated[float | None, typer.Option(help="Minimum average volume (default 500,000).")] = None,
+    ema: Annotated[
+        list[str] | None, typer.Option("--ema", help="EMA pair FAST:SLOW; repeat for several (default 9:21, 50:200).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML/JSON file with ScanConfig fields (options override it).")
+    ] = None,
+    top: Annotated[int | None, typer.Option(help="How many signals to show and e-mail (default 20).")] = None,
+    json_dir: Annotated[
+        Path | None, typer.Option("--json-dir", help="Where signals_<date>.json goes (default QUANTLAKE_HOME/reports/scan).")
+    ] = None,
+    motd: Annotated[
+        bool, typer.Option("--motd/--no-motd", help="Write the MOTD block ($QUANTLAKE_MOTD_PATH, /etc/motd or ~/.motd).")
+    ] = True,
+    motd_path: Annotated[Path | None, typer.Option("--motd-path", help="MOTD file to write instead.")] = None,
+    email: Annotated[
+        bool | None,
+        typer.Option("--email/--no-email", help="Send the HTML e-mail (default: when SMTP is configured)."),
+    ] = None,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Write the daily_signals table.")] = True,
+    max_age_days: Annotated[
+        int | None,
+        typer.Option(help="Fail (and alert) when the latest bar is more than this many weekdays old."),
+    ] = None,
+) -> None:
+    """Scan the latest trading date: universe filters, EMA crosses, RSI context, MACD, score and rank.
+
+    Writes the daily_signals table, a JSON file and the MOTD block, prints the table and e-mails it when
+    SMTP is configured (QUANTLAKE_SMTP_* or QUANTLAKE_SMTP_BLOCK)."""
+    from execution.report import load_scan_config, run_daily_scan
+    from quantlake.lake import Lake
+
+    overrides: dict[str, Any] = {
+        "as_of": as_of.date() if as_of else None,
+        "symbols": _split(symbols),
+        "min_price": min_price,
+        "max_price": max_price,
+        "min_volume": min_volume,
+        "ema_pairs": _pairs(ema),
+        "top": top,
+    }
+    cfg = load_scan_config(config, {k: v for k, v in overrides.items() if v is not None})
+    outcome = run_daily_scan(
+        Lake(),
+        cfg,
+        json_dir=json_dir,
+        motd=motd_path if motd_path is not None else motd,
+        email=email,
+        store=store,
+        max_age_days=max_age_days,
+    )
+    outcome.print(console)
+
+
+@scan_app.command("show")
+def scan_show(
+    date: Annotated[
+        dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Date (default: the latest scanned).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 20,
+) -> None:
+    """Show stored signals from the daily_signals table."""
+    from execution.report import show_signals
+    from quantlake.lake import Lake
+
+    show_signals(Lake(), date.date() if date else None, limit, console)
+
+
+@scan_app.command("test-email")
+def scan_test_email() -> None:
+    """Send a short test e-mail with the configured SMTP settings (the password is never printed)."""
+    from execution.notify import plain_message, send, smtp_settings
+    from quantlake.errors import ConfigError
+
+    settings = smtp_settings()
+    if settings is None:
+        raise ConfigError("e-mail is not configured: set QUANTLAKE_SMTP_HOST/FROM/TO or QUANTLAKE_SMTP_BLOCK")
+    send(plain_message("quantlake test e-mail", "SMTP settings work."), settings)
+    console.print(f"sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port}")
