@@ -164,10 +164,11 @@ def _rsi_events(ind: pd.DataFrame, cfg: ScanConfig) -> tuple[pd.Series, pd.Serie
     label[down] = f"crossed_below_{cfg.rsi_lower:g}"
     when = pd.Series(pd.to_datetime(ind["date"]).where(up | down), index=ind.index)
     limit = cfg.rsi_window - 1
-    if limit == 0:
-        return label, when
-    grouped = pd.DataFrame({"symbol": ind["symbol"], "label": label, "when": when}).groupby("symbol", sort=False)
-    return grouped["label"].ffill(limit=limit), grouped["when"].ffill(limit=limit)
+    if limit > 0:
+        grouped = pd.DataFrame({"symbol": ind["symbol"], "label": label, "when": when}).groupby("symbol", sort=False)
+        label, when = grouped["label"].ffill(limit=limit), grouped["when"].ffill(limit=limit)
+    label = label.astype(object).where(label.notna(), None)
+    return label, when
 
 
 def _score(sig: pd.DataFrame, cfg: ScanConfig) -> pd.Series:
