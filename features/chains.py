@@ -18,7 +18,7 @@ The modeled chain (:func:`model_chain`, a pure function) on a quote date:
   the last year (vol index) or the one-year realized vol (single stocks).
 * **strikes** - per expiry, from ``F exp(-sd_down s)`` to ``F exp(sd_up s)`` with ``s = sigma_atm sqrt(T)``
   (at least +-``min_range``), on a spacing that depends on the price level (``strike_steps``: 0.5 below 25,
-  1 below 200, 2.5 below 500, 5 below 5,000, 50 below 20,000, else 100), coarsened x2, x5, x10 ... until
+  1 below 500 (SPY-like $1 strikes), 5 below 5,000, 50 below 20,000, else 100), coarsened x2, x5, x10 ... until
   an expiry has at most ``max_strikes`` strikes.
 * **prices** - Black-Scholes-Merton mid at the surface's vol with rate r(T) and dividend yield q;
   **spread** = ``max(tick, spread_vol * vega + spread_pct * mid)`` (vega per 1.00 vol, so ``spread_vol`` = 0.01
@@ -96,8 +96,7 @@ class ChainModelConfig(BaseModel):
     months: Annotated[int, Field(ge=1, le=36)] = 12
     strike_steps: tuple[tuple[float, float], ...] = (
         (25.0, 0.5),
-        (200.0, 1.0),
-        (500.0, 2.5),
+        (500.0, 1.0),
         (5000.0, 5.0),
         (20000.0, 50.0),
         (math.inf, 100.0),
