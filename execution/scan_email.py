@@ -77,6 +77,7 @@ def build_scan_email(result: ScanResult) -> EmailMessage:
     html_part = msg.get_body(preferencelist=("html",))
     assert isinstance(html_part, EmailMessage)
     for c in charts:
-        html_part.add_related(c["png"], "image", "png", cid=f"<{c['cid']}>", filename=f"{c['label']}.png")
+        html_part.add_related(c["png"], "image", "png", cid=f"<{c['cid']}>", disposition="inline",
+                              filename=f"{c['label']}.png".replace("#", "").replace(" ", "_"))
     return msg
 
