@@ -58,7 +58,7 @@ def cost_arrays(combos: pd.DataFrame, costs: CostsConfig, n_units: int) -> dict[
 
 
 def _tile(a: np.ndarray, n: int) -> np.ndarray:
-    return np.tile(a, (1, n))
+    return np.ascontiguousarray(np.tile(a, (1, n)))  # C order always: one numba specialization
 
 
 def simulate_signals(
@@ -66,6 +66,10 @@ def simulate_signals(
 ) -> Any:
     """One vectorbt portfolio with ``C * S`` columns (column ``c * S + s``)."""
     import vectorbt as vbt
+
+    from backtests.equity.jit import enable_cache
+
+    enable_cache()
 
     n_combos, n_sym = len(combos), len(bars.symbols)
     lag = execution.fill != "close"
@@ -79,17 +83,30 @@ def simulate_signals(
     sl_stop = np.asarray(sl_stop, dtype=float)
     use_stops = bool(np.any(~np.isnan(sl_stop)) or np.any(~np.isnan(np.asarray(c["tp_stop"], dtype=float))))
 
-    kwargs: dict[str, Any] = {}
+    def flex(v: Any, dtype: Any = float) -> np.ndarray:
+        # every flexible argument as a 2-D array, so numba compiles (and caches) a single specialization
+        a = np.asarray(v, dtype=dtype)
+        return np.ascontiguousarray(a if a.ndim == 2 else np.broadcast_to(a, (1, 1)))
+
+    no_bar = flex(np.nan)
+    kwargs: dict[str, Any] = {
+        "open": no_bar,
+        "high": no_bar,
+        "low": no_bar,
+        "sl_stop": flex(np.nan),
+        "sl_trail": flex(False, bool),
+        "tp_stop": flex(np.nan),
+        "short_entries": flex(False, bool),
+        "short_exits": flex(False, bool),
+    }
     if use_stops:
         kwargs.update(
             open=_tile(bars.open, n_combos),
             high=_tile(bars.high, n_combos),
             low=_tile(bars.low, n_combos),
-            sl_stop=shift(sl_stop, np.nan) if (lag and sl_stop.ndim == 2) else sl_stop,
-            sl_trail=sl_trail,
-            tp_stop=c["tp_stop"],
-            stop_entry_price="price",
-            stop_exit_price="stopmarket",
+            sl_stop=flex(shift(sl_stop, np.nan) if (lag and sl_stop.ndim == 2) else sl_stop),
+            sl_trail=flex(sl_trail, bool),
+            tp_stop=flex(c["tp_stop"]),
         )
     if signals.has_shorts:
         kwargs.update(short_entries=shift(signals.short_entries, False) if lag else signals.short_entries)
@@ -99,12 +116,14 @@ def simulate_signals(
         shift(signals.entries, False) if lag else signals.entries,
         shift(signals.exits, False) if lag else signals.exits,
         price=_tile(order_price(bars, execution), n_combos),
-        fees=c["fees"],
-        fixed_fees=costs.fixed_fees,
-        slippage=c["slippage"],
+        fees=flex(c["fees"]),
+        fixed_fees=flex(costs.fixed_fees),
+        slippage=flex(c["slippage"]),
         init_cash=execution.init_cash,
         size=np.inf,
         use_stops=use_stops,
+        stop_entry_price="price",
+        stop_exit_price="stopmarket",
         freq="1D",
         **kwargs,
     )

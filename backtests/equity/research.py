@@ -1,0 +1,245 @@
+"""One research run: the sweep, then (when configured) walk-forward and Monte Carlo of its selection, and the
+files a person opens afterwards (heatmaps, equity/drawdown, tearsheet, tables as Parquet, statistics as JSON).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backtests import reports
+from backtests.equity.config import METRICS, SweepConfig
+from backtests.equity.montecarlo import MonteCarloResult, monte_carlo
+from backtests.equity.sweep import Detail, SweepResult, detail, run_sweep
+from backtests.equity.walkforward import WalkForwardResult, walk_forward
+from quantlake.config import paths
+from quantlake.lake import Lake
+
+HEATMAP_METRICS = (*METRICS, "mean_unit_sharpe")
+
+
+@dataclass
+class ResearchResult:
+    sweep: SweepResult
+    detail: Detail
+    walkforward: WalkForwardResult | None = None
+    montecarlo: MonteCarloResult | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat finite numbers for MLflow: best combination, overfitting, walk-forward, Monte Carlo."""
+        s = self.sweep
+        out: dict[str, float] = {f"best.{k}": v for k, v in s.best_metrics.items()}
+        out.update(
+            {
+                "n_trials": float(len(s.combos)),
+                "n_units": float(len(s.table["unit"].unique())),
+                "n_backtests": float(s.n_backtests),
+                "backtests_per_s": s.backtests_per_second,
+                "sweep_seconds": s.seconds,
+            }
+        )
+        out.update(s.overfitting())
+        out["dsr.sharpe_annualized"] = s.dsr.sharpe * math.sqrt(252)
+        out["dsr.sr0_annualized"] = s.dsr.sr0 * math.sqrt(252)
+        if self.walkforward is not None:
+            wf = self.walkforward
+            out.update({f"wf.oos.{k}": v for k, v in wf.oos_metrics.items()})
+            out.update({f"wf.is_mean.{k}": v for k, v in wf.is_metrics.items()})
+            out["wf.efficiency"] = wf.efficiency
+            out["wf.windows"] = float(len(wf.windows))
+            out["wf.mean_oos_rank"] = float(wf.windows["oos_rank"].mean())
+            out.update(oos_gate_metrics(self))
+        if self.montecarlo is not None:
+            for method, row in self.montecarlo.summary.iterrows():
+                for k in (
+                    "final_p05",
+                    "final_p50",
+                    "final_p95",
+                    "mdd_p05",
+                    "mdd_p50",
+                    "risk_of_ruin",
+                    "prob_loss",
+                ):
+                    out[f"mc.{method}.{k}"] = float(row[k])
+        return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def run_research(config: SweepConfig, lake: Lake) -> ResearchResult:
+    sweep = run_sweep(config, lake)
+    det = detail(sweep)
+    out = ResearchResult(sweep, det)
+    if config.walkforward is not None:
+        out.walkforward = walk_forward(sweep.returns, config.walkforward, config.metric)
+        out.walkforward.windows["oos_trades"] = _oos_trades(sweep, out.walkforward, det)
+    if config.montecarlo is not None:
+        closed = det.trades[det.trades["status"] == "closed"]
+        if config.is_pairs:  # one pair trade = both legs; its return on the capital the legs committed
+            closed = closed.assign(notional=closed["size"].abs() * closed["entry_price"])
+            closed = closed.groupby(["unit", "entry_date", "exit_date"], as_index=False)[
+                ["pnl", "notional"]
+            ].sum()
+            closed["return"] = closed["pnl"] / closed["notional"]
+            closed = closed.sort_values("exit_date", kind="stable")
+        n_units = max(1, int(det.value.shape[1]))
+        fraction = config.montecarlo.fraction or 1.0 / n_units
+        out.montecarlo = monte_carlo(closed["return"].to_numpy(), config.montecarlo, fraction)
+    return out
+
+
+def _oos_trades(sweep: SweepResult, wf: WalkForwardResult, best: Detail) -> list[int]:
+    """Per window: trades of the chosen combination entered inside its out-of-sample dates."""
+    trades = {best.combo: best.trades}
+    out = []
+    for row in wf.windows.itertuples(index=False):
+        if row.combo not in trades:
+            trades[row.combo] = detail(sweep, int(row.combo)).trades
+        t = trades[row.combo]
+        out.append(int(((t["entry_date"] >= row.oos_start) & (t["entry_date"] <= row.oos_end)).sum()))
+    return out
+
+
+def oos_gate_metrics(res: ResearchResult) -> dict[str, float]:
+    """The walk-forward's stitched out-of-sample record in the promotion gate's terms (``tracking.stats``):
+    annualized Sharpe, max drawdown, trades, deflated Sharpe (trials = combinations swept), observations."""
+    from scipy import stats as st
+
+    from backtests.equity.overfitting import deflated_sharpe_from_stats, sharpe_ratio
+
+    wf = res.walkforward
+    if wf is None:
+        return {}
+    r = wf.oos_returns.to_numpy()
+    trial = res.sweep.returns.reindex(wf.oos_returns.index).fillna(0.0).to_numpy()
+    srs = sharpe_ratio(trial)
+    sr = float(sharpe_ratio(r[:, None])[0])
+    flat = r.std() == 0
+    dsr = deflated_sharpe_from_stats(
+        sr,
+        float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0,
+        len(srs),
+        len(r),
+        0.0 if flat else float(st.skew(r)),
+        3.0 if flat else float(st.kurtosis(r, fisher=False)),
+    )
+    return {
+        "oos_sharpe": sr * math.sqrt(252),
+        "oos_max_drawdown": wf.oos_metrics["max_drawdown"],
+        "oos_trades": float(wf.windows["oos_trades"].sum()),
+        "oos_dsr": dsr.dsr,
+        "oos_n_obs": float(len(r)),
+        "oos_total_return": wf.oos_metrics["total_return"],
+        "n_trials": float(len(srs)),
+    }
+
+
+def default_output_dir(config: SweepConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return config.report.output_dir or paths().reports / "equity" / f"{config.name}-{stamp}"
+
+
+def heatmap_params(result: SweepResult) -> tuple[str, str] | None:
+    if result.config.report.heatmap is not None:
+        return result.config.report.heatmap
+    sw = result.swept
+    return (sw[0], sw[1]) if len(sw) >= 2 else None
+
+
+def write_reports(res: ResearchResult, out_dir: Path | None = None) -> dict[str, Path]:
+    """Write every report file of ``res`` under ``out_dir``; returns label → path."""
+    s, cfg = res.sweep, res.sweep.config
+    out = Path(out_dir or default_output_dir(cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    title = f"{cfg.name}: {cfg.strategy.kind}"
+
+    s.table.to_parquet(out / "results.parquet", index=False)
+    s.summary.to_parquet(out / "summary.parquet")
+    s.returns.rename(columns=str).to_parquet(out / "returns.parquet")
+    res.detail.trades.to_parquet(out / "trades.parquet", index=False)
+    files.update({k: out / f"{k}.parquet" for k in ("results", "summary", "returns", "trades")})
+
+    stats = {
+        "best_combo": s.best,
+        "best_params": s.best_params,
+        "metric": cfg.metric,
+        "best_metrics": s.best_metrics,
+        "deflated_sharpe": s.dsr.as_dict(),
+        "pbo": s.pbo.as_dict(),
+        "n_backtests": s.n_backtests,
+        "seconds": s.seconds,
+        "notes": s.notes,
+    }
+    (out / "overfitting.json").write_text(json.dumps(stats, indent=2, default=str))
+    files["overfitting"] = out / "overfitting.json"
+
+    hm = heatmap_params(s)
+    if hm is not None:
+        fig = reports.heatmap_figure(
+            s.summary, hm[0], hm[1], HEATMAP_METRICS, title=title, default=cfg.metric
+        )
+        files["heatmap"] = reports.write_html(fig, out / "heatmap.html")
+        per_unit = reports.heatmap_figure(
+            s.table,
+            hm[0],
+            hm[1],
+            [m for m in HEATMAP_METRICS if m in s.table],
+            agg="mean",
+            title=f"{title} (mean over symbols)",
+            default=cfg.metric,
+        )
+        files["heatmap_units"] = reports.write_html(per_unit, out / "heatmap_units.html")
+
+    combined = (1.0 + res.detail.returns.dropna()).cumprod().rename("combined (equal weight)")
+    units = res.detail.value / cfg.execution.init_cash
+    equity = pd.concat([combined, units], axis=1)
+    params = ", ".join(f"{k}={v}" for k, v in s.best_params.items() if k in s.swept) or "fixed parameters"
+    fig = reports.equity_drawdown_figure(equity, title=f"{title}: selected {params}", log_y=True)
+    files["equity"] = reports.write_html(fig, out / "equity.html")
+    if cfg.report.tearsheet:
+        files["tearsheet"] = reports.tearsheet(
+            res.detail.returns.rename("strategy"), out / "tearsheet.html", title=f"{title} ({params})"
+        )
+
+    if res.walkforward is not None:
+        wf = res.walkforward
+        wf.windows.to_parquet(out / "walkforward.parquet", index=False)
+        files["walkforward_table"] = out / "walkforward.parquet"
+        bars = reports.bars_figure(
+            wf.windows, "window", ["is_sharpe", "oos_sharpe"], title=f"{title}: walk-forward IS vs OOS Sharpe"
+        )
+        files["walkforward_windows"] = reports.write_html(bars, out / "walkforward_windows.html")
+        stitched = (1.0 + wf.oos_returns).cumprod().rename("walk-forward OOS (stitched)")
+        fig = reports.equity_drawdown_figure(
+            stitched.to_frame(), title=f"{title}: stitched out-of-sample equity"
+        )
+        files["walkforward_equity"] = reports.write_html(fig, out / "walkforward_equity.html")
+
+    if res.montecarlo is not None:
+        mc = res.montecarlo
+        mc.summary.to_parquet(out / "montecarlo.parquet")
+        files["montecarlo_table"] = out / "montecarlo.parquet"
+        fig = reports.fan_chart_figure(
+            mc.bands,
+            title=f"{title}: Monte Carlo of {mc.n_trades} trades (fraction {mc.fraction:.3g} per trade)",
+        )
+        files["montecarlo"] = reports.write_html(fig, out / "montecarlo.html")
+    res.files = files
+    return files
+
+
+def summary_lines(res: ResearchResult, top: int = 5) -> dict[str, Any]:
+    """What a console shows: the top combinations and the headline statistics."""
+    s = res.sweep
+    from backtests.equity.sweep import rank_order
+
+    order = rank_order(s.summary[s.config.metric], s.config.metric).index[:top]
+    cols = [*s.swept, "sharpe", "annualized_return", "max_drawdown", "trades", "win_rate"]
+    return {"top": s.summary.loc[order, list(dict.fromkeys(cols))], "stats": res.metrics()}

@@ -1,0 +1,91 @@
+"""Flow: an equity research run (sweep, optional walk-forward and Monte Carlo) as one MLflow run, its symbol
+chunks fanned out as Prefect tasks on the chosen task runner (threads by default, or a local Dask cluster
+through ``prefect-dask``).  The work is in :mod:`backtests.equity`; this module only orchestrates."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from backtests.equity.runner import use_runner
+from flows._common import quantlake_errors_fail_cleanly
+from quantlake.errors import UserInputError
+from quantlake.lake import Lake
+
+RUNNERS = ("thread", "dask")
+
+
+@task(name="equity-chunk", cache_policy=NO_CACHE, task_run_name="chunk {label}")
+def chunk_task(fn: Callable[[Any], Any], item: Any, label: str = "") -> Any:
+    return fn(item)
+
+
+def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """Submit every chunk to the flow's task runner and wait for all of them (results in order)."""
+    futures = [chunk_task.submit(fn, item, label=str(i)) for i, item in enumerate(items)]
+    return [f.result() for f in futures]
+
+
+@flow(name="equity-research")
+@quantlake_errors_fail_cleanly
+def equity_research_flow(
+    config: dict[str, Any], job: str = "equity.sweep", as_of: dict[str, int] | None = None
+) -> dict[str, Any] | State[Any]:
+    """Run research job ``job`` (``equity.sweep|walkforward|montecarlo``) on ``config`` (a JSON-able mapping)."""
+    from backtests.equity.jobs import summary
+    from tracking.jobs import run_job
+
+    lake = Lake(pins=as_of)
+    with use_runner(prefect_runner):
+        run_id = run_job(job, config, lake, run_name=str(config.get("name") or job))
+    digest = summary(run_id)
+    m = digest.get("metrics", {})
+    get_run_logger().info(
+        "%s: %d trials, best %s, deflated Sharpe %.3f, PBO %.3f; MLflow run %s",
+        job,
+        int(m.get("n_trials", 0)),
+        digest.get("best_params"),
+        m.get("dsr.dsr", float("nan")),
+        m.get("pbo.pbo", float("nan")),
+        run_id,
+    )
+    return digest
+
+
+def task_runner(kind: str = "thread", workers: int = 2) -> Any:
+    """``thread``: a thread pool; ``dask``: a local Dask cluster of ``workers`` processes (one thread each)."""
+    if kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    raise UserInputError(f"unknown task runner {kind!r}; choose one of: {', '.join(RUNNERS)}")
+
+
+def run_equity_flow(
+    config: dict[str, Any],
+    job: str = "equity.sweep",
+    runner: str = "thread",
+    workers: int = 2,
+    as_of: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Run :func:`equity_research_flow` with the chosen task runner (Prefect ephemeral mode by default).
+
+    A quantlake error inside the flow is raised here (Prefect re-raises the Failed state's exception)."""
+    out = equity_research_flow.with_options(task_runner=task_runner(runner, workers))(
+        config=config, job=job, as_of=as_of
+    )
+    if not isinstance(out, dict):  # a Failed state returned instead of raised
+        raise UserInputError(f"equity research flow failed: {out}")
+    return out
