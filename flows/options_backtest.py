@@ -1,6 +1,7 @@
-"""Flow: one option strategy backtest, tracked in MLflow (the work is in :mod:`backtests.options`)."""
+"""Flow: one option strategy backtest, tracked in MLflow (the work is in :mod:`backtests.options`).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Prefect validates the flow's parameters from its annotations.
+"""
 
 from typing import Any
 

@@ -305,3 +305,59 @@ def test_interest_on_cash_over_a_weekend() -> None:
     res = run(dict(zip(days, [100.0, 100.0], strict=True)), quotes([]), {}, 100_000.0, rate=0.05,
               underlying="XYZ")
     assert res.daily.loc[days[1], "cash"] == pytest.approx(100_000 * math.exp(0.05 * 3 / 365))
+
+
+def test_limit_gapped_through_fills_at_the_better_natural_price() -> None:
+    days = [D(2024, 1, 2), D(2024, 1, 3)]
+    table = quotes([(days[0], CALL, 10.00, 11.00), (days[1], CALL, 9.00, 9.40)])
+    fill = FillConfig(mode="limit", limit_offset=0.0, limit_fill="natural", limit_ttl_bars=1)
+    # limit = Jan 2's mid 10.50; on Jan 3 the ask is 9.40: a marketable buy limit pays 9.40, not 10.50
+    res = run(dict(zip(days, [4700.0] * 2, strict=True)), table, {days[0]: [open_("c", 1, (CALL, 1))]},
+              1_000_000.0, commissions=NO_FEES, fill=fill)
+    assert res.fills.iloc[0]["price"] == pytest.approx(9.40) and res.fills.iloc[0]["date"] == days[1]
+
+
+def test_mid_fill_uses_the_chains_mid_column() -> None:
+    days = [D(2024, 1, 2), D(2024, 1, 3)]
+    rows = [{"quote_date": d, "expiry": CALL.expiry, "strike": CALL.strike, "right": "C", "bid": 10.0, "ask": 11.0,
+             "mid": 10.37} for d in days]  # a modeled row: fair value 10.37 inside a tick-rounded 10.00/11.00
+    res = run(dict(zip(days, [4700.0] * 2, strict=True)), QuoteTable(pd.DataFrame(rows)),
+              {days[0]: [open_("c", 1, (CALL, 1))]}, 1_000_000.0, commissions=NO_FEES, fill=FillConfig(mode="mid"),
+              delay="same_bar")
+    assert res.fills.iloc[0]["price"] == pytest.approx(10.37)
+    assert res.daily.loc[days[1], "options_value"] == pytest.approx(1037.0)  # marked at the same mid
+
+
+def test_equity_options_out_of_the_money_expire_without_delivery() -> None:
+    days = [D(2024, 2, 12), D(2024, 2, 16), D(2024, 2, 20)]
+    call, put = Contract("XYZ", EXP, 55.0, "C"), Contract("XYZ", EXP, 45.0, "P")
+    table = quotes([(days[0], call, 0.50, 0.60), (days[0], put, 0.40, 0.50)])
+    # expiry close 50: both out of the money (a put at 49.995 would also expire: OCC's 0.01 threshold)
+    res = run(dict(zip(days, [50.0, 50.0, 51.0], strict=True)), table,
+              {days[0]: [open_("sc", 2, (call, -1)), open_("lp", 1, (put, 1))]}, 10_000.0, underlying="XYZ",
+              settlement="physical", delay="same_bar", commissions=NO_FEES)
+    assert list(res.trades["exit_action"]) == ["expire", "expire"] and (res.daily["shares"] == 0).all()
+    assert res.metrics["final_equity"] == pytest.approx(10_000 + 2 * 50.0 - 50.0)  # premiums only
+
+
+def test_am_settlement_uses_the_expiry_days_open() -> None:
+    days = [D(2024, 2, 14), D(2024, 2, 16)]
+    put = Contract("^GSPC", EXP, 5000.0, "P")
+    table = quotes([(days[0], put, 30.0, 31.0)])
+    b = pd.DataFrame({"open": [4990.0, 4960.0], "close": [4990.0, 5040.0], "rate": 0.0}, index=pd.to_datetime(days))
+    for price, expected in (("open", 40.0), ("close", 0.0)):  # open 4960: ITM by 40; close 5040: OTM
+        settings = EngineSettings(underlying="^GSPC", commissions=NO_FEES, delay="same_bar",
+                                  settlement_price=price)  # type: ignore[arg-type]
+        res = simulate(b, table, ScriptedStrategy({days[0]: [open_("p", 1, (put, 1))]}, "same_bar"), settings, 1e5)
+        assert res.trades.iloc[0]["exit_price"] == pytest.approx(expected)
+
+
+def test_shares_earn_the_dividend_yield() -> None:
+    days = [D(2024, 1, 5), D(2024, 1, 8), D(2024, 1, 9)]  # Fri -> Mon (3 days) -> Tue (1 day)
+    res = run(dict(zip(days, [100.0, 110.0, 90.0], strict=True)), quotes([]), {days[0]: [ShareOrder(200, "buy")]},
+              100_000.0, underlying="XYZ", settlement="physical", delay="same_bar", commissions=NO_FEES,
+              dividend_yield=0.03)
+    # continuous yield on the previous close's value: 200 x 100 x (e^(0.03 x 3/365) - 1) + 200 x 110 x (...1/365)
+    div = 200 * 100.0 * math.expm1(0.03 * 3 / 365) + 200 * 110.0 * math.expm1(0.03 / 365)
+    assert res.metrics["dividends"] == pytest.approx(div, rel=1e-12)
+    assert res.metrics["final_equity"] == pytest.approx(100_000 + 200 * (90.0 - 100.0) + div, rel=1e-12)

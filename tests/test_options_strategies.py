@@ -332,3 +332,16 @@ def test_router_sizes_by_regime_and_confidence(regime: str, rank: float, structu
     else:
         assert len(first) == 2 and set(first["qty"]) == {units}
         assert first["strike"].nunique() == 1  # a straddle
+
+
+def test_put_write_rolls_on_the_thursday_before_good_friday() -> None:
+    closes = path("2025-03-21", "2025-04-25", 5600.0)  # April 2025's expiry (Apr 18) was Good Friday
+    closes = closes.drop(pd.Timestamp("2025-04-18"))
+    src = BlackScholesChains(closes, vol=VOL, rate=RATE, step=5.0, width=0.2)
+    settings = EngineSettings(underlying="^GSPC", fill=MID, commissions=NO_FEES, delay="same_bar")
+    res = simulate(pd.DataFrame({"close": closes, "rate": RATE}), src, PutWrite(PutWriteConfig()), settings, 1e6)
+    opens = res.fills[res.fills["action"] == "open"]
+    assert list(opens["date"]) == [D(2025, 3, 21), D(2025, 4, 17)]
+    assert list(opens["expiry"]) == [D(2025, 4, 18), D(2025, 5, 16)]  # the Thursday writes May, not April
+    settled = res.trades.iloc[0]
+    assert (settled["exit_date"], settled["exit_reason"]) == (D(2025, 4, 17), "expiry")

@@ -2,7 +2,7 @@
 reproducible with ``runs reproduce``; the CLI command and the Prefect flow.
 
 The chain source here is a Black-Scholes chain over the lake's closes (so these tests pin the plumbing, not
-the chain model); ``test_options_lake.py`` runs on ``features.chains``.
+the chain model); ``test_options_lake.py`` runs on ``features.chains.ChainProvider``.
 """
 
 from __future__ import annotations
@@ -125,8 +125,13 @@ def test_prefect_flow(store: Path, sample_lake, bs_chains, monkeypatch: pytest.M
 
     monkeypatch.setenv("QUANTLAKE_HOME", str(store))
     shutil.copytree(sample_lake.root, store / "lake", dirs_exist_ok=True)
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
     from flows.options_backtest import options_backtest_flow
 
-    out = options_backtest_flow({**CONFIG, "end": "2015-02-27", "outputs": {"plots": False}})
+    # a fresh ephemeral server migrates its database first: slow on a loaded 2-core machine (quantlake's CLI
+    # sets the same 120 s through quantlake.config.quiet_environment)
+    with temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}):
+        out = options_backtest_flow({**CONFIG, "end": "2015-02-27", "outputs": {"plots": False}})
     assert isinstance(out, dict) and len(out["run_id"]) == 32
     assert out["metrics"]["positions"] == 1

@@ -81,6 +81,7 @@ class Account:
         self._next_id = 1
         self.fees = 0.0
         self.interest = 0.0
+        self.dividends = 0.0
         self.fills: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
         self.closed: list[dict[str, Any]] = []
@@ -97,6 +98,10 @@ class Account:
     def accrue(self, amount: float) -> None:
         self.cash += amount
         self.interest += amount
+
+    def receive_dividends(self, amount: float) -> None:
+        self.cash += amount
+        self.dividends += amount
 
     # ------------------------------------------------------------------ options
     def open_position(self, day: dt.date, tag: str, legs: list[Leg], units: int, entry_net: float, regime: str,

@@ -116,7 +116,16 @@ class RateConfig(_Model):
 
 
 class MarketConfig(_Model):
-    settlement: Literal["auto", "cash", "physical"] = "auto"  # auto: cash for index symbols (^...), else physical
+    """The underlying's market.
+
+    ``settlement``: ``auto`` is cash for index symbols (``^...``), else physical delivery.
+    ``settlement_price``: expiring options settle at the expiry day's ``close`` (PM-settled: equity options,
+    SPX weeklies) or its ``open`` (AM-settled: SPX/RUT monthlies; an index with closes only has open = close).
+    ``dividend_yield``: continuous yield used to price options and credited to shares held.
+    """
+
+    settlement: Literal["auto", "cash", "physical"] = "auto"
+    settlement_price: Literal["close", "open"] = "close"
     rate: RateConfig = RateConfig()
     dividend_yield: Annotated[float, Field(ge=0.0, le=0.2)] = 0.0
     regime_symbol: str | None = None  # row of features_regime to use; None: the underlying, else ^VIX

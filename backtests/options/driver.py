@@ -61,8 +61,9 @@ class Driver(bt.Strategy):
         code = d.regime_code[0]
         regime = REGIMES[int(code)] if math.isfinite(code) and 0 <= code < len(REGIMES) else "unknown"
         rate = float(d.rate[0])
-        self.engine.on_bar(Bar(date=day, close=float(d.close[0]), rate=rate if math.isfinite(rate) else 0.0,
-                               regime=regime, iv_rank=float(d.iv_rank[0]), vix=float(d.vix[0]), signals=signals))
+        self.engine.on_bar(Bar(date=day, close=float(d.close[0]), open=float(d.open[0]),
+                               rate=rate if math.isfinite(rate) else 0.0, regime=regime,
+                               iv_rank=float(d.iv_rank[0]), vix=float(d.vix[0]), signals=signals))
 
 
 def feed_frame(market: MarketData) -> pd.DataFrame:

@@ -2,12 +2,15 @@
 
 Per bar, in this order (all at the bar's end-of-day prices — an EOD chain has no intraday quotes):
 
-1. interest on the cash balance since the previous bar, at the previous bar's rate;
+1. interest on the cash balance since the previous bar, at the previous bar's rate, and the dividend yield
+   on shares held (``market.dividend_yield``, continuous, the same yield the option prices assume);
 2. marks: every open leg is priced from the chain (observed, else modeled; see :mod:`quotes`);
 3. orders decided on the previous bar fill (``delay: next_bar``, the DESIGN §5 default);
 4. legs whose expiry settles today (the expiry date, or the trading day before it when it is a holiday):
    index options settle in cash at intrinsic value, equity options in the money by at least 0.01 are
-   exercised/assigned into or out of shares at the strike, everything else expires worthless;
+   exercised/assigned into or out of shares at the strike, everything else expires worthless.  The
+   settlement price is the bar's close, or its open with ``market.settlement_price: open`` (AM-settled
+   index options such as the SPX monthlies);
 5. managed exits (profit target, stop, time, DTE, regime shift) become close orders;
 6. the strategy decides; its orders fill now (``delay: same_bar``) or on the next bar;
 7. the day is recorded: equity, cash, margin requirement and excess, portfolio Greeks, leg-days priced
@@ -53,6 +56,7 @@ EXERCISE_THRESHOLD = 0.01  # OCC exercise by exception: in the money by at least
 class Bar:
     date: dt.date
     close: float
+    open: float = float("nan")  # only read for ``settlement_price: open``
     rate: float = 0.0
     regime: str = "unknown"
     iv_rank: float = float("nan")
@@ -71,6 +75,7 @@ class EngineSettings:
     commissions: Commissions = field(default_factory=Commissions)
     margin: MarginConfig = field(default_factory=MarginConfig)
     interest: InterestConfig = field(default_factory=InterestConfig)
+    settlement_price: Literal["close", "open"] = "close"
 
     @classmethod
     def from_config(cls, cfg: OptionsBacktestConfig, default_delay: Delay) -> EngineSettings:
@@ -78,6 +83,7 @@ class EngineSettings:
             underlying=cfg.underlying, settlement=cfg.settlement, dividend_yield=cfg.market.dividend_yield,
             chain_mode=cfg.chains.mode, fill=cfg.execution.fill, delay=cfg.execution.delay or default_delay,
             commissions=cfg.commissions, margin=cfg.margin, interest=cfg.interest,
+            settlement_price=cfg.market.settlement_price,
         )
 
 
@@ -254,13 +260,16 @@ class Engine:
     # ------------------------------------------------------------------ interest and marks
     def _accrue_interest(self) -> None:
         prev = self._prev
-        if prev is None or not self.settings.interest.on_cash:
+        if prev is None:
             return
         days = (self.bar.date - prev.date).days
-        cash = self.account.cash
+        cash, shares = self.account.cash, self.account.shares
         rate = prev.rate if cash >= 0 else prev.rate + self.settings.interest.borrow_spread
-        if days > 0 and cash != 0 and math.isfinite(rate):
+        if self.settings.interest.on_cash and days > 0 and cash != 0 and math.isfinite(rate):
             self.account.accrue(cash * math.expm1(rate * days / 365.0))
+        q = self.settings.dividend_yield
+        if days > 0 and shares != 0 and q != 0:  # a short position pays them
+            self.account.receive_dividends(shares * prev.close * math.expm1(q * days / 365.0))
 
     def _mark(self) -> None:
         legs = [leg for p in self.account.positions.values() for leg in p.legs]
@@ -289,7 +298,7 @@ class Engine:
             return None
         contracts, ratio, ivs = self._order_legs(order)
         q = self.quotes(contracts, ivs)
-        return fx.limit_price(q.bid, q.ask, ratio, self.settings.fill.limit_offset)
+        return fx.limit_price(q.bid, q.ask, ratio, self.settings.fill.limit_offset, q.mid)
 
     def _execute(self, order: Order) -> None:
         if isinstance(order, ShareOrder):
@@ -304,16 +313,17 @@ class Engine:
             return
         q = self.quotes(contracts, ivs)
         if self.settings.fill.mode == "limit" and order.limit is not None:
-            if not fx.limit_fills(order.limit, q.bid, q.ask, ratio, self.settings.fill.limit_fill):
+            if not fx.limit_fills(order.limit, q.bid, q.ask, ratio, self.settings.fill.limit_fill, q.mid):
                 order.bars_left -= 1
                 if order.bars_left > 0:
                     self.pending.append(order)
                 else:
                     self.account.reject(self.bar.date, self._tag(order), "limit not filled", limit=order.limit)
                 return
-            prices = fx.allocate_limit(q.bid, q.ask, ratio, order.limit)
+            net = fx.limit_fill_net(order.limit, q.bid, q.ask, ratio)
+            prices = fx.allocate_limit(q.bid, q.ask, ratio, net, q.mid)
         else:
-            prices = fx.leg_prices(q.bid, q.ask, ratio, self.settings.fill)
+            prices = fx.leg_prices(q.bid, q.ask, ratio, self.settings.fill, q.mid)
         fees = fx.option_commission(float(np.abs(ratio).sum()), self.settings.commissions)
         if isinstance(order, CloseOrder):
             self._close(self.account.positions[order.position_id], prices, fees, q, order.reason)
@@ -393,6 +403,8 @@ class Engine:
     # ------------------------------------------------------------------ expiry
     def _settle_expiries(self) -> None:
         today, spot = self.bar.date, self.bar.close
+        if self.settings.settlement_price == "open" and math.isfinite(self.bar.open):
+            spot = self.bar.open
         for pos in list(self.account.positions.values()):
             for leg in list(pos.legs):
                 settle = self.settle_date(leg.contract.expiry)
@@ -455,7 +467,7 @@ class Engine:
             "shares_value": acc.shares * bar.close, "options_value": acc.options_value(), "equity": equity,
             "requirement": req, "excess": excess, "delta": delta, "gamma": gamma, "vega": vega, "theta": theta,
             "open_positions": len(acc.positions), "open_legs": legs, "fees_cum": acc.fees,
-            "interest_cum": acc.interest, "rate": bar.rate, "regime": bar.regime, "iv_rank": bar.iv_rank,
+            "interest_cum": acc.interest, "dividends_cum": acc.dividends, "rate": bar.rate, "regime": bar.regime, "iv_rank": bar.iv_rank,
         })
 
 

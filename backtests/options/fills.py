@@ -1,7 +1,8 @@
 """Fill prices and commissions (vectorized over the legs of a package).
 
 Sign convention: ``ratio`` > 0 buys, < 0 sells; a package's *net* price per unit is ``sum(ratio * price)``,
-positive for a debit (paid), negative for a credit (received).
+positive for a debit (paid), negative for a credit (received).  ``mid`` is the quote's mid (the chain's, see
+:mod:`quotes`); ``None`` means ``(bid + ask) / 2``.
 """
 
 from __future__ import annotations
@@ -16,35 +17,48 @@ def natural_net(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray) -> float:
     return float(np.sum(ratio * np.where(ratio > 0, ask, bid)))
 
 
-def mid_net(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray) -> float:
-    return float(np.sum(ratio * (bid + ask) / 2.0))
+def _mid(bid: np.ndarray, ask: np.ndarray, mid: np.ndarray | None) -> np.ndarray:
+    return (bid + ask) / 2.0 if mid is None else mid
 
 
-def limit_price(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, offset: float) -> float:
+def mid_net(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, mid: np.ndarray | None = None) -> float:
+    return float(np.sum(ratio * _mid(bid, ask, mid)))
+
+
+def limit_price(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, offset: float,
+                mid: np.ndarray | None = None) -> float:
     """``mid + offset * (natural - mid)``: 0 = at the mid, 1 = at the natural price."""
-    m = mid_net(bid, ask, ratio)
+    m = mid_net(bid, ask, ratio, mid)
     return m + offset * (natural_net(bid, ask, ratio) - m)
 
 
-def limit_fills(limit: float, bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, reference: str) -> bool:
+def limit_fills(limit: float, bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, reference: str,
+                mid: np.ndarray | None = None) -> bool:
     """True when the package's reference price (``natural`` or ``mid``) is at or better than ``limit``."""
-    ref = natural_net(bid, ask, ratio) if reference == "natural" else mid_net(bid, ask, ratio)
+    ref = natural_net(bid, ask, ratio) if reference == "natural" else mid_net(bid, ask, ratio, mid)
     return ref <= limit + 1e-12
 
 
-def leg_prices(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, cfg: FillConfig) -> np.ndarray:
+def limit_fill_net(limit: float, bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray) -> float:
+    """The net price a filled limit order gets: the limit, or the natural price when the market gapped
+    through it (a marketable limit order takes the better price)."""
+    return min(limit, natural_net(bid, ask, ratio))
+
+
+def leg_prices(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, cfg: FillConfig,
+               mid: np.ndarray | None = None) -> np.ndarray:
     """Per-leg fill prices for a ``market`` or ``mid`` fill, ``slippage`` against the trader (sells floored
     at 0)."""
     side = np.sign(ratio)
-    mid = (bid + ask) / 2.0
-    px = np.where(side > 0, ask, bid) if cfg.mode == "market" else mid
+    px = np.where(side > 0, ask, bid) if cfg.mode == "market" else _mid(bid, ask, mid)
     return np.maximum(px + side * cfg.slippage, 0.0)
 
 
-def allocate_limit(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, limit: float) -> np.ndarray:
+def allocate_limit(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, limit: float,
+                   mid: np.ndarray | None = None) -> np.ndarray:
     """Per-leg prices of a package filled at net ``limit``: each leg moves from its mid toward (or away
     from) its natural side in proportion to its half-spread, so ``sum(ratio * price) == limit``."""
-    mid = (bid + ask) / 2.0
+    mid = _mid(bid, ask, mid)
     side = np.sign(ratio)
     half = (ask - bid) / 2.0
     gap = limit - float(np.sum(ratio * mid))

@@ -12,6 +12,7 @@ A value for date t is one published at the close of t (DESIGN §5); nothing late
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,9 +94,8 @@ def regime_frame(lake: Lake, cfg: OptionsBacktestConfig, dates: pd.DatetimeIndex
     df = df.sort_values("date").drop_duplicates("date").set_index("date")
     out = pd.DataFrame(index=dates)
     out["regime"] = df["regime"].astype(object).reindex(dates) if "regime" in df else None
-    rank = df["vix_rank_252"].astype(float) if "vix_rank_252" in df else pd.Series(np.nan, index=df.index)
-    if rank.max(skipna=True) > 1.5:  # percent → fraction
-        rank = rank / 100.0
+    # vix_rank_252 is 0..100 (sql/features_regime.sql); strategies read IV rank as a fraction 0..1
+    rank = df["vix_rank_252"].astype(float) / 100.0 if "vix_rank_252" in df else pd.Series(np.nan, index=df.index)
     out["iv_rank"] = rank.reindex(dates)
     out["vix"] = df["vix"].astype(float).reindex(dates) if "vix" in df else np.nan
     out["regime"] = out["regime"].where(out["regime"].isin(REGIMES), "unknown")
@@ -103,18 +103,28 @@ def regime_frame(lake: Lake, cfg: OptionsBacktestConfig, dates: pd.DatetimeIndex
 
 
 def load_market(cfg: OptionsBacktestConfig, lake: Lake, warmup_days: int = 0,
-                needs_regime: bool = False) -> MarketData:
+                regime_uses: Sequence[str] = (), strategy: str = "strategy") -> MarketData:
+    """The bars, rates and regimes of ``cfg``'s range (plus ``warmup_days`` calendar days before it).
+
+    ``regime_uses``: the settings of the strategy that read the regime; with any (or ``market.require_regime``)
+    a lake without ``features_regime`` rows for the symbol is an error that names them, rather than a run
+    whose regime rules silently never fire.
+    """
     first = cfg.start - dt.timedelta(days=warmup_days)
     bars = _bars(lake, cfg.underlying, first, cfg.end)
     dates = pd.DatetimeIndex(bars.index)
     bars["rate"] = rate_series(lake, cfg.market.rate, dates).to_numpy()
     reg = regime_frame(lake, cfg, dates)
-    need = needs_regime or cfg.market.require_regime
+    uses = [*regime_uses, *(["market.require_regime=true"] if cfg.market.require_regime else [])]
     if reg is None:
-        if need:
+        if uses:
+            where = (f"for {cfg.market.regime_symbol}" if cfg.market.regime_symbol
+                     else f"for {cfg.underlying} or {REGIME_FALLBACK_SYMBOL}")
+            state = "has no features_regime table" if not lake.exists("features_regime") else \
+                f"has no features_regime rows {where}"
             raise MarketDataError(
-                f"this strategy needs the regime features (features_regime rows for {cfg.underlying} or "
-                f"{REGIME_FALLBACK_SYMBOL}); build them first (`quantlake features build`)")
+                f"{strategy} needs the market regime ({'; '.join(uses)}) but the lake {state}; build the "
+                "regime features first (`quantlake features build`), or remove those settings")
         bars["regime"], bars["iv_rank"], bars["vix"] = "unknown", np.nan, np.nan
     else:
         bars = bars.join(reg)

@@ -58,6 +58,7 @@ def overall(daily: pd.DataFrame, positions: pd.DataFrame, initial_cash: float) -
         "margin_call_days": float((daily["excess"] < -1e-6).sum()),
         "fees": float(daily["fees_cum"].iloc[-1]),
         "interest": float(daily["interest_cum"].iloc[-1]),
+        "dividends": float(daily["dividends_cum"].iloc[-1]) if "dividends_cum" in daily else 0.0,
     }
     n = len(positions)
     out["positions"] = float(n)

@@ -3,9 +3,21 @@
 The backtest reads chains through one small :class:`ChainSource` protocol (the interface of
 ``features.chains.ChainProvider``): ``chain(underlying, date, mode) -> DataFrame`` with the ``option_quotes``
 columns (expiry, strike, right, bid, ask, ... , underlying_price, source — ``"modeled"`` for modeled rows)
-plus an implied volatility column.  :class:`ChainSnapshot` normalises one chain once per bar into numpy
-arrays; Greeks are computed vectorized (``features.pricing.bs_greeks``) for the whole chain when a strategy
-selects contracts and for the held legs only when it just marks them.
+and optionally ``mid``, an implied volatility column (``iv``, else ``model_iv``, ``implied_vol``,
+``vendor_iv``), ``rate`` and ``dividend_yield`` (what the chain priced the row with).  :class:`ChainSnapshot`
+normalises one chain once per bar into numpy arrays; Greeks are computed vectorized
+(``features.pricing.bs_greeks``) for the whole chain when a strategy selects contracts and for the held legs
+only when the engine just marks them.
+
+Normalisation rules:
+
+* ``mid`` is the chain's ``mid`` column when it has one (a modeled row's fair value, an observed row's
+  bid/ask midpoint or last trade), else ``(bid + ask) / 2``;
+* a row with a mid but no bid/ask (an observed quote with only a last trade) trades at that price on both
+  sides (``bid = ask = mid``); a missing bid alone is 0 (nobody bids);
+* rows without a usable price, with ``ask < bid``, or expired before the bar are dropped;
+* the implied vol is the chain's when given, else solved from the mid with the row's rate and dividend
+  yield (``features.pricing.implied_vol``); a price the solver cannot invert takes the neighbouring strike's.
 
 A held contract that the chain lacks on a bar (an observed chain missing a strike) is priced with
 Black-Scholes at the leg's last known implied volatility and counted as a *modeled* leg-day.
@@ -26,6 +38,9 @@ from backtests.options.errors import ChainError
 
 IV_COLUMNS = ("iv", "model_iv", "implied_vol", "vendor_iv")
 MODELED = "modeled"
+REQUIRED = ("expiry", "strike", "right", "bid", "ask")
+# the columns normalisation reads (anything else in a chain is ignored)
+USED = (*REQUIRED, "mid", "source", "rate", "dividend_yield", *IV_COLUMNS)
 
 
 class ChainSource(Protocol):
@@ -67,13 +82,16 @@ def _as_date_array(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
 
 
-def greeks(phi: np.ndarray, market: Market, strike: np.ndarray, days: np.ndarray,
-           iv: np.ndarray) -> dict[str, np.ndarray]:
-    """Black-Scholes price and Greeks (raw units) for arrays of contracts; ``days`` to expiry (ACT/365)."""
+def greeks(phi: np.ndarray, market: Market, strike: np.ndarray, days: np.ndarray, iv: np.ndarray,
+           rate: np.ndarray | float | None = None, div: np.ndarray | float | None = None) -> dict[str, np.ndarray]:
+    """Black-Scholes price and Greeks (raw units) for arrays of contracts; ``days`` to expiry (ACT/365);
+    ``rate``/``div`` per row (what the chain priced the row with), default the bar's."""
     from features.pricing import bs_greeks, bs_price
 
     t = np.maximum(days, 0.0) / 365.0
-    args = (phi, market.spot, strike, t, market.rate, market.dividend_yield, iv)
+    r = market.rate if rate is None else rate
+    q = market.dividend_yield if div is None else div
+    args = (phi, market.spot, strike, t, r, q, iv)
     g = bs_greeks(*args)
     return {
         "price": np.asarray(bs_price(*args), dtype=float),
@@ -84,8 +102,17 @@ def greeks(phi: np.ndarray, market: Market, strike: np.ndarray, days: np.ndarray
     }
 
 
+def _floats(f: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    if name not in f.columns:
+        return np.full(len(f), default)
+    v = f[name].to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isfinite(v), v, default)
+
+
 class _Arrays:
-    """Normalised columns of (part of) a chain."""
+    """Normalised columns of (part of) a chain (see the module doc for the rules)."""
+
+    FIELDS = ("expiry", "strike", "phi", "bid", "ask", "mid", "days", "modeled", "iv", "rate", "div")
 
     def __init__(self, f: pd.DataFrame, market: Market) -> None:
         self.market = market
@@ -96,45 +123,54 @@ class _Arrays:
             f = f.loc[keep]
             expiry = expiry[keep]
         self.expiry = expiry
-        self.strike = f["strike"].to_numpy(dtype=float)
+        self.strike = f["strike"].to_numpy(dtype=float, na_value=np.nan)
         right = f["right"].to_numpy().astype(str)
         first = np.char.upper(np.char.ljust(right, 1).astype("<U1")) if right.size else right
         self.phi = np.where(first == "C", 1.0, np.where(first == "P", -1.0, np.nan))
-        bid = f["bid"].to_numpy(dtype=float)
-        self.ask = f["ask"].to_numpy(dtype=float)
-        self.bid = np.where(np.isfinite(bid), bid, 0.0)
-        self.mid = np.where(np.isfinite(self.ask), (self.bid + self.ask) / 2.0, np.nan)
+        bid = f["bid"].to_numpy(dtype=float, na_value=np.nan)
+        ask = f["ask"].to_numpy(dtype=float, na_value=np.nan)
+        given = _floats(f, "mid", np.nan)
+        quoted = np.isfinite(ask)
+        mid = np.where(np.isfinite(given), given, np.where(quoted, (np.where(np.isfinite(bid), bid, 0.0) + ask) / 2,
+                                                           np.nan))
+        last_only = ~quoted & ~np.isfinite(bid) & np.isfinite(mid)  # a last trade, no quote: trade at it
+        self.bid = np.where(last_only, mid, np.where(np.isfinite(bid), bid, 0.0))
+        self.ask = np.where(last_only, mid, ask)
+        self.mid = mid
         self.days = (self.expiry - day).astype(np.int64).astype(float)
         source = f["source"].to_numpy().astype(str) if "source" in f.columns else np.full(len(f), "observed")
         self.modeled = source == MODELED
-        self.iv = self._implied_vols(f)
-        ok = np.isfinite(self.phi) & np.isfinite(self.strike) & np.isfinite(self.mid) & (self.ask >= self.bid)
+        self.rate = _floats(f, "rate", market.rate)
+        self.div = _floats(f, "dividend_yield", market.dividend_yield)
+        ok = (np.isfinite(self.phi) & np.isfinite(self.strike) & np.isfinite(self.mid) & np.isfinite(self.ask)
+              & (self.ask >= self.bid))
+        self.iv = self._implied_vols(f, ok)
         if not ok.all():
-            for name in ("expiry", "strike", "phi", "bid", "ask", "mid", "days", "modeled", "iv"):
+            for name in self.FIELDS:
                 setattr(self, name, getattr(self, name)[ok])
 
-    def _implied_vols(self, f: pd.DataFrame) -> np.ndarray:
+    def _implied_vols(self, f: pd.DataFrame, ok: np.ndarray) -> np.ndarray:
         for col in IV_COLUMNS:
             if col in f.columns:
-                iv = f[col].to_numpy(dtype=float)
+                iv = f[col].to_numpy(dtype=float, na_value=np.nan)
                 break
         else:
             iv = np.full(len(f), np.nan)
-        need = ~(np.isfinite(iv) & (iv > 0))
+        need = ok & ~(np.isfinite(iv) & (iv > 0))
         if need.any():
             from features.pricing import implied_vol
 
-            m = self.market
-            solved = implied_vol(self.mid[need], self.phi[need], m.spot, self.strike[need],
-                                 self.days[need] / 365.0, m.rate, m.dividend_yield)
             iv = iv.copy()
-            iv[need] = solved
-        if not np.isfinite(iv).all() and np.isfinite(iv).any():
+            iv[need] = implied_vol(self.mid[need], self.phi[need], self.market.spot, self.strike[need],
+                                   self.days[need] / 365.0, self.rate[need], self.div[need])
+        bad = ok & ~np.isfinite(iv)
+        if bad.any() and (ok & np.isfinite(iv)).any():
             # a price the solver cannot invert (deep in the money, at a bound): the neighbouring strike's vol
-            df = pd.DataFrame({"e": self.expiry, "p": self.phi, "k": self.strike, "iv": iv})
+            df = pd.DataFrame({"e": self.expiry, "p": self.phi, "k": self.strike, "iv": np.where(ok, iv, np.nan)})
             df = df.sort_values(["e", "p", "k"])
             df["iv"] = df.groupby(["e", "p"])["iv"].transform(lambda s: s.ffill().bfill())
-            iv = df["iv"].reindex(range(len(iv))).to_numpy(dtype=float)
+            filled = df["iv"].reindex(range(len(iv))).to_numpy(dtype=float)
+            iv = np.where(bad, filled, iv)
         return iv
 
     def __len__(self) -> int:
@@ -148,10 +184,11 @@ class ChainSnapshot:
     def __init__(self, frame: pd.DataFrame, market: Market, underlying: str) -> None:
         self.market = market
         self.underlying = underlying
-        missing = {"expiry", "strike", "right", "bid", "ask"} - set(frame.columns)
+        missing = set(REQUIRED) - set(frame.columns)
         if missing:
             raise ChainError(f"chain of {underlying} on {market.date} lacks column(s) {sorted(missing)}")
-        self.raw = frame.reset_index(drop=True)
+        self.raw = frame[[c for c in USED if c in frame.columns]].reset_index(drop=True)
+        self._strikes: np.ndarray | None = None
         self._all: _Arrays | None = None
         self._greeks: dict[str, np.ndarray] | None = None
 
@@ -169,25 +206,13 @@ class ChainSnapshot:
         dte, delta, gamma, vega, theta, modeled."""
         a = self._arrays()
         if self._greeks is None:
-            self._greeks = greeks(a.phi, self.market, a.strike, a.days, a.iv)
+            self._greeks = greeks(a.phi, self.market, a.strike, a.days, a.iv, a.rate, a.div)
         g = self._greeks
-        return pd.DataFrame(
-            {
-                "expiry": a.expiry.astype(object),
-                "strike": a.strike,
-                "right": np.where(a.phi > 0, "C", "P"),
-                "bid": a.bid,
-                "ask": a.ask,
-                "mid": a.mid,
-                "iv": a.iv,
-                "dte": a.days,
-                "delta": g["delta"],
-                "gamma": g["gamma"],
-                "vega": g["vega"],
-                "theta": g["theta"],
-                "modeled": a.modeled,
-            }
-        )
+        return pd.DataFrame({
+            "expiry": a.expiry.astype(object), "strike": a.strike, "right": np.where(a.phi > 0, "C", "P"),
+            "bid": a.bid, "ask": a.ask, "mid": a.mid, "iv": a.iv, "dte": a.days, "delta": g["delta"],
+            "gamma": g["gamma"], "vega": g["vega"], "theta": g["theta"], "modeled": a.modeled,
+        })
 
     def expiries(self) -> list[dt.date]:
         return [d.astype(dt.date) for d in np.unique(self._arrays().expiry)]
@@ -197,19 +222,19 @@ class ChainSnapshot:
         """Normalised rows of the contracts' strikes only (cheap), or the whole chain if already normalised."""
         if self._all is not None:
             return self._all
-        strikes = self.raw["strike"].to_numpy(dtype=float)
-        wanted = np.array([c.strike for c in contracts], dtype=float)
-        mask = np.isin(np.round(strikes, 6), np.round(wanted, 6))
-        return _Arrays(self.raw.loc[mask], self.market)
+        if self._strikes is None:
+            self._strikes = np.round(self.raw["strike"].to_numpy(dtype=float, na_value=np.nan), 6)
+        wanted = np.round(np.array([c.strike for c in contracts], dtype=float), 6)
+        rows = np.flatnonzero(np.isin(self._strikes, wanted))
+        return _Arrays(self.raw.take(rows), self.market)
 
     @staticmethod
     def rows(a: _Arrays, contracts: Sequence[Contract]) -> np.ndarray:
         """Row index of each contract in ``a``, -1 where it is not quoted."""
         out = np.full(len(contracts), -1, dtype=np.int64)
         for i, c in enumerate(contracts):
-            hit = np.flatnonzero(
-                (a.expiry == np.datetime64(c.expiry, "D")) & (a.phi == c.phi) & (np.abs(a.strike - c.strike) < 1e-6)
-            )
+            hit = np.flatnonzero((a.expiry == np.datetime64(c.expiry, "D")) & (a.phi == c.phi)
+                                 & (np.abs(a.strike - c.strike) < 1e-6))
             if hit.size:
                 out[i] = hit[0]
         return out
@@ -233,7 +258,9 @@ class ChainSnapshot:
             iv = iv.copy()
             for i in np.flatnonzero(~found & np.isnan(iv)):
                 iv[i] = self._nearest_iv(contracts[int(i)])
-        g = greeks(phi, m, strike, days, iv)
+        rate = np.where(found, a.rate[j], m.rate) if len(a) else m.rate
+        div = np.where(found, a.div[j], m.dividend_yield) if len(a) else m.dividend_yield
+        g = greeks(phi, m, strike, days, iv, rate, div)
         if len(a):
             bid = np.where(found, a.bid[j], g["price"])
             ask = np.where(found, a.ask[j], g["price"])

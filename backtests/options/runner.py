@@ -53,7 +53,7 @@ class BacktestResult:
 
     def summary(self) -> dict[str, float]:
         keys = ("final_equity", "total_return", "cagr", "ann_vol", "sharpe", "max_drawdown", "positions",
-                "win_rate", "fees", "interest", "rejections", "margin_call_days", "leg_days_observed",
+                "win_rate", "fees", "interest", "dividends", "rejections", "margin_call_days", "leg_days_observed",
                 "leg_days_modeled")
         return {k: self.metrics[k] for k in keys if k in self.metrics}
 
@@ -147,7 +147,8 @@ def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains
     strat = strategy if strategy is not None else build_strategy(config.strategy)
     ema = getattr(strat, "ema", None)
     warmup = int(ema[1] * 2.2) + 10 if ema else 0  # calendar days for the slow EMA's seed
-    market = load_market(config, lake, warmup_days=warmup, needs_regime=bool(getattr(strat, "needs_regime", False)))
+    market = load_market(config, lake, warmup_days=warmup, regime_uses=tuple(getattr(strat, "regime_uses", ())),
+                         strategy=strat.name)
     settings = EngineSettings.from_config(config, strat.default_delay)
     source = chains if chains is not None else default_chain_source(lake)
     result = _run(config.name, market, source, strat, settings, config.initial_cash)

@@ -132,7 +132,7 @@ class BuyWrite:
         chain = ctx.chain()
         if chain is None or target <= 0:
             return orders
-        expiry = sel.monthly_expiry(chain, min_dte=1)
+        expiry = sel.monthly_expiry(chain, min_dte=2)  # not the expiring one (dte 1 before a Good Friday)
         if expiry is None:
             return orders
         c = sel.at_the_money(chain, ctx.underlying, expiry, "C", ctx.spot, self.cfg.strike, need_bid=True)
@@ -160,7 +160,7 @@ class PutWrite:
         chain = ctx.chain()
         if chain is None:
             return []
-        expiry = sel.monthly_expiry(chain, min_dte=1)
+        expiry = sel.monthly_expiry(chain, min_dte=2)  # not the expiring one (dte 1 before a Good Friday)
         if expiry is None:
             return []
         c = sel.at_the_money(chain, ctx.underlying, expiry, "P", ctx.spot, self.cfg.strike, need_bid=True)

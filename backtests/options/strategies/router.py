@@ -30,7 +30,7 @@ def route(cfg: IvRankRouterConfig, regime: str, iv_rank: float) -> tuple[Route, 
 class IvRankRouter:
     name = "iv_rank_router"
     default_delay: Delay = "next_bar"
-    needs_regime = True
+    regime_uses: tuple[str, ...] = ("strategy.kind=iv_rank_router (routes on the regime and the IV rank)",)
 
     def __init__(self, cfg: IvRankRouterConfig) -> None:
         self.cfg = cfg

@@ -23,6 +23,8 @@ class EmaCrossover:
     def __init__(self, cfg: EmaCrossoverConfig) -> None:
         self.cfg = cfg
         self.ema = (cfg.fast, cfg.slow)
+        self.regime_uses: tuple[str, ...] = (
+            (f"strategy.exits.exit_regimes={list(cfg.exits.exit_regimes)}",) if cfg.exits.exit_regimes else ())
 
     def on_bar(self, ctx: Context) -> list[Order]:
         cross = ctx.bar.signals.get("ema_cross", float("nan"))

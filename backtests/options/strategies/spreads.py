@@ -58,6 +58,12 @@ class _CreditSpread:
                  exits: ExitRules, sizing: SizingConfig, max_open: int, entry_regimes: list[str] | None) -> None:
         self.dte, self.width, self.put_rule, self.call_rule = dte, width, put_rule, call_rule
         self.exits, self.sizing, self.max_open, self.entry_regimes = exits, sizing, max_open, entry_regimes
+        uses = []
+        if exits.exit_regimes:
+            uses.append(f"strategy.exits.exit_regimes={list(exits.exit_regimes)}")
+        if entry_regimes is not None:
+            uses.append(f"strategy.entry_regimes={list(entry_regimes)}")
+        self.regime_uses: tuple[str, ...] = tuple(uses)
 
     def on_bar(self, ctx: Context) -> list[Order]:
         if len(ctx.positions(self.name)) + ctx.pending_opens(self.name) >= self.max_open:
