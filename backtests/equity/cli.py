@@ -34,6 +34,9 @@ def _run(command: str, config: Path, runner: str, workers: int, as_of: list[str]
     console = Console()
     model = {"sweep": SweepConfig, "walkforward": WalkForwardConfig, "montecarlo": MonteCarloConfig}[command]
     cfg = load_config(config, model)  # a bad config exits 2 before MLflow/Prefect/vectorbt are imported
+    from backtests.equity.params import combinations
+
+    combinations(cfg.strategy, cfg.costs, cfg.search)  # an empty grid is a config error too, found now
     pins = parse_as_of(as_of or [])
     if runner not in ("thread", "dask", "none"):
         raise UserInputError(f"--runner: unknown task runner {runner!r}; choose thread, dask or none")

@@ -22,8 +22,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from quantlake.errors import ConfigError
-from quantlake.tables import validate_symbol
+from quantlake.errors import ConfigError, InvalidSymbolError
+from quantlake.tables import validate_symbol as _validate_symbol
 
 Scalar = int | float | bool | str
 M = TypeVar("M", bound=BaseModel)
@@ -47,6 +47,14 @@ METRICS = (
 # metrics where smaller is better when selecting (drawdown is stored as a negative number: larger is better)
 LOWER_IS_BETTER = frozenset({"volatility"})
 REGIMES = ("low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral")
+
+
+def validate_symbol(symbol: str) -> str:
+    """:func:`quantlake.tables.validate_symbol` as a ValueError, so pydantic names the field."""
+    try:
+        return _validate_symbol(symbol)
+    except InvalidSymbolError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class _Model(BaseModel):
