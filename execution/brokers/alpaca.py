@@ -1,0 +1,282 @@
+"""Alpaca adapter (alpaca-py ``TradingClient``), paper endpoint by default.
+
+Keys: ``$ALPACA_API_KEY`` / ``$ALPACA_API_SECRET`` or the Prefect Secret blocks ``alpaca-api-key`` /
+``alpaca-api-secret``.  ``$ALPACA_BASE_URL`` (or ``base_url``) points the client elsewhere — a proxy, or
+the local fake server the tests use (alpaca-py's ``url_override``).
+
+Market orders are sent with time in force ``day`` and the caller's client order id; Alpaca refuses a second
+order with the same client id (HTTP 422), which this adapter turns into
+:class:`~execution.errors.DuplicateOrderError`.  A refusal of the order itself (HTTP 403/422: buying
+power, unknown asset...) is returned as a ``rejected`` order with Alpaca's message, not raised.  An
+unreachable server (DNS failure offline, refused connection, timeout) raises
+:class:`~execution.errors.BrokerUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+
+from execution.brokers.base import (
+    ACCEPTED,
+    CANCELLED,
+    EXPIRED,
+    FILLED,
+    NEW,
+    PARTIALLY_FILLED,
+    REJECTED,
+    AccountState,
+    BrokerFill,
+    BrokerOrder,
+    OrderRequest,
+)
+from execution.errors import BrokerUnavailableError, DuplicateOrderError
+from execution.secrets import secret
+from quantlake.errors import BrokerError, MissingCredentialsError
+
+T = TypeVar("T")
+KEY_ENV, SECRET_ENV, URL_ENV = "ALPACA_API_KEY", "ALPACA_API_SECRET", "ALPACA_BASE_URL"
+KEY_BLOCK, SECRET_BLOCK = "alpaca-api-key", "alpaca-api-secret"
+PAPER_URL = "https://paper-api.alpaca.markets"
+
+_STATUS = {
+    "new": NEW,
+    "pending_new": NEW,
+    "accepted": ACCEPTED,
+    "accepted_for_bidding": ACCEPTED,
+    "pending_review": ACCEPTED,
+    "held": ACCEPTED,
+    "calculated": ACCEPTED,
+    "done_for_day": ACCEPTED,
+    "pending_cancel": ACCEPTED,
+    "pending_replace": ACCEPTED,
+    "stopped": ACCEPTED,
+    "suspended": ACCEPTED,
+    "partially_filled": PARTIALLY_FILLED,
+    "filled": FILLED,
+    "canceled": CANCELLED,
+    "replaced": CANCELLED,
+    "expired": EXPIRED,
+    "rejected": REJECTED,
+}
+
+
+class _TimeoutSession(requests.Session):
+    """alpaca-py sets no timeout; a hung server must not hang the trading run."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _credentials() -> tuple[str, str]:
+    key, sec = secret(KEY_ENV, KEY_BLOCK), secret(SECRET_ENV, SECRET_BLOCK)
+    if not key or not sec:
+        missing = [n for n, v in ((KEY_ENV, key), (SECRET_ENV, sec)) if not v]
+        raise MissingCredentialsError(
+            f"Alpaca needs {' and '.join(missing)} (paper-trading keys from the Alpaca dashboard) in the "
+            f"environment or the Prefect Secret blocks {KEY_BLOCK!r} / {SECRET_BLOCK!r}"
+        )
+    return key, sec
+
+
+def _enum(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
+
+
+class AlpacaBroker:
+    name = "alpaca"
+
+    def __init__(self, base_url: str | None = None, timeout: float = 15.0, client: Any | None = None) -> None:
+        self.base_url = (base_url or os.environ.get(URL_ENV) or PAPER_URL).rstrip("/")
+        if client is None:
+            with warnings.catch_warnings():  # alpaca-py imports websockets.legacy (deprecated upstream)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from alpaca.trading.client import TradingClient
+
+            key, sec = _credentials()
+            client = TradingClient(api_key=key, secret_key=sec, paper=True, url_override=self.base_url)
+            client._session = _TimeoutSession(timeout)  # alpaca-py keeps its requests session here
+            client._retry = 0  # the circuit breaker decides about retrying, not a 3 s sleep per call
+        self.client = client
+
+    # ------------------------------------------------------------------ plumbing
+    def _call(self, op: str, fn: Callable[[], T]) -> T:
+        from alpaca.common.exceptions import APIError
+
+        try:
+            return fn()
+        except APIError as exc:
+            status = exc.status_code
+            raise BrokerError(f"Alpaca {op} failed: HTTP {status}: {_message(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach Alpaca at {self.base_url} ({op}): {type(exc).__name__}: {_short(exc)}"
+            ) from None
+
+    def _order(self, o: Any) -> BrokerOrder:
+        status = _STATUS.get(_enum(o.status), ACCEPTED)
+        return BrokerOrder(
+            client_order_id=str(o.client_order_id),
+            broker_order_id=str(o.id),
+            symbol=str(o.symbol),
+            side="buy" if _enum(o.side) == "buy" else "sell",
+            qty=float(o.qty or 0.0),
+            status=status,
+            filled_qty=float(o.filled_qty or 0.0),
+            filled_avg_price=_float(o.filled_avg_price),
+            submitted_at=o.submitted_at,
+            reason=None,
+        )
+
+    # ------------------------------------------------------------------ protocol
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def sync(self, as_of: dt.date) -> None:
+        """Nothing to do: Alpaca fills orders itself."""
+
+    def account(self) -> AccountState:
+        a = self._call("get_account", self.client.get_account)
+        equity = _float(a.equity) or 0.0
+        return AccountState(equity=equity, cash=_float(a.cash) or 0.0, buying_power=_float(a.buying_power) or 0.0)
+
+    def positions(self) -> dict[str, float]:
+        out = {}
+        for p in self._call("get_all_positions", self.client.get_all_positions):
+            qty = float(p.qty)
+            if _enum(p.side) == "short" and qty > 0:
+                qty = -qty
+            if qty:
+                out[str(p.symbol)] = qty
+        return out
+
+    def submit(self, order: OrderRequest) -> BrokerOrder:
+        from alpaca.common.exceptions import APIError
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest
+
+        req = MarketOrderRequest(
+            symbol=order.symbol,
+            qty=order.qty,
+            side=OrderSide.BUY if order.side == "buy" else OrderSide.SELL,
+            time_in_force=TimeInForce.DAY,
+            client_order_id=order.client_order_id,
+        )
+        try:
+            placed = self.client.submit_order(req)
+        except APIError as exc:
+            message = _message(exc)
+            if exc.status_code == 422 and "client_order_id" in message.lower():
+                raise DuplicateOrderError(f"Alpaca already has order {order.client_order_id}: {message}") from None
+            if exc.status_code in (403, 422):
+                return BrokerOrder(
+                    client_order_id=order.client_order_id,
+                    broker_order_id="",
+                    symbol=order.symbol,
+                    side=order.side,
+                    qty=order.qty,
+                    status=REJECTED,
+                    reason=f"Alpaca refused the order (HTTP {exc.status_code}): {message}",
+                )
+            raise BrokerError(f"Alpaca submit_order failed: HTTP {exc.status_code}: {message}") from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach Alpaca at {self.base_url} (submit_order): {type(exc).__name__}: {_short(exc)}"
+            ) from None
+        return self._order(placed)
+
+    def _raw_order(self, client_order_id: str) -> Any | None:
+        from alpaca.common.exceptions import APIError
+
+        try:
+            return self.client.get_order_by_client_id(client_order_id)
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise BrokerError(f"Alpaca get_order failed: HTTP {exc.status_code}: {_message(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach Alpaca at {self.base_url} (get_order): {type(exc).__name__}: {_short(exc)}"
+            ) from None
+
+    def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        raw = self._raw_order(client_order_id)
+        return None if raw is None else self._order(raw)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        found = self._call(
+            "get_orders", lambda: self.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500))
+        )
+        return [self._order(o) for o in found]
+
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        order = self.get_order(client_order_id)
+        if order is None:
+            raise BrokerError(f"Alpaca has no order {client_order_id} to cancel")
+        if order.is_open:
+            broker_id = order.broker_order_id
+            self._call("cancel_order_by_id", lambda: self.client.cancel_order_by_id(broker_id))
+            order = self.get_order(client_order_id) or order
+        return order
+
+    def fills(self, client_order_id: str) -> list[BrokerFill]:
+        """Alpaca's order carries its cumulative fill: one record per order that grows as it fills."""
+        raw = self._raw_order(client_order_id)
+        if raw is None:
+            return []
+        o = self._order(raw)
+        if o.filled_qty <= 0 or o.filled_avg_price is None:
+            return []
+        when = raw.filled_at or raw.updated_at or self.now()
+        return [
+            BrokerFill(
+                fill_id=o.broker_order_id,
+                client_order_id=client_order_id,
+                symbol=o.symbol,
+                side=o.side,
+                qty=o.filled_qty,
+                price=o.filled_avg_price,
+                commission=0.0,
+                filled_at=when,
+            )
+        ]
+
+    def close(self) -> None:
+        session = getattr(self.client, "_session", None)
+        if session is not None:
+            session.close()
+
+
+def _message(exc: Exception) -> str:
+    raw = str(exc)
+    try:
+        return str(json.loads(raw).get("message", raw))[:300]
+    except (ValueError, AttributeError):
+        return raw[:300]
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    if "NameResolutionError" in text or "Failed to resolve" in text:
+        return "DNS lookup failed (offline?)"
+    if "Connection refused" in text:
+        return "connection refused"
+    return text[:200]
