@@ -1,0 +1,42 @@
+"""Flow: one trading day of a registered model on a broker (paper by default).
+
+Thin: the work is :func:`execution.trader.run_trade` (reconcile, kill switch, targets from
+``models:/NAME@champion``, risk-checked idempotent orders, audit) and :func:`execution.trader.alert`
+(alerts for drawdown, broker failures and rejections).  A kill switch, a broker failure or a rejected order
+ends the run Failed with one line, after everything was recorded; a failed run also e-mails through
+:func:`execution.alerts.flow_failure_hook`.
+"""
+
+from typing import Any
+
+from prefect import flow
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import State
+
+from execution import alerts
+from execution.trader import alert, load_trade_config, run_trade
+from flows._common import quantlake_errors_fail_cleanly
+from quantlake.errors import BrokerError
+from quantlake.lake import Lake
+
+
+@flow(name="paper-trade", on_failure=[alerts.flow_failure_hook], on_crashed=[alerts.flow_failure_hook])
+@quantlake_errors_fail_cleanly
+def paper_trade_flow(config: dict[str, Any], dry_run: bool = False) -> dict[str, Any] | State[Any]:
+    """``config`` holds :class:`execution.settings.TradeConfig` fields (``model`` is required).  Returns the
+    run's summary (orders by status, fills, positions, equity, drawdown, alerts)."""
+    logger = get_run_logger()
+    cfg = load_trade_config(None, config)
+    try:
+        result = run_trade(cfg, Lake(), dry_run=dry_run, flow_run_id=str(flow_run.id))
+    except BrokerError as exc:  # outage, circuit open, lock held: nothing was sent; alert and fail
+        alerts.fail(exc, "broker", f"{cfg.broker} trading run for {cfg.strategy_name} failed")
+    summary = result.summary()
+    logger.info("%s on %s/%s %s: orders %s, %d fill(s), equity %.2f, drawdown %.2f%%", summary["strategy"],
+                cfg.broker, cfg.account, summary["as_of"], summary["orders"], summary["fills"], summary["equity"],
+                100 * summary["drawdown"])  # fmt: skip
+    error = alert(result, cfg)
+    if error is not None:
+        raise error
+    return summary
