@@ -26,6 +26,7 @@ scan_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Mount the ``scan`` group (and the trading commands) on the root CLI."""
     app.add_typer(scan_app, name="scan")
+    app.add_typer(trade_app, name="trade")
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -150,3 +151,87 @@ def scan_test_email() -> None:
         raise ConfigError("e-mail is not configured: set QUANTLAKE_SMTP_HOST/FROM/TO or QUANTLAKE_SMTP_BLOCK")
     send(plain_message("quantlake test e-mail", "SMTP settings work."), settings)
     console.print(f"sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port}")
+
+
+# ------------------------------------------------------------------------------------------- trading
+trade_app = typer.Typer(
+    help="Paper trading: the champion model's target positions → risk-checked orders at a broker, audited.",
+    invoke_without_command=True,
+)
+
+
+@trade_app.callback()
+def trade(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Registered model; its champion version trades.")] = None,
+    broker: Annotated[str, typer.Option(help="paper (local ledger), alpaca (paper API) or ibkr (paper port).")] = "paper",
+    account: Annotated[str, typer.Option(help="Account name (paper: one ledger per name).")] = "default",
+    strategy: Annotated[str | None, typer.Option(help="Name in order ids and the audit (default: the model).")] = None,
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Trading date (default: latest bar in the lake)."),
+    ] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: every stock).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML/JSON file with TradeConfig fields (options override it).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and print orders; send and record nothing.")] = False,
+    reset_kill_switch: Annotated[
+        bool, typer.Option("--reset-kill-switch", help="Clear the drawdown kill switch of --broker/--account and exit.")
+    ] = False,
+) -> None:
+    """Trade one day: reconcile with the broker, load models:/MODEL@champion, size and risk-check target
+    positions, send the differences as orders with idempotent ids, record orders/fills/account in the lake.
+
+    A broker failure, a rejected order or the kill switch exits with code 1 after everything is recorded."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from execution.trader import alert, load_trade_config, render, run_trade
+    from execution.trader import reset_kill_switch as reset
+    from quantlake.errors import ConfigError
+    from quantlake.lake import Lake
+
+    if reset_kill_switch:
+        was = reset(broker, account)
+        console.print(f"kill switch of {broker}/{account} {'cleared' if was else 'was not set'}")
+        return
+    overrides: dict[str, Any] = {"model": model, "broker": broker, "account": account, "strategy": strategy,
+                                 "as_of": as_of.date() if as_of else None, "symbols": _split(symbols)}  # fmt: skip
+    cfg = load_trade_config(config, overrides)
+    if not cfg.model:
+        raise ConfigError("--model is required (a registered model name; see `quantlake models list`)")
+    result = run_trade(cfg, Lake(), dry_run=dry_run)
+    render(result, console)
+    error = alert(result, cfg)
+    if error is not None:
+        raise error
+
+
+@trade_app.command("status")
+def trade_status(
+    broker: Annotated[str, typer.Option(help="paper, alpaca or ibkr.")] = "paper",
+    account: Annotated[str, typer.Option(help="Account name.")] = "default",
+    limit: Annotated[int, typer.Option(min=1, help="Orders to show.")] = 20,
+) -> None:
+    """The audit trail of one account: latest orders, account snapshots and the kill switch (lake only; no
+    broker call)."""
+    from execution.audit import status_tables
+
+    for table in status_tables(broker, account, limit):
+        console.print(table)
+
+
+@trade_app.command("export")
+def trade_export(
+    out: Annotated[Path, typer.Option("--out", help="Directory for equity.parquet and positions.json.")],
+    broker: Annotated[str, typer.Option(help="paper, alpaca or ibkr.")] = "paper",
+    account: Annotated[str, typer.Option(help="Account name.")] = "default",
+) -> None:
+    """Write the account's equity history and current positions in the files `quantlake risk report`
+    reads: `quantlake risk report --returns OUT/equity.parquet --positions OUT/positions.json`."""
+    from execution.audit import export_for_risk
+    from quantlake.lake import Lake
+
+    equity, positions = export_for_risk(Lake(), broker, account, out)
+    console.print(f"equity curve: {equity}\npositions:    {positions}")
+    console.print(f"next: quantlake risk report --returns {equity} --positions {positions}")
