@@ -4,8 +4,6 @@ Thin: the work is :func:`tracking.promotion.promote`, which records every decisi
 run in the ``promotions`` experiment).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow
@@ -28,7 +26,8 @@ def promote_flow(
     try:
         gate_cfg = PromotionGate.model_validate(gate or {})
     except ValidationError as exc:
-        raise ConfigError(f"invalid promotion gate: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid promotion gate: {problems}") from None
     out = []
     for name, version in candidates.items():
         d = promote(name, version, gate_cfg, force=force, note=note)

@@ -4,14 +4,13 @@ Thin: the work is :func:`tracking.ml.train.train_job` (run through the jobs regi
 with ``quantlake runs reproduce``) and :func:`tracking.ml.train.register_trained`.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.states import State
 
+import tracking.ml.jobs  # noqa: F401  (registers the job here: no discovery of every package's jobs)
 from flows._common import quantlake_errors_fail_cleanly
 from tracking.jobs import run_job
 from tracking.ml.train import JOB, register_trained

@@ -198,3 +198,138 @@ def test_rule_strategy_job_and_registration(store: Path, lake) -> None:  # type:
 
     with pytest.raises(ConfigError, match="rule"):
         run_job("strategies.evaluate_rule", {"rule": {"kind": "nope"}}, lake=lake)
+
+
+def _feature_tables(lake, bars: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Minimal ``features_technical`` / ``features_regime`` tables (the columns tracking reads, plus price
+    levels and recursion state it must ignore), computed here from ``bars`` by plain pandas."""
+    import pyarrow as pa
+
+    from quantlake.tables import TableSpec
+
+    b = bars.sort_values(["symbol", "date"]).reset_index(drop=True)
+    g = b.groupby("symbol")["adj_close"]
+    tech = b[["symbol", "date", "close"]].copy()
+    for k in (1, 5, 20, 60):
+        tech[f"ret_{k}d"] = g.pct_change(k)
+    tech["rsi_14"] = 50.0 + 10 * np.tanh(tech["ret_5d"].fillna(0) * 20)
+    tech["bb_pctb"] = tech["ret_20d"] * 3 + 0.5
+    tech["bb_width"] = g.transform(lambda s: s.rolling(20).std()) / b["close"]
+    tech["ema_12"] = g.transform(lambda s: s.ewm(span=12, adjust=False).mean())
+    tech["ema_26"] = g.transform(lambda s: s.ewm(span=26, adjust=False).mean())
+    tech["sma_50"] = g.transform(lambda s: s.rolling(50).mean())
+    tech["st_rsi_gain"] = 1.0  # recursion state: never a feature
+    spec = TableSpec(
+        name="features_technical",
+        keys=("symbol", "date"),
+        schema=pa.schema(
+            [("symbol", pa.string()), ("date", pa.date32())]
+            + [(c, pa.float64()) for c in tech.columns if c not in ("symbol", "date")]
+        ),
+        date_column="date",
+    )
+    lake.merge("features_technical", tech, spec=spec)
+    regime = b[["symbol", "date"]].copy()
+    regime["regime"] = np.where(b.index % 3 == 0, "high_vol", "neutral")
+    regime.loc[regime.groupby("symbol").head(30).index, "regime"] = None  # no VIX history yet
+    lake.merge(
+        "features_regime",
+        regime,
+        spec=TableSpec(
+            name="features_regime",
+            keys=("symbol", "date"),
+            schema=pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("regime", pa.string())]),
+            date_column="date",
+        ),
+    )
+    return tech
+
+
+def test_dataset_from_feature_tables(lake) -> None:  # type: ignore[no-untyped-def]
+    """With the feature tables present: scale-free default columns, derived ratios, the table's regime."""
+    from quantlake.errors import UserInputError
+    from tracking.ml.dataset import DERIVED_FEATURES, TABLE_FEATURES, load_dataset
+
+    bars = synthetic_bars(300)
+    lake.merge("equity_bars", bars)
+    tech = _feature_tables(lake, bars)
+    data = load_dataset(lake, symbols=["AAA", "BBB"], horizon=5, lag=1)
+    assert data.source == "features_technical" and data.regime_source == "features_regime"
+    assert data.features == TABLE_FEATURES + list(DERIVED_FEATURES)[:2]  # no sma_200 column: no sma200_ratio
+    assert not {"close", "sma_50", "ema_12", "st_rsi_gain"} & set(data.frame.columns)
+    assert set(data.frame["symbol"]) == {"AAA", "BBB"}
+    f = data.frame.merge(
+        tech.assign(date=pd.to_datetime(tech["date"])), on=["symbol", "date"], suffixes=("", "_t")
+    )
+    np.testing.assert_allclose(f["ema_ratio"], f["ema_12"] / f["ema_26"] - 1, rtol=1e-12)
+    np.testing.assert_allclose(f["sma50_ratio"].dropna(), (f["close"] / f["sma_50"] - 1).dropna(), rtol=1e-12)
+    np.testing.assert_array_equal(f["ret_5d"].to_numpy(), f["ret_5d_t"].to_numpy())
+    first = data.frame.sort_values("date").groupby("symbol").head(30)
+    assert set(first["regime"]) == {"unknown"}  # NULL regime (no VIX history) is "unknown", not a vol regime
+    assert set(data.frame["regime"]) == {"unknown", "high_vol", "neutral"}
+
+    with pytest.raises(UserInputError, match=r"no numeric column\(s\) \['sma200_ratio'\]"):
+        load_dataset(lake, feature_columns=["sma200_ratio"])
+    chosen = load_dataset(lake, feature_columns=["close", "ema_ratio"], regime_table=None)
+    assert chosen.features == ["close", "ema_ratio"] and chosen.regime_source == "volatility"
+    builtin = load_dataset(lake, feature_table=None)
+    assert builtin.source == "equity_bars" and "ema_ratio" in builtin.features
+
+
+def test_rule_on_feature_table_records_its_version(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
+    """The rule reads features_technical through the lake: lineage pins it, so a rebuilt table cannot change
+    a reproduction."""
+    from tracking.jobs import run_job
+    from tracking.reproduce import reproduce
+    from tracking.run_context import client
+
+    bars = synthetic_bars(300)
+    lake.merge("equity_bars", bars)
+    tech = _feature_tables(lake, bars)
+    rule = {"kind": "threshold", "feature": "ema_ratio", "long_above": 0.0}
+    run_id = run_job("strategies.evaluate_rule", {"rule": rule}, lake=lake)
+    tags = client().get_run(run_id).data.tags
+    assert tags["lake.version.features_technical"] == "0" and tags["lake.version.equity_bars"] == "0"
+    lake.merge("features_technical", tech.assign(ema_12=tech["ema_12"] * 1.01))  # a rebuild with new numbers
+    assert lake.version("features_technical") == 1
+    result = reproduce(run_id, lake.root)
+    assert result.identical and result.original.pins["features_technical"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_train_and_promote_flows(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
+    from quantlake.config import quiet_environment
+
+    quiet_environment()  # what the CLI does: telemetry off, a patient ephemeral-server start on a busy machine
+    from flows.promote import promote_flow
+    from flows.train_models import train_models_flow
+    from quantlake.errors import ConfigError
+    from tracking.registry import by_alias, get_version
+    from tracking.run_context import client
+
+    lake.merge("equity_bars", synthetic_bars())
+    out = train_models_flow(config=SMALL, prefix="flowtest")
+    assert isinstance(out, dict)
+    assert out["versions"] == {"flowtest_ensemble": "1", "flowtest_lightgbm": "1", "flowtest_logistic": "1"}
+    metrics = client().get_run(out["run_id"]).data.metrics
+    assert "ensemble.oos_sharpe" in metrics and "logistic.oos_auc" in metrics
+
+    # an unreachable gate: every candidate rejected, each decision recorded with its failed check
+    strict = {"min_oos_sharpe": 50.0}
+    decisions = promote_flow({"flowtest_logistic": 1, "flowtest_ensemble": 1}, gate=strict)
+    assert [d["outcome"] for d in decisions] == ["rejected", "rejected"]
+    for d in decisions:
+        sharpe = next(c for c in d["checks"] if c["name"] == "oos_sharpe")
+        assert not sharpe["passed"] and "vs minimum 50.000" in sharpe["detail"]
+        assert len(d["record_run_id"]) == 32
+    assert by_alias("flowtest_logistic", "champion") is None
+    assert get_version("flowtest_logistic", 1).tags["promotion.decision"] == "rejected"
+
+    # forced: champion moves, the decision says forced
+    forced = promote_flow({"flowtest_logistic": 1}, gate=strict, force=True, note="flow test")
+    assert forced[0]["outcome"] == "forced"
+    assert str(by_alias("flowtest_logistic", "champion").version) == "1"
+
+    with pytest.raises(ConfigError, match="min_trades"):
+        promote_flow({"flowtest_logistic": 1}, gate={"min_trades": -1})

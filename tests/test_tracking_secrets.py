@@ -136,8 +136,11 @@ def test_planted_secrets_never_reach_the_store(store: Path, lake, monkeypatch, t
     import plotly.graph_objects as go
 
     from tracking.jobs import register_job, run_job
+    from tracking.promotion import promote
+    from tracking.registry import log_signal_model
     from tracking.reproduce import reproduce
     from tracking.run_context import current_run, tracked_run
+    from tracking.signal_models import RuleSignalModel, ThresholdRule
 
     tag = uuid.uuid4().hex[:10]
     planted = {
@@ -176,6 +179,14 @@ def test_planted_secrets_never_reach_the_store(store: Path, lake, monkeypatch, t
         leak_dir.mkdir(exist_ok=True)
         (leak_dir / "inner.bin").write_bytes(b"\x00\x01" + everything.encode() + b"\xff")
         run.log_artifact(leak_dir)
+        # a registered signal model whose version tags carry the secrets too
+        example = pd.DataFrame(
+            {"symbol": ["AAA", "AAA"], "date": pd.to_datetime(["2021-01-04", "2021-01-05"]), "f": [1.0, -1.0]}
+        )
+        rule = RuleSignalModel(ThresholdRule(feature="f", long_above=0.0))
+        log_signal_model(
+            run, rule, example, registered_name=f"leaky_{tag}", version_tags={"origin": everything}
+        )
         return {"x": 1.0}
 
     cfg = JobCfg(
@@ -190,6 +201,9 @@ def test_planted_secrets_never_reach_the_store(store: Path, lake, monkeypatch, t
         raise RuntimeError(f"could not log in with {planted['SMTP_PASSWORD']} / {planted['cfg.api_key']}")
     # reproducing a run with masked fields works (they come back from defaults) and leaks nothing either
     reproduce(run_id)
+    # a forced promotion with a note quoting a secret: version tags and the promotions audit run
+    decision = promote(f"leaky_{tag}", 1, force=True, note=f"approved with {env_secret} by {marker}")
+    assert decision.promoted and decision.note == f"approved with *** by {marker}"
 
     mlflow_dir = store / "mlflow"
     needles = {name: v.encode() for name, v in planted.items()}
@@ -197,6 +211,7 @@ def test_planted_secrets_never_reach_the_store(store: Path, lake, monkeypatch, t
     # positive controls: the grep does see plain strings in the sqlite file and in artifacts
     assert any(h.endswith("mlflow.db") for h in hits["marker"]), hits["marker"]
     assert any(h.endswith("notes.txt") for h in hits["marker"])
+    assert list(mlflow_dir.rglob("MLmodel")), "the logged signal model's files are inside the grepped tree"
     assert any(h.endswith("mlflow.db") for h in hits["mask"])
     leaks = {name: files for name, files in hits.items() if name in planted and files}
     assert leaks == {}

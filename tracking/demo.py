@@ -3,21 +3,44 @@
 * :func:`stage` — train the ML signal models on the sample data, evaluate a rule-based strategy on the same
   out-of-sample span, register all of them and put each through the promotion gate, printing why it was
   or was not promoted.
-* :func:`stage_reproduce` — re-execute the latest run of every registered job on its recorded table
-  versions and show that every metric is identical (place it after a stage that ingests new data).
+* :func:`stage_reproduce` (the demo's last stage) — new data arrives: a late batch (new days and a vendor's
+  restatement of old closes) is ingested through the CSV source into a copy of the demo's lake, so
+  ``equity_bars`` gets a new version there while the demo's own lake stays the sample data.  Then the latest
+  run of every job is re-executed against that copy on the table versions it recorded and every metric is
+  compared exactly; as a negative control the rule strategy is re-run *unpinned* on the new version and its
+  metrics differ.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import pandas as pd
 from rich.table import Table
 
 from quantlake.demo_context import DemoContext
+from quantlake.lake import Lake
 from tracking.errors import TrackingError
 
-# small enough for the demo's time budget (~30 s on 2 cores), large enough to be a real walk-forward
-DEMO_TRAIN_CONFIG: dict[str, Any] = {"optuna_trials": 6, "n_splits": 4, "inner_splits": 3, "horizon": 5}
+# the sample data's stocks and ETFs over their common span (indexes and ^VIX are not traded); small enough
+# for the demo's time budget on 2 busy cores, large enough for a real walk-forward (3 test blocks of ~1 year)
+DEMO_SYMBOLS = ["AAPL", "AMZN", "GDX", "GLD", "GOOG", "GS", "MSFT", "SPY"]
+DEMO_START, DEMO_END = "2010-01-01", "2017-12-29"
+DEMO_TRAIN_CONFIG: dict[str, Any] = {
+    "symbols": DEMO_SYMBOLS,
+    "start": DEMO_START,
+    "end": DEMO_END,
+    "horizon": 5,
+    "n_splits": 3,
+    "inner_splits": 2,
+    "optuna_trials": 3,
+}
 DEMO_RULE = {"kind": "threshold", "feature": "ema_ratio", "long_above": 0.0}  # long while EMA12 > EMA26
 RULE_MODEL = "rule_ema_trend"
 METRIC_COLUMNS = [
@@ -27,6 +50,16 @@ METRIC_COLUMNS = [
     ("oos_trades", "trades"),
     ("oos_auc", "AUC"),
 ]
+# the late batch: closes of these symbols restated by this factor over these days (inside the models'
+# out-of-sample span), and new bars after the sample's last day
+RESTATED_SYMBOLS = ("SPY", "AAPL", "GLD")
+RESTATED_DAYS = ("2016-06-01", "2016-06-10")
+RESTATE_FACTOR = 1.015
+OHLC = ["open", "high", "low", "close", "adj_close", "volume"]
+NEW_DAYS = ("2018-01-02", "2018-01-03", "2018-01-04")
+# reproductions in the demo: runs are taken shortest first while their recorded durations fit this budget;
+# the others are listed with the command that reproduces them
+REPRODUCE_BUDGET_S = 40.0
 
 
 def _fmt(key: str, value: float | None) -> str:
@@ -39,23 +72,31 @@ def _fmt(key: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def rule_config() -> dict[str, Any]:
+    """The demo's rule strategy over the same symbols, span and feature frame as the ML models."""
+    return {"rule": DEMO_RULE, "symbols": DEMO_SYMBOLS, "start": DEMO_START, "end": DEMO_END, "n_trials": 1}
+
+
 def stage(ctx: DemoContext) -> None:
     """Train ML signal models and a rule strategy, register them, promote those that pass the gate."""
     from flows.promote import promote_flow
     from flows.train_models import train_models_flow
     from tracking.compare import leaderboard, write_report
     from tracking.jobs import run_job
+    from tracking.ml import jobs as _ml_jobs  # noqa: F401  (registers the model jobs)
     from tracking.ml import rules
     from tracking.registry import register_from_run
     from tracking.run_context import client
 
+    features = "features_technical" if ctx.lake.exists("features_technical") else "built-in features"
     ctx.console.print(
-        "[bold]Training signal models[/]: purged walk-forward, Optuna inside each training window"
+        f"[bold]Training signal models[/] on {len(DEMO_SYMBOLS)} symbols ({features}): purged walk-forward, "
+        "Optuna inside each training window"
     )
     trained = train_models_flow(config=DEMO_TRAIN_CONFIG)
     if not isinstance(trained, dict):  # a Failed state (Prefect normally re-raises its error)
         raise TrackingError(f"training flow failed: {trained}")
-    rule_run = run_job(rules.JOB, {"rule": DEMO_RULE, "feature_table": None, "n_trials": 1})
+    rule_run = run_job(rules.JOB, rule_config())
     versions = {**trained["versions"], RULE_MODEL: register_from_run(rule_run, RULE_MODEL)}
 
     c = client()
@@ -88,15 +129,16 @@ def stage(ctx: DemoContext) -> None:
     )
 
 
-def stage_reproduce(ctx: DemoContext) -> None:
-    """Reproduce the latest run of every job on its recorded table versions; every metric must match."""
-    from tracking.reproduce import reproduce
+# ------------------------------------------------------------------------------------------ reproduce
+def latest_runs() -> list[tuple[str, str, float]]:
+    """``(job, run id, seconds)`` of the newest finished top-level run of every job that read the lake
+    (reproductions, nested model runs and promotion records excluded), shortest first."""
     from tracking.run_context import client
     from tracking.runs import experiment_names, search
     from tracking.tags import JOB, LAKE_VERSION_PREFIX, REPRODUCES
 
     c = client()
-    latest: dict[str, str] = {}
+    latest: dict[str, tuple[str, float]] = {}
     for run in search(c, list(experiment_names(c)), "attributes.status = 'FINISHED'"):
         t = run.data.tags
         job = t.get(JOB, "")
@@ -110,19 +152,139 @@ def stage_reproduce(ctx: DemoContext) -> None:
             continue
         if not any(k.startswith(LAKE_VERSION_PREFIX) for k in t):
             continue
-        latest.setdefault(job, run.info.run_id)  # runs come newest first
-    table = Table(title="reproduced on the recorded table versions")
-    for col in ("job", "run", "tables", "metrics", "identical"):
-        table.add_column(col)
-    failed = []
-    for job, run_id in sorted(latest.items()):
-        result = reproduce(run_id)
-        pins = ", ".join(f"{k}@{v}" for k, v in sorted(result.original.pins.items()))
-        table.add_row(
-            job, run_id[:8], pins, str(len(result.metrics)), "yes" if result.identical else "[red]NO[/]"
+        seconds = ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000
+        latest.setdefault(job, (run.info.run_id, seconds))  # runs come newest first
+    return sorted(((j, r, s) for j, (r, s) in latest.items()), key=lambda x: (x[2], x[0]))
+
+
+def late_batch(lake: Lake) -> dict[str, pd.DataFrame]:
+    """The late data as CSV-shaped frames (file name → rows): closes of :data:`RESTATED_SYMBOLS` restated by
+    :data:`RESTATE_FACTOR` over :data:`RESTATED_DAYS`, and bars for :data:`NEW_DAYS` after each one's last
+    bar (flat at its last close).  Bars with open/high/low and close-only series go to separate files (a
+    file's columns are required in every row)."""
+    syms = list(RESTATED_SYMBOLS)
+    marks = ", ".join("?" for _ in syms)
+    old = lake.read(
+        "equity_bars",
+        columns=["symbol", "date", *OHLC],
+        where=f"symbol IN ({marks}) AND date BETWEEN ? AND ?",
+        params=[*syms, *map(dt.date.fromisoformat, RESTATED_DAYS)],
+    )
+    restated = old.copy()
+    for col in ("open", "high", "low", "close", "adj_close"):
+        restated[col] = restated[col] * RESTATE_FACTOR
+    last = old.sort_values("date").groupby("symbol").tail(1)  # only for the column layout of each symbol
+    last_bar = lake.query(
+        f"SELECT symbol, max(date) AS date, arg_max(close, date) AS close FROM equity_bars "
+        f"WHERE symbol IN ({marks}) GROUP BY symbol",
+        syms,
+    )
+    new = pd.DataFrame(
+        [
+            {"symbol": r.symbol, "date": dt.date.fromisoformat(day), "open": r.close, "high": r.close,
+             "low": r.close, "close": r.close, "adj_close": r.close, "volume": 1_000_000.0}
+            for r in last_bar.itertuples(index=False)
+            for day in NEW_DAYS
+            if pd.Timestamp(r.date).date() < dt.date.fromisoformat(day)
+        ],
+        columns=["symbol", "date", *OHLC],
+    )  # fmt: skip
+    full_symbols = set(last.loc[last["open"].notna(), "symbol"])
+    rows = pd.concat([restated, new], ignore_index=True)
+    has_ohlc = rows["symbol"].isin(full_symbols) | rows["open"].notna()
+    return {
+        "late_bars.csv": rows[has_ohlc].reset_index(drop=True),
+        "late_closes.csv": rows.loc[~has_ohlc, ["symbol", "date", "close"]].reset_index(drop=True),
+    }
+
+
+def changed_rows(lake: Lake, before: int, after: int) -> pd.DataFrame:
+    """Rows of ``equity_bars`` whose close differs between two versions, or that only one of them has,
+    restricted to the demo's symbols and span (full-version reads, compared in DuckDB)."""
+    con = duckdb.connect()
+    try:
+        con.register("a", lake.dataset("equity_bars", before))
+        con.register("b", lake.dataset("equity_bars", after))
+        return con.execute(
+            "SELECT coalesce(a.symbol, b.symbol) AS symbol, coalesce(a.date, b.date) AS date, "
+            "a.close AS close_before, b.close AS close_after "
+            "FROM a FULL OUTER JOIN b ON a.symbol = b.symbol AND a.date = b.date "
+            "WHERE a.close IS DISTINCT FROM b.close ORDER BY 1, 2"
+        ).df()
+    finally:
+        con.close()
+
+
+def stage_reproduce(ctx: DemoContext) -> None:
+    """New data lands (in a copy of the lake), then every job's latest run is reproduced on its pinned
+    table versions: every metric must be identical; unpinned, the rule's metrics change."""
+    from quantlake.ingest import ingest_equity
+    from quantlake.sources.csvdir import CsvSource
+    from tracking.reproduce import reproduce
+
+    runs = latest_runs()
+    if not runs:
+        ctx.console.print("No tracked runs to reproduce (run the research stages first).")
+        return
+    with tempfile.TemporaryDirectory(prefix="ql-reproduce-") as tmp:
+        lake_copy = Lake(Path(tmp) / "lake")
+        shutil.copytree(ctx.lake.root, lake_copy.root)
+        before = lake_copy.version("equity_bars")
+        late = Path(tmp) / "late"
+        late.mkdir()
+        for name, frame in late_batch(lake_copy).items():
+            if len(frame):
+                frame.to_csv(late / name, index=False)
+        report = ingest_equity(lake_copy, CsvSource(late), progress=False)[0]
+        after = lake_copy.version("equity_bars")
+        if after == before:
+            raise TrackingError("the late batch changed nothing in equity_bars (demo data changed?)")
+        ctx.console.print(
+            f"[bold]New data arrived[/]: {report.inserted} new bar(s) and {report.updated} restated close(s) of "
+            f"{', '.join(RESTATED_SYMBOLS)} ingested (CSV source) into a copy of the lake: equity_bars "
+            f"v{before} → v{after}.  Now every job's latest run is re-executed against it."
         )
-        if not result.identical:
-            failed.append(f"{job} ({run_id})")
-    ctx.console.print(table)
+
+        table = Table(title="reproduced on the recorded table versions (exact comparison of every metric)")
+        for col in ("job", "run", "tables pinned", "metrics", "identical", "s"):
+            table.add_column(col, justify="right" if col in ("metrics", "s") else "left")
+        failed, skipped, spent = [], [], 0.0
+        for job, run_id, seconds in runs:
+            if spent + seconds > REPRODUCE_BUDGET_S and spent > 0:
+                skipped.append((job, run_id, seconds))
+                continue
+            spent += seconds
+            t0 = time.perf_counter()
+            result = reproduce(run_id, lake_copy.root)
+            pins = ", ".join(f"{k}@{v}" for k, v in sorted(result.original.pins.items()))
+            table.add_row(
+                job,
+                run_id[:8],
+                pins,
+                str(len(result.metrics)),
+                "[green]yes[/]" if result.identical else "[bold red]NO[/]",
+                f"{time.perf_counter() - t0:.1f}",
+            )
+            if not result.identical:
+                failed.append(f"{job} ({run_id})")
+        ctx.console.print(table)
+        for job, run_id, seconds in skipped:
+            ctx.console.print(
+                f"[dim]not re-run here ({job} took {seconds:.0f} s): quantlake runs reproduce {run_id}[/]"
+            )
+
+        # negative control: what the runs would have read without their pins
+        diff = changed_rows(lake_copy, before, after)
+        in_span = diff[
+            diff["symbol"].isin(DEMO_SYMBOLS)
+            & (pd.to_datetime(diff["date"]) >= pd.Timestamp(DEMO_START))
+            & (pd.to_datetime(diff["date"]) <= pd.Timestamp(DEMO_END))
+        ]
+        ctx.console.print(
+            f"Negative control: equity_bars v{after} differs from v{before} in {len(diff)} row(s), {len(in_span)} "
+            f"of them inside the models' and the rule's inputs ({', '.join(sorted(set(in_span['symbol'])))} "
+            f"{RESTATED_DAYS[0]}..{RESTATED_DAYS[1]}, closes ×{RESTATE_FACTOR}); the runs above read "
+            f"v{before} because it is pinned, so their metrics are unchanged."
+        )
     if failed:
         raise TrackingError(f"runs not reproduced identically: {', '.join(failed)}")

@@ -26,6 +26,7 @@ from tracking import stats
 from tracking.registry import CHAMPION, PREVIOUS, by_alias, get_version, validate_model_name
 from tracking.run_context import client, get_or_create_experiment, tracked_run
 from tracking.runs import search
+from tracking.scrub import Scrubber
 
 PROMOTIONS_EXPERIMENT = "promotions"
 PROMOTE_JOB = "registry.promote"
@@ -159,8 +160,11 @@ class PromotionRequest(BaseModel):
 def promote(
     name: str, version: str | int, gate: PromotionGate | None = None, force: bool = False, note: str = ""
 ) -> Decision:
-    """Judge version ``version`` of model ``name`` and make it champion if it passes (or ``force``)."""
+    """Judge version ``version`` of model ``name`` and make it champion if it passes (or ``force``).
+
+    The free-text ``note`` is scrubbed of secret values like everything else that reaches the store."""
     gate = gate or PromotionGate()
+    note = Scrubber().text(note)
     validate_model_name(name)
     c = client()
     mv = get_version(name, version, c)

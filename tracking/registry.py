@@ -26,6 +26,7 @@ from quantlake.errors import UserInputError
 from tracking import provenance, tags
 from tracking.errors import ModelNotFoundError, TrackingError
 from tracking.run_context import RunHandle, client
+from tracking.scrub import Scrubber
 from tracking.signal_models import KEYS, SignalModel
 
 CHAMPION = "champion"
@@ -106,26 +107,36 @@ def log_signal_model(
     run.set_tags({MODEL_URI_TAG: info.model_uri, KIND_TAG: model.kind})
     version = None
     if registered_name:
-        version = register_version(registered_name, info.model_uri, run.run_id, model.kind, version_tags)
+        version = register_version(
+            registered_name, info.model_uri, run.run_id, model.kind, version_tags, scrubber=run.scrubber
+        )
     return LoggedSignalModel(info.model_uri, registered_name or "", version)
 
 
 def register_version(
-    name: str, model_uri: str, run_id: str, kind: str, version_tags: dict[str, Any] | None = None
+    name: str,
+    model_uri: str,
+    run_id: str,
+    kind: str,
+    version_tags: dict[str, Any] | None = None,
+    scrubber: Scrubber | None = None,
 ) -> str:
     """Register a logged model (``models:/<model id>``) as a new version of ``name``; returns the version.
 
-    Version tags: ``quantlake.kind``, the run's job and copies of its ``oos_*`` metrics."""
+    Version tags: ``quantlake.kind``, the run's job, copies of its ``oos_*`` metrics and ``version_tags``
+    (scrubbed by ``scrubber``, the logging run's when called from :func:`log_signal_model`, which also knows
+    its config's secrets)."""
     validate_model_name(name)
     c = client()
     with contextlib.suppress(MlflowException):  # already exists
         c.create_registered_model(name)
     run_data = c.get_run(run_id).data
+    scrub = scrubber or Scrubber()
     vtags = {
         KIND_TAG: kind,
         tags.JOB: run_data.tags.get(tags.JOB, ""),
         **{k: repr(v) for k, v in run_data.metrics.items() if k.startswith(OOS_PREFIX)},
-        **{k: str(v) for k, v in (version_tags or {}).items()},
+        **{k: scrub.text(str(v)) for k, v in (version_tags or {}).items()},
     }
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     try:

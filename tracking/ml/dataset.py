@@ -5,9 +5,19 @@ date (DESIGN §5: a signal at t trades on t+1), is positive.  ``hold_ret`` is th
 decided at t earns (from bar t+lag to t+lag+1); ``label_end`` is the date the label window closes (used to
 purge overlapping training rows).
 
-Features: the feature table (``features_technical``) when it exists, else a few stationary features computed
-here from ``equity_bars`` (each uses only data up to its own date).  Regime: ``features_regime.regime`` when
-present, else a volatility regime (20-day vol above/below its trailing one-year median).
+Features: the feature table (``features_technical``, built by :mod:`features` from
+``sql/features_technical.sql``) when it exists, else a few stationary features computed here from
+``equity_bars`` (each uses only data up to its own date).  From the feature table the default set is
+:data:`TABLE_FEATURES`: scale-free columns that need closes only (so close-only series such as the ETFs of
+the sample data keep their rows), plus three ratios derived from its price-level columns
+(:data:`DERIVED_FEATURES`).  Price levels (``sma_N``, ``close``, ``atr_14`` ...) and the table's recursion
+state (``st_*``) are never used by default: they are not comparable across symbols or over time.  Any
+numeric column (or derived ratio) can be asked for by name.
+
+Regime: ``features_regime.regime`` (iv_expansion, iv_contraction, high_vol, low_vol, neutral; ``unknown``
+before its VIX history is long enough) when that table exists and labels at least one row, else a
+volatility regime computed here (20-day vol above/below its trailing one-year median).
+``Dataset.regime_source`` says which.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
@@ -24,6 +35,14 @@ from quantlake.lake import Lake
 KEYS = ["symbol", "date"]
 BUILTIN_FEATURES = ["ret_1", "ret_5", "ret_20", "vol_20", "rsi_14", "ema_ratio", "sma50_ratio", "bb_pos"]
 REGIME = "regime"
+# default features from the feature table: scale-free and defined for close-only series
+TABLE_FEATURES = ["ret_1d", "ret_5d", "ret_20d", "ret_60d", "rsi_14", "bb_pctb", "bb_width"]
+# ratio name -> (numerator, denominator) columns of the feature table: value = numerator / denominator - 1
+DERIVED_FEATURES: dict[str, tuple[str, str]] = {
+    "ema_ratio": ("ema_12", "ema_26"),  # MACD as a fraction of the slow EMA
+    "sma50_ratio": ("close", "sma_50"),
+    "sma200_ratio": ("close", "sma_200"),
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,7 @@ class Dataset:
     frame: pd.DataFrame  # symbol, date (datetime64), features..., regime, label, hold_ret, label_end
     features: list[str]
     source: str  # where the features came from
+    regime_source: str = "volatility"  # the regime table's name, or "volatility" (computed here)
 
     @property
     def labeled(self) -> pd.DataFrame:
@@ -89,7 +109,9 @@ def labels(bars: pd.DataFrame, horizon: int, lag: int) -> pd.DataFrame:
     return out
 
 
-def _bars(lake: Lake, symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+def _where(
+    symbols: list[str] | None, start: dt.date | None, end: dt.date | None
+) -> tuple[str | None, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     if symbols:
@@ -101,17 +123,82 @@ def _bars(lake: Lake, symbols: list[str] | None, start: dt.date | None, end: dt.
     if end:
         clauses.append("date <= ?")
         params.append(end)
+    return " AND ".join(clauses) or None, params
+
+
+def _bars(lake: Lake, symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    where, params = _where(symbols, start, end)
     bars = lake.read(
-        "equity_bars",
-        columns=["symbol", "date", "close", "adj_close"],
-        where=" AND ".join(clauses) or None,
-        params=params,
+        "equity_bars", columns=["symbol", "date", "close", "adj_close"], where=where, params=params
     )
     if bars.empty:
         raise UserInputError("no equity_bars rows match the training config (ingest data first)")
     bars["px"] = bars["adj_close"].fillna(bars["close"]).astype(float)
     bars["date"] = pd.to_datetime(bars["date"])
     return bars.sort_values(KEYS, kind="mergesort").reset_index(drop=True)[["symbol", "date", "px"]]
+
+
+def _table_columns(lake: Lake, table: str) -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in lake.dataset(table).schema}
+
+
+def table_features(
+    lake: Lake,
+    table: str,
+    symbols: list[str] | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    wanted: list[str] | None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """``symbol, date`` and the feature columns read from ``table`` (see the module doc for the defaults)."""
+    schema = _table_columns(lake, table)
+    numeric = {
+        c for c, t in schema.items() if c not in KEYS and (pa.types.is_floating(t) or pa.types.is_integer(t))
+    }
+    derivable = {n for n, (a, b) in DERIVED_FEATURES.items() if a in numeric and b in numeric}
+    if wanted is None:
+        cols = [c for c in TABLE_FEATURES if c in numeric] + [n for n in DERIVED_FEATURES if n in derivable]
+        if not cols:
+            raise UserInputError(
+                f"{table} has none of the default features {TABLE_FEATURES + list(DERIVED_FEATURES)}; "
+                "name the columns to use (features: [...]) or set feature_table: null"
+            )
+    else:
+        unknown = sorted(set(wanted) - numeric - derivable)
+        if unknown:
+            raise UserInputError(
+                f"{table} has no numeric column(s) {unknown}; numeric columns: {sorted(numeric)}; "
+                f"derived ratios: {sorted(derivable)}"
+            )
+        cols = list(wanted)
+    read = sorted(
+        {c for c in cols if c in numeric} | {x for c in cols if c in derivable for x in DERIVED_FEATURES[c]}
+    )
+    where, params = _where(symbols, start, end)
+    frame = lake.read(table, columns=[*KEYS, *read], where=where, params=params)
+    frame["date"] = pd.to_datetime(frame["date"])
+    out = frame[KEYS].copy()
+    for c in cols:
+        if c in derivable and c not in numeric:
+            a, b = DERIVED_FEATURES[c]
+            out[c] = frame[a].astype(float) / frame[b].astype(float).where(frame[b] != 0) - 1
+        else:
+            out[c] = frame[c].astype(float)
+    return out, cols
+
+
+def table_regime(
+    lake: Lake, table: str, symbols: list[str] | None, start: dt.date | None, end: dt.date | None
+) -> pd.DataFrame | None:
+    """``symbol, date, regime`` from ``table``; None if it has no regime column or no labelled row."""
+    if REGIME not in _table_columns(lake, table):
+        return None
+    where, params = _where(symbols, start, end)
+    reg = lake.read(table, columns=[*KEYS, REGIME], where=where, params=params)
+    if reg[REGIME].notna().sum() == 0:
+        return None
+    reg["date"] = pd.to_datetime(reg["date"])
+    return reg
 
 
 def load_dataset(
@@ -125,39 +212,37 @@ def load_dataset(
     feature_columns: list[str] | None = None,
     regime_table: str | None = "features_regime",
 ) -> Dataset:
+    """Labels, features and regime per (symbol, date) of ``equity_bars`` (see the module doc).
+
+    Every table is read through ``lake``, so a tracked run records (and a reproduction pins) its version."""
     bars = _bars(lake, symbols, start, end)
     frame = labels(bars, horizon, lag)
+    builtin: pd.DataFrame | None = None
     if feature_table and lake.exists(feature_table):
-        table = lake.read(feature_table)
-        table["date"] = pd.to_datetime(table["date"])
-        numeric = [c for c in table.columns if c not in KEYS and pd.api.types.is_numeric_dtype(table[c])]
-        cols = feature_columns or numeric
-        unknown = sorted(set(cols) - set(table.columns))
-        if unknown:
-            raise UserInputError(f"{feature_table} has no column(s) {unknown}")
-        feats = table[[*KEYS, *cols]]
+        feats, cols = table_features(lake, feature_table, symbols, start, end, feature_columns)
         source = feature_table
-        builtin = builtin_features(bars)  # for the volatility regime only
     else:
-        builtin = builtin_features(bars)
         cols = feature_columns or BUILTIN_FEATURES
         unknown = sorted(set(cols) - set(BUILTIN_FEATURES))
         if unknown:
             raise UserInputError(f"unknown built-in feature(s) {unknown}; available: {BUILTIN_FEATURES}")
+        builtin = builtin_features(bars)
         feats = builtin[[*KEYS, *cols]]
         source = "equity_bars"
     frame = frame.merge(feats, on=KEYS, how="left")
-    regime = builtin[KEYS].assign(**{REGIME: vol_regime(builtin)})
-    if regime_table and lake.exists(regime_table):
-        reg = lake.read(regime_table)
-        if REGIME in reg.columns:
-            reg["date"] = pd.to_datetime(reg["date"])
-            regime = regime.merge(reg[[*KEYS, REGIME]], on=KEYS, how="left", suffixes=("_vol", ""))
-            regime[REGIME] = (
-                regime[REGIME].astype(object).where(regime[REGIME].notna(), regime[f"{REGIME}_vol"])
-            )
-            regime = regime[[*KEYS, REGIME]]
+    regime_source = "volatility"
+    reg = (
+        table_regime(lake, regime_table, symbols, start, end)
+        if regime_table and lake.exists(regime_table)
+        else None
+    )
+    if reg is not None:
+        regime = reg
+        regime_source = str(regime_table)
+    else:
+        builtin = builtin if builtin is not None else builtin_features(bars)
+        regime = builtin[KEYS].assign(**{REGIME: vol_regime(builtin)})
     frame = frame.merge(regime, on=KEYS, how="left")
-    frame[REGIME] = frame[REGIME].fillna("unknown").astype(str)
+    frame[REGIME] = frame[REGIME].astype(object).where(frame[REGIME].notna(), "unknown").astype(str)
     frame = frame.sort_values(["date", "symbol"], kind="mergesort").reset_index(drop=True)
-    return Dataset(frame, list(cols), source)
+    return Dataset(frame, list(cols), source, regime_source)

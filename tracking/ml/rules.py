@@ -52,10 +52,17 @@ def evaluate_rule(config: RuleEvalConfig, lake: Lake) -> dict[str, float]:
     from tracking.registry import log_signal_model
 
     model = RuleSignalModel(config.rule)
-    data = load_dataset(lake, config.symbols, config.start, config.end, 1, config.lag, config.feature_table)
-    missing = sorted(set(model.features) - set(data.frame.columns))
-    if missing:
-        raise UserInputError(f"rule needs feature(s) {missing}; available: {data.features}")
+    data = load_dataset(
+        lake,
+        config.symbols,
+        config.start,
+        config.end,
+        horizon=1,
+        lag=config.lag,
+        feature_table=config.feature_table,
+        feature_columns=model.features,
+        regime_table=None,
+    )
     frame = data.frame[data.frame["hold_ret"].notna()].reset_index(drop=True)
     unique = np.unique(frame["date"].to_numpy())
     cutoff = unique[int(len(unique) * config.min_train_fraction)]

@@ -370,7 +370,13 @@ def train_job(cfg: TrainConfig, lake: Lake) -> dict[str, float]:
     for result in training.families.values():
         log_family(parent, result, training, cfg, lake)
     parent.log_frame("dataset_summary", _dataset_summary(training.dataset))
-    parent.set_tags({"quantlake.feature_source": training.dataset.source})
+    parent.set_tags(
+        {
+            "quantlake.feature_source": training.dataset.source,
+            "quantlake.regime_source": training.dataset.regime_source,
+            "quantlake.features": ",".join(training.dataset.features),
+        }
+    )
     return _summary(training)
 
 
