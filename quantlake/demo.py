@@ -82,6 +82,7 @@ STAGES: list[tuple[str, str]] = [
     ("lake", "quantlake.demo:stage_lake"),
     ("risk", "risk.demo:stage"),
     ("tracking", "tracking.demo:stage"),
+    ("paper_trade", "execution.paper_demo:stage"),  # after the scan stage
     ("reproduce", "tracking.demo:stage_reproduce"),  # last: re-runs earlier stages' runs after new data
 ]
 
