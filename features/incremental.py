@@ -1,0 +1,171 @@
+"""What changed since a feature table was last built.
+
+Every feature commit carries a *build note* (JSON in the commit's ``quantlake.note``): the version of each
+input table it was computed from and a fingerprint of the code and settings.  The next build reads the
+note, opens each input as of the recorded version next to its current version, and diffs the two in DuckDB
+(``sql/incremental/changed_*.sql``) to find the first changed date per symbol (bars), quote date (options)
+or rate date (Treasury yields).  Anything it cannot establish — no note, another fingerprint, an input
+version that no longer exists (vacuumed), removed rows — makes the caller rebuild the table in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from features import sql_runner
+from quantlake.errors import QuantlakeError
+from quantlake.lake import Lake
+from quantlake.tables import validate_symbol
+
+NOTE_MARK = "quantlake.features"
+
+
+@dataclass(frozen=True)
+class BuildNote:
+    """Inputs (table → version) a feature table's rows were computed from, and the code/settings fingerprint."""
+
+    inputs: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {NOTE_MARK: 1, "inputs": self.inputs, "fingerprint": self.fingerprint}, sort_keys=True
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> BuildNote | None:
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get(NOTE_MARK) != 1:
+            return None
+        inputs = data.get("inputs")
+        if not isinstance(inputs, dict) or not all(isinstance(v, int) for v in inputs.values()):
+            return None
+        return cls({str(k): int(v) for k, v in inputs.items()}, str(data.get("fingerprint", "")))
+
+
+def last_note(lake: Lake, table: str) -> BuildNote | None:
+    """The build note of the newest commit of ``table`` that has one (None: no table or no note)."""
+    if not lake.exists(table):
+        return None
+    for entry in sorted(lake.history(table), key=lambda h: int(h.get("version", -1)), reverse=True):
+        note = BuildNote.loads(str(entry.get("quantlake.note", "")))
+        if note is not None:
+            return note
+    return None
+
+
+def materialize(con: duckdb.DuckDBPyConnection, name: str, dataset: pads.Dataset | pa.Table) -> None:
+    """Copy a lake dataset into the DuckDB temp table ``name`` (one full scan, no filter).
+
+    Why not query the Arrow dataset directly: Delta merges write Parquet files whose Arrow schema says
+    ``string_view``; pyarrow (25) has no kernel comparing ``string`` with ``string_view``, so every filter
+    DuckDB pushes into the scan on a string column (``symbol = ?``, join filters) fails once a table has
+    been merged into.  A plain scan works, and the build then runs on DuckDB's own columnar tables (also
+    a pinned snapshot: the build reads each input exactly once).  ``name`` comes from code, never users.
+    """
+    src = f"__src_{name}"
+    con.register(src, dataset)
+    try:
+        con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{src}"')
+    finally:
+        con.unregister(src)
+
+
+def register_previous(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, version: int) -> bool:
+    """Load ``table`` as of ``version`` as ``prev_<table>``; False if that version is gone (vacuumed).
+
+    Opens the Delta log directly so that the lineage of the build (``lake.versions_read``) keeps the
+    current version."""
+    try:
+        dataset = lake.delta(table, version).to_pyarrow_dataset()
+    except (QuantlakeError, OSError):
+        return False
+    materialize(con, f"prev_{table}", dataset)
+    return True
+
+
+@dataclass(frozen=True)
+class SymbolChanges:
+    first_date: dict[str, dt.date]
+    removed: bool
+
+
+def changed_symbols(con: duckdb.DuckDBPyConnection) -> SymbolChanges:
+    """Symbols whose bars differ between ``prev_equity_bars`` and ``equity_bars``."""
+    rows = sql_runner.run(con, "incremental/changed_bars").to_pylist()
+    return SymbolChanges(
+        {r["symbol"]: r["first_date"] for r in rows}, any(bool(r["has_removed"]) for r in rows)
+    )
+
+
+@dataclass(frozen=True)
+class DateChange:
+    first_date: dt.date | None
+    removed: bool = False
+
+
+def changed_quotes(con: duckdb.DuckDBPyConnection) -> DateChange:
+    row = sql_runner.run(con, "incremental/changed_quotes").to_pylist()[0]
+    return DateChange(row["first_date"], bool(row["has_removed"]))
+
+
+def changed_rates(con: duckdb.DuckDBPyConnection) -> DateChange:
+    row = sql_runner.run(con, "incremental/changed_rates").to_pylist()[0]
+    return DateChange(row["first_date"])
+
+
+def affected_table(first_dates: dict[str, dt.date]) -> pa.Table:
+    """The ``affected`` relation (symbol, first_date) the scope SQL reads."""
+    symbols = sorted(first_dates)
+    return pa.table(
+        {
+            "symbol": pa.array(symbols, type=pa.string()),
+            "first_date": pa.array([first_dates[s] for s in symbols], type=pa.date32()),
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------------------- predicates
+def _sql_date(d: dt.date) -> str:
+    if not isinstance(d, dt.date):
+        raise TypeError(f"expected a date, got {d!r}")
+    return f"'{d.isoformat()}'"
+
+
+def _sql_symbol(s: str) -> str:
+    # validate_symbol's alphabet (A-Z 0-9 . ^ = -) has no quote: the literal cannot escape
+    if validate_symbol(s) != s:
+        raise ValueError(f"symbol {s!r} is not in canonical form")
+    return f"'{s}'"
+
+
+def rows_predicate(scope: pa.Table, symbol_col: str = "symbol", date_col: str = "date") -> str:
+    """Delta predicate matching exactly the rows an incremental build recomputed.
+
+    ``scope`` has one row per recomputed symbol with ``write_from`` (NULL: the whole symbol).  Delta's
+    writer takes the predicate as SQL text (it has no bound parameters), so it is assembled here from
+    validated symbols and ISO dates only."""
+    by_start: dict[dt.date | None, list[str]] = {}
+    for row in scope.select(["symbol", "write_from"]).to_pylist():
+        by_start.setdefault(row["write_from"], []).append(_sql_symbol(row["symbol"]))
+    parts = []
+    for start, syms in sorted(by_start.items(), key=lambda kv: (kv[0] is not None, kv[0] or dt.date.min)):
+        cond = f"{symbol_col} IN ({', '.join(sorted(syms))})"
+        parts.append(cond if start is None else f"({cond} AND {date_col} >= {_sql_date(start)})")
+    if not parts:
+        raise ValueError("empty scope: nothing to replace")
+    return " OR ".join(parts)
+
+
+def since_predicate(date_col: str, start: dt.date) -> str:
+    """Delta predicate: every row from ``start`` on."""
+    return f"{date_col} >= {_sql_date(start)}"

@@ -1,0 +1,203 @@
+"""Numba kernels over *segmented* float arrays: one flat ``values`` array holding many series back to back,
+``offsets`` (length groups + 1) marking where each series starts and ends.
+
+These are the recursive and rolling computations DuckDB cannot do exactly (or fast) in SQL:
+
+* :func:`ema_segments` — exponential moving average with ``alpha = 2/(n+1)`` (standard EMA) or ``1/n``
+  (Wilder's smoothing, RSI/ATR/ADX), seeded with the simple mean of the first ``n`` valid values;
+* :func:`macd_signal_segments` and :func:`adx_segments` — the two-stage recursions (an EMA of a
+  difference of EMAs; Wilder's ADX as the smoothing of DX built from three smoothed series);
+* :func:`rolling_mean_segments` / :func:`rolling_std_segments` — trailing windows summed afresh for each
+  row in a fixed order.
+
+Why fixed-order windows instead of DuckDB's ``avg() OVER``: DuckDB aggregates a frame through a segment
+tree whose shape depends on the partition's length, so a window's result changes in the last bits when
+rows are added *after* it (measured: 1e-13 differences on 3,000-row partitions).  Features must be
+bitwise identical whether computed on the full history or on history truncated at a date (the
+no-look-ahead proof) or resumed from a warm-up window (incremental builds); a fresh left-to-right sum per
+window depends only on the window's own values.  Cost O(rows x window), ~0.1 s per 100-row window on
+2.5 M rows.
+
+Recursions can *resume*: the first ``skip[g]`` rows of segment ``g`` are warm-up rows (their outputs are NaN,
+they only feed windows and differences), and ``init[g]`` is the recursion's state at the last of them
+(NaN = start fresh at row ``skip[g]``).  Resuming from a state
+stored by an earlier full computation gives bitwise the same floats, because each step is the same
+float64 expression.
+
+Missing values (NaN): before the seed is complete they are skipped (the seed is the mean of the first
+``n`` *valid* values, which is how MACD's signal line starts after the MACD line's own warm-up); after it
+they output NaN and leave the state unchanged.  A rolling window containing a NaN is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+__all__ = [
+    "adx_segments",
+    "ema_alpha",
+    "ema_segments",
+    "macd_signal_segments",
+    "rolling_mean_segments",
+    "rolling_std_segments",
+    "wilder_alpha",
+]
+
+
+def ema_alpha(n: int) -> float:
+    """Smoothing factor of the standard EMA of period ``n``."""
+    return 2.0 / (n + 1.0)
+
+
+def wilder_alpha(n: int) -> float:
+    """Smoothing factor of Wilder's moving average of period ``n`` (RSI, ATR, ADX)."""
+    return 1.0 / n
+
+
+@numba.njit(cache=True, nogil=True)
+def _ema_one(
+    vals: FloatArray, lo: int, hi: int, n: int, alpha: float, init: float, skip: int, out: FloatArray
+) -> None:
+    for i in range(lo, min(lo + skip, hi)):
+        out[i] = np.nan
+    started = not math.isnan(init)
+    prev = init
+    count = 0
+    acc = 0.0
+    for i in range(lo + skip, hi):
+        x = vals[i]
+        if math.isnan(x):
+            out[i] = np.nan
+        elif started:
+            prev = alpha * x + (1.0 - alpha) * prev
+            out[i] = prev
+        else:
+            acc += x
+            count += 1
+            if count == n:
+                prev = acc / n
+                started = True
+                out[i] = prev
+            else:
+                out[i] = np.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def ema_segments(
+    vals: FloatArray, offs: IntArray, n: int, alpha: float, init: FloatArray, skip: IntArray, out: FloatArray
+) -> None:
+    """EMA (SMA-seeded) of each segment into ``out``; see the module docstring for ``init``/``skip``."""
+    for g in range(offs.shape[0] - 1):
+        _ema_one(vals, offs[g], offs[g + 1], n, alpha, init[g], skip[g], out)
+
+
+@numba.njit(cache=True, nogil=True)
+def macd_signal_segments(
+    vals: FloatArray,
+    offs: IntArray,
+    fast: int,
+    slow: int,
+    signal: int,
+    init_fast: FloatArray,
+    init_slow: FloatArray,
+    init_signal: FloatArray,
+    skip: IntArray,
+    out: FloatArray,
+) -> None:
+    """Signal line: EMA(signal) of EMA(fast) - EMA(slow), each SMA-seeded (the MACD of Appel / TA-Lib)."""
+    m = vals.shape[0]
+    ef = np.empty(m)
+    es = np.empty(m)
+    a_f = 2.0 / (fast + 1.0)
+    a_s = 2.0 / (slow + 1.0)
+    a_g = 2.0 / (signal + 1.0)
+    for g in range(offs.shape[0] - 1):
+        lo, hi = offs[g], offs[g + 1]
+        _ema_one(vals, lo, hi, fast, a_f, init_fast[g], skip[g], ef)
+        _ema_one(vals, lo, hi, slow, a_s, init_slow[g], skip[g], es)
+        for i in range(lo, hi):
+            ef[i] = ef[i] - es[i]
+        _ema_one(ef, lo, hi, signal, a_g, init_signal[g], skip[g], out)
+
+
+@numba.njit(cache=True, nogil=True)
+def adx_segments(
+    tr: FloatArray,
+    pdm: FloatArray,
+    mdm: FloatArray,
+    offs: IntArray,
+    n: int,
+    init_tr: FloatArray,
+    init_pdm: FloatArray,
+    init_mdm: FloatArray,
+    init_adx: FloatArray,
+    skip: IntArray,
+    out: FloatArray,
+) -> None:
+    """Wilder's ADX: Wilder averages of TR, +DM, -DM → DX = 100 |+DI - -DI| / (+DI + -DI) → Wilder average.
+
+    DX is 0 where both directional indicators are 0 (no directional movement at all)."""
+    m = tr.shape[0]
+    s_tr = np.empty(m)
+    s_p = np.empty(m)
+    s_m = np.empty(m)
+    dx = np.empty(m)
+    a = 1.0 / n
+    for g in range(offs.shape[0] - 1):
+        lo, hi = offs[g], offs[g + 1]
+        _ema_one(tr, lo, hi, n, a, init_tr[g], skip[g], s_tr)
+        _ema_one(pdm, lo, hi, n, a, init_pdm[g], skip[g], s_p)
+        _ema_one(mdm, lo, hi, n, a, init_mdm[g], skip[g], s_m)
+        for i in range(lo, hi):
+            if s_tr[i] > 0.0:
+                pdi = 100.0 * s_p[i] / s_tr[i]
+                mdi = 100.0 * s_m[i] / s_tr[i]
+                tot = pdi + mdi
+                dx[i] = 100.0 * abs(pdi - mdi) / tot if tot > 0.0 else 0.0
+            elif s_tr[i] == 0.0:
+                dx[i] = 0.0
+            else:
+                dx[i] = np.nan
+        _ema_one(dx, lo, hi, n, a, init_adx[g], skip[g], out)
+
+
+@numba.njit(cache=True, nogil=True)
+def rolling_mean_segments(vals: FloatArray, offs: IntArray, n: int, out: FloatArray) -> None:
+    """Trailing mean over the last ``n`` rows of each segment (NaN until ``n`` rows, or with a NaN inside)."""
+    for g in range(offs.shape[0] - 1):
+        lo, hi = offs[g], offs[g + 1]
+        for i in range(lo, hi):
+            if i - lo + 1 < n:
+                out[i] = np.nan
+                continue
+            acc = 0.0
+            for j in range(i - n + 1, i + 1):
+                acc += vals[j]
+            out[i] = acc / n
+
+
+@numba.njit(cache=True, nogil=True)
+def rolling_std_segments(vals: FloatArray, offs: IntArray, n: int, ddof: int, out: FloatArray) -> None:
+    """Trailing standard deviation over ``n`` rows, two-pass (mean, then squared deviations), ``ddof`` 0 or 1."""
+    for g in range(offs.shape[0] - 1):
+        lo, hi = offs[g], offs[g + 1]
+        for i in range(lo, hi):
+            if i - lo + 1 < n or n - ddof <= 0:
+                out[i] = np.nan
+                continue
+            acc = 0.0
+            for j in range(i - n + 1, i + 1):
+                acc += vals[j]
+            mean = acc / n
+            ss = 0.0
+            for j in range(i - n + 1, i + 1):
+                d = vals[j] - mean
+                ss += d * d
+            out[i] = math.sqrt(ss / (n - ddof))
