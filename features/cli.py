@@ -1,0 +1,138 @@
+"""``quantlake features ...``: build and list the feature tables.  Heavy imports live inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+features_app = typer.Typer(
+    help="Feature tables (technical, regime, macro, positioning, option analytics) built by DuckDB SQL.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the ``features`` sub-app on the root CLI."""
+    app.add_typer(features_app, name="features")
+
+
+def load_settings(path: Path | None) -> dict[str, Any] | None:
+    """Feature settings from a YAML or JSON file (validated later; errors name the field)."""
+    if path is None:
+        return None
+    import yaml
+
+    from features.errors import FeatureConfigError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FeatureConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise FeatureConfigError(f"settings file {path} is not valid YAML/JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FeatureConfigError(f"settings file {path} must hold a mapping, got {type(data).__name__}")
+    inner = data.get("features")  # a config file may keep the settings under a top-level "features:" key
+    return inner if isinstance(inner, dict) else data
+
+
+def print_results(results: list[dict[str, Any]], title: str = "feature build") -> None:
+    t = Table(title=title)
+    t.add_column("table", no_wrap=True)
+    t.add_column("mode", no_wrap=True)
+    for col in ("rows written", "version", "seconds"):
+        t.add_column(col, justify="right")
+    t.add_column("detail")
+    colours = {"full": "green", "incremental": "cyan", "up to date": "dim", "skipped": "yellow"}
+    for r in results:
+        mode = f"[{colours.get(r['mode'], 'white')}]{r['mode']}[/]"
+        version = "-" if r["version"] is None else str(r["version"])
+        t.add_row(r["table"], mode, f"{r['written']:,}", version, f"{r['seconds']:.1f}", r["detail"])
+    console.print(t)
+
+
+@features_app.command("build")
+def build(
+    tables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tables",
+            "-t",
+            help="Table(s) to build, repeatable or comma-separated: technical, regime, macro, positioning, "
+            "option_flow, options (default: all)",
+        ),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from scratch instead of incrementally")
+    ] = False,
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help="YAML/JSON with feature settings, e.g. {technical: {ema_periods: [10, 50]}, "
+            "regime: {high_rank: 80}}",
+        ),
+    ] = None,
+    flow: Annotated[
+        bool, typer.Option("--flow/--no-flow", help="Run as a Prefect flow (default) or directly")
+    ] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
+) -> None:
+    """Build the feature tables from the lake (incremental: only what changed since the last build)."""
+    from features.build import build_features, resolve_tables
+    from features.settings import FeatureSettings
+
+    names = resolve_tables([p for t in tables or [] for p in t.split(",") if p.strip()] or None)
+    raw = load_settings(settings)
+    parsed = FeatureSettings.parse(raw)  # fail fast on a bad setting before Prefect starts
+    if flow:
+        from flows.build_features import build_features_flow
+
+        out = build_features_flow(tables=names, full=full, settings=raw, progress=progress)
+        if not isinstance(out, dict):  # a Failed state (normally re-raised by Prefect)
+            from features.errors import FeatureBuildError
+
+            raise FeatureBuildError(f"feature build flow failed: {out}")
+        results = out["results"]
+    else:
+        from quantlake.lake import Lake
+
+        results = build_features(Lake(), names, full, parsed, progress=progress).as_dicts()
+    print_results(results)
+
+
+@features_app.command("list")
+def list_tables() -> None:
+    """Each feature table: key, version, rows, date range, and the input versions it was built from."""
+    from features.build import table_status
+    from quantlake.lake import Lake
+
+    lake = Lake()
+    t = Table(title=f"feature tables in {lake.root}")
+    t.add_column("table", no_wrap=True)
+    t.add_column("key", overflow="fold")
+    for col in ("version", "rows"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for col in ("from", "to"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("built from", overflow="fold")
+    for r in table_status(lake):
+        built = r["version"] is not None
+        t.add_row(
+            r["table"],
+            r["key"],
+            str(r["version"]) if built else "[yellow]not built[/]",
+            f"{r['rows']:,}" if built else "",
+            str(r["from"] or ""),
+            str(r["to"] or ""),
+            r["inputs"],
+        )
+    console.print(t)
+    console.print("[dim]Columns and units: the header of each sql/<table>.sql file.[/]")
