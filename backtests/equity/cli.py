@@ -69,7 +69,7 @@ def _print(console: Any, digest: dict[str, Any]) -> None:
         for row in top:
             t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
         console.print(t)
-    m = digest.get("metrics", {})
+    m = {**digest.get("metrics", {}), **digest.get("timing", {})}
     keys = [
         ("best.sharpe", "best Sharpe"),
         ("dsr.dsr", "deflated Sharpe"),

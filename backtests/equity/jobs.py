@@ -31,6 +31,7 @@ def log_research(run: RunHandle, res: ResearchResult) -> None:
             "equity.swept": ",".join(s.swept),
             "equity.units": ",".join(map(str, s.table["unit"].unique())),
             "equity.notes": " | ".join(s.notes)[:4000],
+            **{f"equity.{k}": f"{v:.4g}" for k, v in res.timing().items()},
         }
     )
     run.log_dict(
@@ -93,6 +94,7 @@ def summary(run_id: str) -> dict[str, Any]:
         "run_id": run_id,
         "best_params": res.sweep.best_params,
         "metrics": lines["stats"],
+        "timing": res.timing(),
         "top": lines["top"].reset_index().to_dict("records"),
         "files": {k: str(v) for k, v in res.files.items()},
         "notes": res.sweep.notes,

@@ -34,7 +34,9 @@ class ResearchResult:
     files: dict[str, Path] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
-        """Flat finite numbers for MLflow: best combination, overfitting, walk-forward, Monte Carlo."""
+        """Flat finite numbers for MLflow: best combination, overfitting, walk-forward, Monte Carlo.
+
+        Timings are not metrics (a reproduction must give identical metrics): see :meth:`timing`."""
         s = self.sweep
         out: dict[str, float] = {f"best.{k}": v for k, v in s.best_metrics.items()}
         out.update(
@@ -42,8 +44,6 @@ class ResearchResult:
                 "n_trials": float(len(s.combos)),
                 "n_units": float(len(s.table["unit"].unique())),
                 "n_backtests": float(s.n_backtests),
-                "backtests_per_s": s.backtests_per_second,
-                "sweep_seconds": s.seconds,
             }
         )
         out.update(s.overfitting())
@@ -70,6 +70,10 @@ class ResearchResult:
                 ):
                     out[f"mc.{method}.{k}"] = float(row[k])
         return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+    def timing(self) -> dict[str, float]:
+        return {"sweep_seconds": self.sweep.seconds, "backtests_per_s": self.sweep.backtests_per_second}
 
 
 def run_research(config: SweepConfig, lake: Lake) -> ResearchResult:
