@@ -161,11 +161,13 @@ def account_lock(broker: str, account: str) -> Iterator[None]:
 @dataclass(frozen=True)
 class SignalSource:
     """Something that turns a feature frame into ``symbol, date, signal`` rows: a registered champion or
-    an in-process signal model.  ``columns`` are the feature columns it reads."""
+    an in-process signal model.  ``columns`` are the feature columns it reads; ``tables_read`` the lake
+    tables its training run read (None = unknown), so today's features come from the same source."""
 
     label: str
     columns: list[str]
     predict: Callable[[pd.DataFrame], pd.DataFrame]
+    tables_read: frozenset[str] | None = None
 
 
 def load_champion(name: str) -> SignalSource:
@@ -193,7 +195,14 @@ def load_champion(name: str) -> SignalSource:
     def predict(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(model.predict(frame))
 
-    return SignalSource(f"models:/{name}@{CHAMPION} (v{version.version})", columns, predict)
+    tables: frozenset[str] | None = None
+    if version.run_id:
+        from tracking.run_context import client
+        from tracking.tags import LAKE_VERSION_PREFIX
+
+        run_tags = client().get_run(version.run_id).data.tags
+        tables = frozenset(k.removeprefix(LAKE_VERSION_PREFIX) for k in run_tags if k.startswith(LAKE_VERSION_PREFIX))
+    return SignalSource(f"models:/{name}@{CHAMPION} (v{version.version})", columns, predict, tables or None)
 
 
 def in_process_model(model: Any, label: str) -> SignalSource:
@@ -202,28 +211,42 @@ def in_process_model(model: Any, label: str) -> SignalSource:
 
 
 def _table_columns(lake: Lake, table: str) -> set[str]:
+    """Columns of ``table`` plus the ratios :mod:`tracking.ml.dataset` derives from them."""
     import pyarrow as pa
 
-    return set(pa.schema(lake.delta(table).schema()).names)
+    from tracking.ml import dataset
+
+    names = set(pa.schema(lake.delta(table).schema()).names)
+    derived = getattr(dataset, "DERIVED_FEATURES", {})
+    return names | {n for n, (a, b) in derived.items() if a in names and b in names}
 
 
 def feature_frame(
-    lake: Lake, columns: list[str], as_of: dt.date, symbols: list[str] | None, feature_table: str | None
+    lake: Lake,
+    columns: list[str],
+    as_of: dt.date,
+    symbols: list[str] | None,
+    feature_table: str | None,
+    tables_read: frozenset[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows ``symbol, date, <columns>`` at ``as_of`` computed exactly as the models were trained
-    (:func:`tracking.ml.dataset.load_dataset`): from ``feature_table`` when it has every column, else from
-    the built-in features over ``equity_bars``; the ``regime`` column the same way.  Only history up to
-    ``as_of`` is read (``FEATURE_LOOKBACK_DAYS`` of it)."""
+    """Rows ``symbol, date, <columns>`` at ``as_of`` computed exactly as the model was trained
+    (:func:`tracking.ml.dataset.load_dataset`): from ``feature_table`` when the training run read it (or,
+    not knowing, when it has every column), else from the built-in features over ``equity_bars``; the
+    ``regime`` column the same way.  Only history up to ``as_of`` is read (``FEATURE_LOOKBACK_DAYS``)."""
     from tracking.ml.dataset import REGIME, load_dataset
 
     wanted = [c for c in columns if c != REGIME]
     table = feature_table if feature_table and lake.exists(feature_table) else None
-    if table is not None and not set(wanted) <= _table_columns(lake, table):
+    if table is not None and tables_read is not None and table not in tables_read:
         table = None  # the model was trained on built-in features
+    if table is not None and not set(wanted) <= _table_columns(lake, table):
+        table = None
+    regime_table = "features_regime" if tables_read is None or "features_regime" in tables_read else None
     start = as_of - dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
     data = load_dataset(
-        lake, symbols, start, as_of, horizon=1, lag=1, feature_table=table, feature_columns=wanted or None
-    )
+        lake, symbols, start, as_of, horizon=1, lag=1, feature_table=table, feature_columns=wanted or None,
+        regime_table=regime_table,
+    )  # fmt: skip
     frame = data.frame
     today = frame[frame["date"] == pd.Timestamp(as_of)]
     if today.empty:
@@ -476,7 +499,7 @@ def _run(
     tradable = sorted(s for s in prices.index if not s.startswith("^"))
     if not tradable:
         raise NoFeaturesError(f"no tradable symbol has a bar on {as_of}")
-    frame = feature_frame(lake, source.columns, as_of, tradable, cfg.feature_table)
+    frame = feature_frame(lake, source.columns, as_of, tradable, cfg.feature_table, source.tables_read)
     signals = source.predict(frame)
     sig = signals.set_index("symbol")["signal"].astype(float).reindex(tradable).fillna(0.0)
     current: dict[str, float] = dict(held)  # held + working orders
