@@ -81,6 +81,7 @@ STAGES: list[tuple[str, str]] = [
     ("ingest", "quantlake.demo:stage_ingest"),
     ("lake", "quantlake.demo:stage_lake"),
     ("features", "features.demo:stage"),
+    ("equity", "backtests.equity.demo:stage"),
     ("risk", "risk.demo:stage"),
     ("tracking", "tracking.demo:stage"),
     ("paper_trade", "execution.paper_demo:stage"),  # after the scan stage
