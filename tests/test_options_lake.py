@@ -147,3 +147,16 @@ def test_router_reads_regime_and_iv_rank_from_features_regime(sample_lake) -> No
     first = opens[opens["date"] == D(2016, 1, 21)]
     assert sorted(first["qty"]) == [-2, -2, 2, 2] and set(first["right"]) == {"P", "C"}
     assert res.extra["decisions"]["aside"] >= 11  # every neutral bar before the flip
+
+
+def test_modeling_fewer_expiries_changes_no_number(sample_lake) -> None:  # type: ignore[no-untyped-def]
+    from backtests.options.runner import chain_months, default_chain_source
+
+    cfg = parse_config({"name": "ic", "underlying": "^GSPC", "start": "2016-01-01", "end": "2016-03-31",
+                        "strategy": {"kind": "iron_condor", "exits": {"exit_regimes": []}}})
+    assert chain_months(cfg.strategy.dte.max) == 3  # type: ignore[union-attr]
+    short = run_backtest(cfg, sample_lake)  # the default: a 3-month modeled chain
+    full = run_backtest(cfg, sample_lake, chains=default_chain_source(sample_lake, None))  # 12 months
+    assert len(short.fills) > 8
+    pd.testing.assert_frame_equal(short.fills, full.fills)
+    pd.testing.assert_frame_equal(short.daily, full.daily)

@@ -26,9 +26,9 @@ Black-Scholes at the leg's last known implied volatility and counted as a *model
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,6 @@ from backtests.options.errors import ChainError
 IV_COLUMNS = ("iv", "model_iv", "implied_vol", "vendor_iv")
 MODELED = "modeled"
 REQUIRED = ("expiry", "strike", "right", "bid", "ask")
-# the columns normalisation reads (anything else in a chain is ignored)
-USED = (*REQUIRED, "mid", "source", "rate", "dividend_yield", *IV_COLUMNS)
 
 
 class ChainSource(Protocol):
@@ -78,8 +76,23 @@ class LegQuotes:
         return int(self.bid.size)
 
 
-def _as_date_array(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
+def _by_value(values: pd.Series, fn: Callable[[Any], Any], missing: Any, dtype: Any) -> np.ndarray:
+    """``fn`` of each row, computed once per distinct value (a chain has ~15 expiries, 2 rights, 1 source)."""
+    codes, uniq = pd.factorize(values.to_numpy())
+    table = np.array([*(fn(u) for u in uniq), missing], dtype=dtype)
+    return table[codes]  # code -1 (a missing value) takes the last entry
+
+
+def _day(value: Any) -> np.datetime64:
+    try:
+        return np.datetime64(value, "D")
+    except (TypeError, ValueError):
+        return np.datetime64(pd.Timestamp(value).date(), "D")
+
+
+def _phi(value: Any) -> float:
+    first = str(value)[:1].upper()
+    return 1.0 if first == "C" else -1.0 if first == "P" else float("nan")
 
 
 def greeks(phi: np.ndarray, market: Market, strike: np.ndarray, days: np.ndarray, iv: np.ndarray,
@@ -109,53 +122,53 @@ def _floats(f: pd.DataFrame, name: str, default: float) -> np.ndarray:
     return np.where(np.isfinite(v), v, default)
 
 
+def _columns(f: pd.DataFrame, market: Market) -> dict[str, np.ndarray]:
+    """The chain's columns the backtest reads, as numpy arrays over all rows (once per bar)."""
+    iv = next((_floats(f, c, np.nan) for c in IV_COLUMNS if c in f.columns), np.full(len(f), np.nan))
+    modeled = (_by_value(f["source"], lambda v: str(v) == MODELED, False, bool) if "source" in f.columns
+               else np.zeros(len(f), dtype=bool))
+    return {
+        "expiry": _by_value(f["expiry"], _day, np.datetime64("NaT"), "datetime64[D]"),
+        "strike": f["strike"].to_numpy(dtype=float, na_value=np.nan),
+        "phi": _by_value(f["right"], _phi, np.nan, float),
+        "bid": f["bid"].to_numpy(dtype=float, na_value=np.nan),
+        "ask": f["ask"].to_numpy(dtype=float, na_value=np.nan),
+        "mid": _floats(f, "mid", np.nan),
+        "modeled": modeled,
+        "rate": _floats(f, "rate", market.rate),
+        "div": _floats(f, "dividend_yield", market.dividend_yield),
+        "iv": iv,
+    }
+
+
 class _Arrays:
-    """Normalised columns of (part of) a chain (see the module doc for the rules)."""
+    """Normalised rows (all, or ``rows``) of a chain's columns (see the module doc for the rules)."""
 
     FIELDS = ("expiry", "strike", "phi", "bid", "ask", "mid", "days", "modeled", "iv", "rate", "div")
 
-    def __init__(self, f: pd.DataFrame, market: Market) -> None:
+    def __init__(self, cols: dict[str, np.ndarray], market: Market, rows: np.ndarray | None = None) -> None:
         self.market = market
+        c = cols if rows is None else {k: v[rows] for k, v in cols.items()}
         day = np.datetime64(market.date, "D")
-        expiry = _as_date_array(f["expiry"]) if len(f) else np.array([], dtype="datetime64[D]")
-        keep = expiry >= day
-        if not keep.all():
-            f = f.loc[keep]
-            expiry = expiry[keep]
-        self.expiry = expiry
-        self.strike = f["strike"].to_numpy(dtype=float, na_value=np.nan)
-        right = f["right"].to_numpy().astype(str)
-        first = np.char.upper(np.char.ljust(right, 1).astype("<U1")) if right.size else right
-        self.phi = np.where(first == "C", 1.0, np.where(first == "P", -1.0, np.nan))
-        bid = f["bid"].to_numpy(dtype=float, na_value=np.nan)
-        ask = f["ask"].to_numpy(dtype=float, na_value=np.nan)
-        given = _floats(f, "mid", np.nan)
+        self.expiry, self.strike, self.phi = c["expiry"], c["strike"], c["phi"]
+        bid, ask, given = c["bid"], c["ask"], c["mid"]
         quoted = np.isfinite(ask)
-        mid = np.where(np.isfinite(given), given, np.where(quoted, (np.where(np.isfinite(bid), bid, 0.0) + ask) / 2,
-                                                           np.nan))
+        mid = np.where(np.isfinite(given), given,
+                       np.where(quoted, (np.where(np.isfinite(bid), bid, 0.0) + ask) / 2, np.nan))
         last_only = ~quoted & ~np.isfinite(bid) & np.isfinite(mid)  # a last trade, no quote: trade at it
         self.bid = np.where(last_only, mid, np.where(np.isfinite(bid), bid, 0.0))
         self.ask = np.where(last_only, mid, ask)
         self.mid = mid
         self.days = (self.expiry - day).astype(np.int64).astype(float)
-        source = f["source"].to_numpy().astype(str) if "source" in f.columns else np.full(len(f), "observed")
-        self.modeled = source == MODELED
-        self.rate = _floats(f, "rate", market.rate)
-        self.div = _floats(f, "dividend_yield", market.dividend_yield)
+        self.modeled, self.rate, self.div = c["modeled"], c["rate"], c["div"]
         ok = (np.isfinite(self.phi) & np.isfinite(self.strike) & np.isfinite(self.mid) & np.isfinite(self.ask)
-              & (self.ask >= self.bid))
-        self.iv = self._implied_vols(f, ok)
+              & (self.ask >= self.bid) & (self.expiry >= day))
+        self.iv = self._implied_vols(c["iv"], ok)
         if not ok.all():
             for name in self.FIELDS:
                 setattr(self, name, getattr(self, name)[ok])
 
-    def _implied_vols(self, f: pd.DataFrame, ok: np.ndarray) -> np.ndarray:
-        for col in IV_COLUMNS:
-            if col in f.columns:
-                iv = f[col].to_numpy(dtype=float, na_value=np.nan)
-                break
-        else:
-            iv = np.full(len(f), np.nan)
+    def _implied_vols(self, iv: np.ndarray, ok: np.ndarray) -> np.ndarray:
         need = ok & ~(np.isfinite(iv) & (iv > 0))
         if need.any():
             from features.pricing import implied_vol
@@ -187,14 +200,19 @@ class ChainSnapshot:
         missing = set(REQUIRED) - set(frame.columns)
         if missing:
             raise ChainError(f"chain of {underlying} on {market.date} lacks column(s) {sorted(missing)}")
-        self.raw = frame[[c for c in USED if c in frame.columns]].reset_index(drop=True)
-        self._strikes: np.ndarray | None = None
+        self.raw = frame
+        self._cols: dict[str, np.ndarray] | None = None
         self._all: _Arrays | None = None
         self._greeks: dict[str, np.ndarray] | None = None
 
+    def _columns(self) -> dict[str, np.ndarray]:
+        if self._cols is None:
+            self._cols = _columns(self.raw, self.market)
+        return self._cols
+
     def _arrays(self) -> _Arrays:
         if self._all is None:
-            self._all = _Arrays(self.raw, self.market)
+            self._all = _Arrays(self._columns(), self.market)
         return self._all
 
     def __len__(self) -> int:
@@ -222,11 +240,10 @@ class ChainSnapshot:
         """Normalised rows of the contracts' strikes only (cheap), or the whole chain if already normalised."""
         if self._all is not None:
             return self._all
-        if self._strikes is None:
-            self._strikes = np.round(self.raw["strike"].to_numpy(dtype=float, na_value=np.nan), 6)
-        wanted = np.round(np.array([c.strike for c in contracts], dtype=float), 6)
-        rows = np.flatnonzero(np.isin(self._strikes, wanted))
-        return _Arrays(self.raw.take(rows), self.market)
+        cols = self._columns()
+        wanted = np.array([c.strike for c in contracts], dtype=float)
+        near = np.abs(cols["strike"][:, None] - wanted[None, :]).min(axis=1, initial=np.inf) < 1e-6
+        return _Arrays(cols, self.market, np.flatnonzero(near))
 
     @staticmethod
     def rows(a: _Arrays, contracts: Sequence[Contract]) -> np.ndarray:

@@ -48,7 +48,7 @@ def write_outputs(result: BacktestResult, directory: Path, plots: bool = True) -
         for name, fig in (("equity", pl.equity_figure(result.daily, f"{result.name}: equity and drawdown", initial)),
                           ("greeks", pl.greeks_figure(result.daily, f"{result.name}: portfolio Greeks"))):
             p = directory / f"{name}.png"
-            fig.savefig(p, dpi=110, bbox_inches="tight")
+            fig.savefig(p, dpi=110)  # the figures are laid out already (tight_layout)
             pl.close(fig)
             out[name] = p
     result.plots = {k: v for k, v in out.items() if v.suffix == ".png"}

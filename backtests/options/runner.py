@@ -7,6 +7,7 @@ collect trades, daily equity and Greeks, metrics and plots into a :class:`Backte
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,15 +127,25 @@ def _run(name: str, market: MarketData, chains: ChainSource, strategy: Strategy,
     return collect(name, engine, initial_cash, time.perf_counter() - t0)
 
 
-def default_chain_source(lake: Lake) -> ChainSource:
-    """``features.chains.ChainProvider`` over ``lake`` (observed quotes, else modeled)."""
+def chain_months(horizon_days: int | None) -> int:
+    """Monthly expiries a modeled chain must list for a strategy that holds options at most ``horizon_days``
+    out (``None``: unknown, the chain's default 12).  Modeled prices do not depend on which other expiries
+    are listed, so a shorter list only saves time (a 2-month chain is about a quarter of a 12-month one)."""
+    if horizon_days is None:
+        return 12
+    return int(min(12, max(2, math.ceil(horizon_days / 28) + 1)))
+
+
+def default_chain_source(lake: Lake, horizon_days: int | None = None) -> ChainSource:
+    """``features.chains.ChainProvider`` over ``lake`` (observed quotes, else modeled), modeling expiries up
+    to :func:`chain_months` of ``horizon_days``."""
     from backtests.options.errors import ChainError
 
     try:
-        from features.chains import ChainProvider
+        from features.chains import ChainModelConfig, ChainProvider
     except ImportError as exc:  # pragma: no cover - depends on the features package being installed
         raise ChainError(f"option chains need features.chains ({exc})") from None
-    provider: ChainSource = ChainProvider(lake)
+    provider: ChainSource = ChainProvider(lake, ChainModelConfig(months=chain_months(horizon_days)))
     return provider
 
 
@@ -150,7 +161,7 @@ def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains
     market = load_market(config, lake, warmup_days=warmup, regime_uses=tuple(getattr(strat, "regime_uses", ())),
                          strategy=strat.name)
     settings = EngineSettings.from_config(config, strat.default_delay)
-    source = chains if chains is not None else default_chain_source(lake)
+    source = chains if chains is not None else default_chain_source(lake, getattr(strat, "horizon_days", None))
     result = _run(config.name, market, source, strat, settings, config.initial_cash)
     result.extra.update(has_regime=market.has_regime, strategy=strat.name, underlying=config.underlying)
     return result

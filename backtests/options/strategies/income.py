@@ -50,6 +50,7 @@ class _StockPlusOption:
         self.target_shares = shares
         self.rule, self.dte, self.roll, self.rebuy = rule, dte, roll, rebuy
         self._bought_once = False
+        self.horizon_days = int(getattr(dte, "max", 365))  # the longest expiry it may hold
 
     def on_bar(self, ctx: Context) -> list[Order]:
         orders: list[Order] = []
@@ -116,6 +117,8 @@ class BuyWrite:
     name = "buy_write"
     default_delay: Delay = "same_bar"
 
+    horizon_days = 36  # the next monthly expiry is 28 or 35 days away
+
     def __init__(self, cfg: BuyWriteConfig) -> None:
         self.cfg = cfg
 
@@ -148,6 +151,8 @@ class PutWrite:
 
     name = "put_write"
     default_delay: Delay = "same_bar"
+
+    horizon_days = 36
 
     def __init__(self, cfg: PutWriteConfig) -> None:
         self.cfg = cfg

@@ -34,6 +34,7 @@ class IvRankRouter:
 
     def __init__(self, cfg: IvRankRouterConfig) -> None:
         self.cfg = cfg
+        self.horizon_days = cfg.dte.max
         self.decisions: dict[str, int] = {"sell": 0, "buy": 0, "aside": 0, "sized_to_zero": 0}
 
     def on_bar(self, ctx: Context) -> list[Order]:

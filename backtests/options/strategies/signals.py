@@ -23,6 +23,7 @@ class EmaCrossover:
     def __init__(self, cfg: EmaCrossoverConfig) -> None:
         self.cfg = cfg
         self.ema = (cfg.fast, cfg.slow)
+        self.horizon_days = cfg.min_dte + 35  # the first monthly at least min_dte away
         self.regime_uses: tuple[str, ...] = (
             (f"strategy.exits.exit_regimes={list(cfg.exits.exit_regimes)}",) if cfg.exits.exit_regimes else ())
 

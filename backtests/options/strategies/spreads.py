@@ -58,6 +58,7 @@ class _CreditSpread:
                  exits: ExitRules, sizing: SizingConfig, max_open: int, entry_regimes: list[str] | None) -> None:
         self.dte, self.width, self.put_rule, self.call_rule = dte, width, put_rule, call_rule
         self.exits, self.sizing, self.max_open, self.entry_regimes = exits, sizing, max_open, entry_regimes
+        self.horizon_days = dte.max
         uses = []
         if exits.exit_regimes:
             uses.append(f"strategy.exits.exit_regimes={list(exits.exit_regimes)}")
