@@ -80,6 +80,7 @@ def stage_lake(ctx: DemoContext) -> None:
 STAGES: list[tuple[str, str]] = [
     ("ingest", "quantlake.demo:stage_ingest"),
     ("lake", "quantlake.demo:stage_lake"),
+    ("options", "backtests.options.demo:stage"),
     ("features", "features.demo:stage"),
     ("equity", "backtests.equity.demo:stage"),
     ("risk", "risk.demo:stage"),
