@@ -6,9 +6,15 @@ import datetime as dt
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from quantlake.lake import Lake
+    from risk.book import Position
 
 risk_app = typer.Typer(help="Risk: VaR/CVaR, drawdowns, beta and stress tests of a backtest or an account.",
                        no_args_is_help=True)  # fmt: skip
@@ -27,13 +33,31 @@ def register(app: typer.Typer) -> None:
 @risk_app.command("report")
 def report(
     returns: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--returns",
             help="Parquet or CSV with a 'date' column and a returns column (returns/return/ret) or an equity "
             "column (equity/value/nav): a backtest result.",
         ),
-    ],
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="MLflow run id of a backtest (options backtest: daily equity; equity research: the selected "
+            "combination's returns).",
+        ),
+    ] = None,
+    paper: Annotated[
+        str | None,
+        typer.Option(
+            "--paper",
+            help="Paper account name (ledger $QUANTLAKE_HOME/paper/NAME.sqlite): its equity and positions.",
+        ),
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option(help="Value column to use (default: detected by name).")
+    ] = None,
     positions: Annotated[
         Path | None,
         typer.Option(
@@ -66,23 +90,36 @@ def report(
         ReportFormat, typer.Option("--format", help="table or json.")
     ] = ReportFormat.table,
 ) -> None:
-    """Risk report of a backtest's returns (or equity) file: VaR/CVaR by three methods, drawdown table, beta
-    to the benchmark, and stress results (historical windows and hypothetical shocks)."""
+    """Risk report of a backtest result (a returns/equity file or a tracked run) or a paper account:
+    VaR/CVaR by three methods, drawdown table, beta to the benchmark, and stress results (historical
+    windows and hypothetical shocks)."""
     from rich.console import Console
 
+    from quantlake.errors import UserInputError
     from quantlake.lake import Lake
-    from risk.report import build_report, read_positions_file, read_returns_file, render
+    from risk.report import build_report, read_positions_file, render
     from risk.stress import StressConfig
 
-    equity = read_returns_file(returns)
-    held = read_positions_file(positions) if positions else []
+    given = [
+        name for name, v in (("--returns", returns), ("--run", run), ("--paper", paper)) if v is not None
+    ]
+    if len(given) != 1:
+        raise UserInputError(
+            "give exactly one of --returns FILE, --run RUN_ID, --paper ACCOUNT"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if paper is not None and no_lake:
+        raise UserInputError("--paper needs the lake (positions are marked at its closes); drop --no-lake")
+    lake = None if no_lake else Lake()
+    equity, held = _input_curve(returns, run, paper, column, lake)
+    if positions:
+        held = read_positions_file(positions)
     update: dict[str, object] = {"as_of": as_of.date() if as_of else None}
     if spot_shock:
         update["spot_shocks"] = tuple(spot_shock)
     if vol_shock:
         update["vol_shocks"] = tuple(v / 100.0 for v in vol_shock)
     cfg = StressConfig.model_validate({**StressConfig().model_dump(), **update})
-    lake = None if no_lake else Lake()
     rep = build_report(
         equity, held, lake, confidences=tuple(confidence or (0.95, 0.99)), benchmark=benchmark, stress=cfg,
         top_drawdowns=top,
@@ -91,6 +128,49 @@ def report(
         typer.echo(json.dumps(rep.to_dict(), indent=2))
     else:
         render(rep, Console())
+
+
+def _input_curve(
+    returns: Path | None, run: str | None, paper: str | None, column: str | None, lake: Lake | None
+) -> tuple[pd.Series, list[Position]]:
+    """The equity curve (and, for an account, its positions) of whichever input was given."""
+    from risk.report import curve_from_frame, read_returns_file
+
+    if returns is not None:
+        return read_returns_file(returns, column), []
+    if paper is not None:
+        from risk.accounts import PaperLedger
+
+        assert lake is not None
+        ledger = PaperLedger.for_account(paper, lake)
+        return ledger.equity_curve(), list(ledger.positions())
+    import tempfile
+
+    import pandas as pd
+
+    from quantlake.errors import MalformedFileError
+    from tracking.runs import backtest_curve
+
+    assert run is not None
+    with tempfile.TemporaryDirectory(prefix="ql-risk-run-") as tmp:
+        local, tagged = backtest_curve(run, Path(tmp))
+        try:
+            frame = pd.read_parquet(local)
+        except Exception as exc:
+            raise MalformedFileError(f"run {run}: cannot read {local.name}: {exc}") from None
+    origin = f"run {run} ({local.name})"
+    if column is None and tagged is not None:
+        values = [c for c in frame.columns if str(c).lower() != "date"]
+        if tagged in frame.columns:
+            column = tagged
+        elif len(values) == 1:
+            column = str(values[0])
+        else:
+            raise MalformedFileError(
+                f"{origin}: the selected combination {tagged!r} is not a column; choose one with --column "
+                f"(columns: {', '.join(map(str, values[:20]))})"
+            )
+    return curve_from_frame(frame, origin, column), []
 
 
 class Method(StrEnum):

@@ -13,9 +13,14 @@ from quantlake.tables import validate_symbol
 
 
 def load_closes(
-    lake: Lake, symbols: Sequence[str], start: dt.date | None = None, end: dt.date | None = None
+    lake: Lake,
+    symbols: Sequence[str],
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    adjusted: bool = True,
 ) -> pd.DataFrame:
-    """Daily closes (``adj_close`` where present, else ``close``), one column per symbol, date index.
+    """Daily closes, one column per symbol, date index: ``adj_close`` where present, else ``close`` (for
+    returns); with ``adjusted=False`` the traded ``close`` (to value shares as a broker does).
 
     Symbols without rows are absent from the columns; a lake without ``equity_bars`` gives an empty frame.
     """
@@ -38,7 +43,9 @@ def load_closes(
         return pd.DataFrame()
     if rows.empty:
         return pd.DataFrame()
-    rows["px"] = rows["adj_close"].where(rows["adj_close"].notna(), rows["close"])
+    rows["px"] = (
+        rows["adj_close"].where(rows["adj_close"].notna(), rows["close"]) if adjusted else rows["close"]
+    )
     wide = rows.pivot(index="date", columns="symbol", values="px").sort_index()
     wide.index = pd.DatetimeIndex(wide.index, name="date")
     wide.columns.name = None

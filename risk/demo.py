@@ -84,6 +84,51 @@ def stage(ctx: DemoContext) -> None:
             f"[bold]limit check[/] sell {n:g} SPY {strike:g}/{strike - 10:g} put spreads: {check.summary()}"
         )
     ctx.results["risk"] = {"weights": weights, "report": report, "limit_check": check}
+    _backtest_run_report(ctx)
+
+
+BACKTEST_EXPERIMENTS = ("options_backtest", "equity_sweep")
+
+
+def _backtest_run_report(ctx: DemoContext) -> None:
+    """The headline risk figures of the newest backtest run of an earlier stage (`risk report --run`)."""
+    import tempfile
+    from pathlib import Path
+
+    from quantlake.errors import UserInputError
+    from risk.report import build_report, curve_from_frame
+    from tracking.run_context import client
+    from tracking.runs import backtest_curve, search
+
+    c = client()
+    ids = [
+        e.experiment_id for name in BACKTEST_EXPERIMENTS if (e := c.get_experiment_by_name(name)) is not None
+    ]
+    runs = search(c, ids, "attributes.status = 'FINISHED'", limit=1) if ids else []
+    if not runs:
+        ctx.console.print(
+            "[dim]No backtest runs yet: `quantlake risk report --run RUN_ID` reports on one.[/]"
+        )
+        return
+    run_id = runs[0].info.run_id
+    try:
+        with tempfile.TemporaryDirectory(prefix="ql-risk-demo-") as tmp:
+            local, column = backtest_curve(run_id, Path(tmp))
+            frame = pd.read_parquet(local)
+    except UserInputError as exc:  # the run logged no curve: say so, the rest of the stage stands
+        ctx.console.print(f"[dim]risk report of backtest run {run_id[:8]} skipped: {exc}[/]")
+        return
+    if column is not None and column not in frame.columns:
+        column = None
+    rep = build_report(curve_from_frame(frame, f"run {run_id}", column), lake=ctx.lake)
+    s, v = rep.summary, rep.var
+    beta = "n/a" if s["beta"] is None else f"{s['beta']:.2f}"
+    ctx.console.print(
+        f"[bold]risk of backtest run {run_id[:8]}[/] ({runs[0].data.tags.get('quantlake.job', '?')}): "
+        f"max drawdown {s['max_drawdown']:.1%}, 1-day VaR95 {v.loc['historical', 'var_95']:.2%} "
+        f"(Cornish-Fisher {v.loc['cornish_fisher', 'var_95']:.2%}), beta {beta}; "
+        f"full report: quantlake risk report --run {run_id}"
+    )
 
 
 def _option(symbol: str, right: str, strike: float, expiry: dt.date, qty: float, spot: float, iv: float,

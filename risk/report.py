@@ -76,14 +76,9 @@ def _json(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- input
-def read_returns_file(path: Path | str) -> pd.Series:
-    """An equity curve from a Parquet or CSV file with a ``date`` column and a returns or equity column.
-
-    Returns columns: ``returns``/``return``/``ret``/``daily_return``/``pnl_pct`` (simple returns per
-    row); equity columns: ``equity``/``value``/``nav``/``portfolio_value``/``balance``.  Names are
-    case-insensitive.  Returns are compounded from a start value of 1 (see
-    :func:`risk.metrics.equity_from_returns`).
-    """
+def read_returns_file(path: Path | str, column: str | None = None) -> pd.Series:
+    """An equity curve from a Parquet or CSV file with a ``date`` column (or a date index) and a returns or
+    equity column (see :func:`curve_from_frame`)."""
     p = Path(path)
     if not p.is_file():
         raise MalformedFileError(f"{p}: no such file")
@@ -93,32 +88,56 @@ def read_returns_file(path: Path | str) -> pd.Series:
         raise MalformedFileError(
             f"{p}: cannot read as {'Parquet' if p.suffix == '.parquet' else 'CSV'}: {exc}"
         ) from None
-    if isinstance(frame.index, pd.DatetimeIndex) and "date" not in {c.lower() for c in frame.columns}:
+    return curve_from_frame(frame, str(p), column)
+
+
+def curve_from_frame(frame: pd.DataFrame, origin: str, column: str | None = None) -> pd.Series:
+    """An equity curve from a frame with a ``date`` column (or a date index) and one value column.
+
+    The value column is ``column`` if given, else the first of the returns columns
+    ``returns``/``return``/``ret``/``daily_return``/``pnl_pct`` (simple returns per row) or equity columns
+    ``equity``/``value``/``nav``/``portfolio_value``/``balance``.  Names are case-insensitive.  A chosen
+    ``column`` is read as equity if its name is an equity name, else as returns.  Returns are compounded
+    from a start value of 1 (see :func:`risk.metrics.equity_from_returns`).  ``origin`` names the input
+    in error messages.
+    """
+    if isinstance(frame.index, pd.DatetimeIndex) and "date" not in {str(c).lower() for c in frame.columns}:
         frame = frame.reset_index(names="date")
     cols = {str(c).lower(): c for c in frame.columns}
     if "date" not in cols:
-        raise MalformedFileError(f"{p}: needs a 'date' column (found {', '.join(map(str, frame.columns))})")
-    value_col = next((cols[c] for c in (*RETURN_COLUMNS, *EQUITY_COLUMNS) if c in cols), None)
-    if value_col is None:
         raise MalformedFileError(
-            f"{p}: needs a returns column ({', '.join(RETURN_COLUMNS)}) or an equity column "
-            f"({', '.join(EQUITY_COLUMNS)})"
+            f"{origin}: needs a 'date' column (found {', '.join(map(str, frame.columns))})"
         )
+    value_col: Any
+    if column is not None:
+        if column not in frame.columns:
+            found = ", ".join(str(c) for c in frame.columns if str(c).lower() != "date")
+            raise MalformedFileError(f"{origin}: no column {column!r} (columns: {found})")
+        value_col = column
+    else:
+        value_col = next((cols[c] for c in (*RETURN_COLUMNS, *EQUITY_COLUMNS) if c in cols), None)
+        if value_col is None:
+            raise MalformedFileError(
+                f"{origin}: needs a returns column ({', '.join(RETURN_COLUMNS)}) or an equity column "
+                f"({', '.join(EQUITY_COLUMNS)})"
+            )
     try:
         dates = pd.to_datetime(frame[cols["date"]], errors="raise")
     except (ValueError, TypeError) as exc:
-        raise MalformedFileError(f"{p}: unparseable dates: {exc}") from None
+        raise MalformedFileError(f"{origin}: unparseable dates: {exc}") from None
     values = pd.to_numeric(frame[value_col], errors="coerce")
     if values.notna().sum() < 3:
-        raise MalformedFileError(f"{p}: column {value_col!r} has fewer than 3 numbers")
+        raise MalformedFileError(f"{origin}: column {value_col!r} has fewer than 3 numbers")
     series = pd.Series(values.to_numpy(dtype=float), index=pd.DatetimeIndex(dates), name=str(value_col))
     series = series[~series.index.duplicated(keep="last")].sort_index().dropna()
-    if str(value_col).lower() in RETURN_COLUMNS:
+    if str(value_col).lower() not in EQUITY_COLUMNS:
         if (series <= -1).any():
-            raise MalformedFileError(f"{p}: a return of -100 % or less; are these percentages? use decimals")
+            raise MalformedFileError(
+                f"{origin}: a return of -100 % or less in {value_col!r}; are these percentages? use decimals"
+            )
         return metrics.equity_from_returns(series)
     if (series <= 0).any():
-        raise MalformedFileError(f"{p}: equity must be positive")
+        raise MalformedFileError(f"{origin}: equity must be positive")
     return series
 
 
@@ -207,7 +226,13 @@ def build_report(
     cfg = (stress or StressConfig()).model_copy(update={"proxy": benchmark})
     last = float(eq.iloc[-1])
     if positions:
-        table = stress_report(positions, lake, cfg, equity=last)
+        try:
+            table = stress_report(positions, lake, cfg, equity=last)
+        except InsufficientDataError as exc:
+            if lake is None:
+                raise
+            notes.append(f"historical stress skipped: {exc}")
+            table = stress_report(positions, None, cfg, equity=last)
     elif b is not None and b != 0:
         # the strategy as beta × benchmark: one unit of notional per currency, beta × equity of it
         stand_in = [Position(symbol=benchmark, qty=b * last, price=1.0)]

@@ -293,7 +293,8 @@ def stress_report(
 
 def render(table: pd.DataFrame, title: str = "stress tests", money: bool = True) -> Any:
     """A rich Table of a stress report; columns that carry nothing for this book are left out (vol and the
-    Greeks approximation without options, worst point without historical rows, the data note when empty).
+    Greeks approximation without options, worst point without historical rows).  Where each historical
+    window's data came from (own history, proxy, vol index) is the table's caption.
     ``money=False`` shows P&L only as % of equity (a returns-only report has no currency)."""
     from rich.table import Table
 
@@ -306,25 +307,27 @@ def render(table: pd.DataFrame, title: str = "stress tests", money: bool = True)
     def pct(v: float) -> str:
         return "" if pd.isna(v) else f"{v:+.1%}"
 
-    def cash(v: float) -> str:
-        return "" if pd.isna(v) else f"{v:,.0f}"
+    def cash(v: float) -> str:  # compact: a stress table must fit an 80-column terminal
+        if pd.isna(v):
+            return ""
+        return f"{v / 1e6:,.2f}M" if abs(v) >= 1e6 else f"{v / 1e3:,.1f}k" if abs(v) >= 1e4 else f"{v:,.0f}"
 
     columns: list[tuple[str, str, Any]] = [
-        ("scenario", "left", lambda r: str(r.scenario)),
+        ("scenario", "left", lambda r: "shock" if r.kind == "hypothetical" else str(r.scenario)),
         ("spot", "right", lambda r: pct(r.spot_shock)),
     ]
     if has_options:
         columns.append(
-            ("vol pts", "right", lambda r: "" if pd.isna(r.vol_shock) else f"{r.vol_shock * 100:+.1f}")
+            ("vol", "right", lambda r: "" if pd.isna(r.vol_shock) else f"{r.vol_shock * 100:+.1f}")
         )
     if money:
         columns.append(("P&L", "right", lambda r: cash(r.pnl)))
-    columns.append(("% equity", "right", lambda r: pct(r.pnl_pct)))
+    columns.append(("% eq", "right", lambda r: pct(r.pnl_pct)))
     if has_options:
-        columns.append(("P&L Greeks", "right", lambda r: cash(r.greeks_pnl)))
+        columns.append(("Greeks", "right", lambda r: cash(r.greeks_pnl)))
     if has_hist:
         columns += [
-            ("worst P&L", "right", lambda r: cash(r.worst_pnl) if r.kind == "historical" else "")
+            ("worst", "right", lambda r: cash(r.worst_pnl) if r.kind == "historical" else "")
             if money
             else (
                 "worst %",
@@ -339,11 +342,23 @@ def render(table: pd.DataFrame, title: str = "stress tests", money: bool = True)
         ]
     if realized:  # a strategy's own return in the window (risk.report, returns-only input)
         columns.append(("realized", "right", lambda r: pct(r.realized_pct)))
-    if table["data"].astype(str).str.len().gt(0).any():
-        columns.append(("data", "left", lambda r: str(r.data)))
-    t = Table(title=title)
+    # where each window's data came from: below the table (a column of it would not fit a terminal),
+    # scenarios with the same sources on one line
+    sources: dict[str, list[str]] = {}
+    for r in table.itertuples(index=False):
+        if str(r.data):
+            sources.setdefault(str(r.data), []).append(str(r.scenario))
+    caption = "\n".join(f"data for {', '.join(names)}: {note}" for note, names in sources.items())
+    t = Table(
+        title=title, caption=caption or None, caption_justify="left", pad_edge=False, collapse_padding=True
+    )
     for name, justify, _ in columns:
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+        t.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=name != "scenario",
+            min_width=12 if name == "scenario" else None,
+        )
     for r in table.itertuples(index=False):
         t.add_row(*[fmt(r) for _, _, fmt in columns])
     return t

@@ -166,3 +166,5 @@ def test_default_windows_on_sample_data(sample_lake) -> None:  # type: ignore[no
     assert "SPY: proxy ^GSPC" in march.data and march.pnl < -0.25 * 11_000
     rendered = render(t)
     assert rendered.row_count == len(t)
+    assert "data for autumn 2008: " in str(rendered.caption) and "SPY: own" in str(rendered.caption)
+    assert "data" not in [c.header for c in rendered.columns]  # sources go below the table, not in a column

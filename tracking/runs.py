@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 from mlflow.entities import Run, ViewType
@@ -89,3 +90,58 @@ def runs_frame(runs: Iterable[Run], experiments: dict[str, str]) -> pd.DataFrame
         row.update({f"lake.{k}": v for k, v in tags.lake_versions(t).items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def artifact_files(c: MlflowClient, run_id: str, path: str | None = None) -> list[str]:
+    """Every artifact file of a run (paths relative to its artifact root, depth first)."""
+    out: list[str] = []
+    try:
+        entries = c.list_artifacts(run_id, path)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot list the artifacts of run {run_id}: {exc.message}") from None
+    for entry in entries:
+        if entry.is_dir:
+            out += artifact_files(c, run_id, entry.path)
+        else:
+            out.append(entry.path)
+    return out
+
+
+def backtest_curve(run_id: str, dst: Path) -> tuple[Path, str | None]:
+    """The local copy of a backtest run's daily results and the column holding its curve (None: detect).
+
+    Knows the research packages' layouts: the options backtester's ``daily.parquet`` (``date``, ``equity``,
+    ...), the equity research's ``tables/returns.parquet`` (one returns column per parameter combination;
+    the selected one is the run's ``equity.selected_combo`` tag), else any ``equity*.parquet`` or
+    ``returns*.parquet`` artifact.  Raises :class:`~quantlake.errors.UserInputError` naming what the run has
+    when none of them is there.
+    """
+    from quantlake.errors import UserInputError
+    from tracking.reproduce import get_run
+    from tracking.run_context import client
+
+    c = client()
+    run = get_run(c, run_id)
+    files = artifact_files(c, run_id)
+    column: str | None = None
+    if "daily.parquet" in files:
+        chosen = "daily.parquet"
+    elif "tables/returns.parquet" in files:
+        chosen = "tables/returns.parquet"
+        column = run.data.tags.get("equity.selected_combo")
+    else:
+        named = [
+            f for f in files if Path(f).name.startswith(("equity", "returns")) and f.endswith(".parquet")
+        ]
+        if not named:
+            listing = ", ".join(files[:20]) + (" ..." if len(files) > 20 else "") or "no artifacts"
+            raise UserInputError(
+                f"run {run_id} has no daily equity or returns artifact (daily.parquet, tables/returns.parquet, "
+                f"equity*.parquet); it has: {listing}"
+            )
+        chosen = named[0]
+    try:
+        local = c.download_artifacts(run_id, chosen, str(dst))
+    except MlflowException as exc:
+        raise TrackingError(f"cannot download {chosen} of run {run_id}: {exc.message}") from None
+    return Path(local), column
