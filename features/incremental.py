@@ -85,11 +85,10 @@ def register_previous(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, ve
 
     Opens the Delta log directly so that the lineage of the build (``lake.versions_read``) keeps the
     current version."""
-    try:
-        dataset = lake.delta(table, version).to_pyarrow_dataset()
-    except (QuantlakeError, OSError):
+    try:  # the log may still list a version whose files were vacuumed: that shows only when reading
+        materialize(con, f"prev_{table}", lake.delta(table, version).to_pyarrow_dataset())
+    except (QuantlakeError, OSError, duckdb.Error):
         return False
-    materialize(con, f"prev_{table}", dataset)
     return True
 
 

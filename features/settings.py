@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.errors import FeatureConfigError
+from quantlake.errors import UserInputError
 from quantlake.tables import validate_symbol
 
 MAX_PERIOD = 1000
@@ -67,7 +68,10 @@ class RegimeRules(_Model):
     @field_validator("vix_symbol")
     @classmethod
     def _symbol(cls, v: str) -> str:
-        return validate_symbol(v)
+        try:
+            return validate_symbol(v)
+        except UserInputError as exc:  # pydantic reports ValueErrors with the field's location
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _ordered(self) -> RegimeRules:

@@ -360,6 +360,31 @@ def test_regime_matches_independent_reference(full_lake: Lake, bars: dict[str, p
     ).mean() > 0.7
 
 
+def test_regime_thresholds_come_from_settings(
+    full_lake: Lake, bars: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(full_lake.root, lake.root)
+    rules = {"high_rank": 80, "high_level": 25, "low_rank": 30, "low_level": 14, "expansion_change": 0.3,
+             "contraction_change": -0.2, "elevated_rank": 60, "elevated_level": 22, "vix_max_stale_days": 3}  # fmt: skip
+    settings = FeatureSettings.parse({"regime": rules})
+    r = build_features(lake, tables=["regime"], settings=settings).results[0]
+    assert (r.mode, r.detail) == ("full", "12 symbol(s); settings or code changed")
+    ref = ref_regime(bars["^VIX"], settings.regime)
+    new, old = _table(lake, "features_regime"), _table(full_lake, "features_regime")
+    for sym in ("^VIX", "SPY", "^GSPC"):
+        g = new[new["symbol"] == sym].reset_index(drop=True)
+        left = pd.DataFrame({"date": pd.to_datetime(bars[sym]["date"])})
+        m = pd.merge_asof(left, ref.assign(vix_date=pd.to_datetime(ref["vix_date"])), left_on="date",
+                          right_on="vix_date", direction="backward")  # fmt: skip
+        fresh = (m["date"] - m["vix_date"]).dt.days <= 3
+        assert (
+            g["regime"].astype(object).fillna("-").tolist() == m["regime"].where(fresh).fillna("-").tolist()
+        )
+    changed = (new["regime"].astype(object).fillna("-") != old["regime"].astype(object).fillna("-")).mean()
+    assert 0.05 < changed < 0.6
+
+
 # ----------------------------------------------------------------------------------------------- no look-ahead
 def _upto(df: pd.DataFrame, col: str, cut: dt.date) -> pd.DataFrame:
     return df[pd.to_datetime(df[col]) <= pd.Timestamp(cut)].reset_index(drop=True)
