@@ -250,13 +250,21 @@ class ScanOutcome:
 
 
 def signals_table(signals: pd.DataFrame, title: str) -> Table:
-    """A rich table of ranked signals (the terminal view)."""
-    t = Table(title=title)
-    for col in ("date", *TEXT_COLUMNS):
-        t.add_column(col, justify="right" if col in ("rank", "close", "score", "rsi") else "left")
-    for date, row in zip(signals["date"], text_rows(signals), strict=True):
+    """A rich table of ranked signals (the terminal view); the RSI event column only when some signal has
+    one."""
+    from rich import box
+
+    rows = text_rows(signals)
+    with_event = any(r[-1] for r in rows)
+    cols = ("date", *TEXT_COLUMNS) if with_event else ("date", *TEXT_COLUMNS[:-1])
+    t = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("rank", "close", "score", "rsi") else "left",
+                     no_wrap=col in ("date", "symbol", "signal", "dir"))  # fmt: skip
+    for date, row in zip(signals["date"], rows, strict=True):
         style = "green" if row[3] == "bull" else "red"
-        t.add_row(str(_clean(date)), *row[:3], f"[{style}]{row[3]}[/]", *row[4:])
+        cells = [pd.Timestamp(date).date().isoformat(), *row[:3], f"[{style}]{row[3]}[/]", *row[4:]]
+        t.add_row(*cells[: len(cols)])
     if signals.empty:
         t.caption = "no EMA crosses"
     return t

@@ -85,6 +85,7 @@ STAGES: list[tuple[str, str]] = [
     ("equity", "backtests.equity.demo:stage"),
     ("risk", "risk.demo:stage"),
     ("tracking", "tracking.demo:stage"),
+    ("scan", "execution.demo:stage_scan"),
     ("paper_trade", "execution.paper_demo:stage"),  # after the scan stage
     ("reproduce", "tracking.demo:stage_reproduce"),  # last: re-runs earlier stages' runs after new data
 ]
