@@ -23,13 +23,20 @@ from quantlake.lake import Lake
 
 @flow(name="paper-trade", on_failure=[alerts.flow_failure_hook], on_crashed=[alerts.flow_failure_hook])
 @quantlake_errors_fail_cleanly
-def paper_trade_flow(config: dict[str, Any], dry_run: bool = False) -> dict[str, Any] | State[Any]:
-    """``config`` holds :class:`execution.settings.TradeConfig` fields (``model`` is required).  Returns the
-    run's summary (orders by status, fills, positions, equity, drawdown, alerts)."""
+def paper_trade_flow(
+    config: dict[str, Any], dry_run: bool = False, max_age_days: int | None = None
+) -> dict[str, Any] | State[Any]:
+    """``config`` holds :class:`execution.settings.TradeConfig` fields (``model`` is required).
+    ``max_age_days``: fail (with an alert) when the latest bar is older than that many trading days — a
+    data fetch failed — instead of trading on stale prices.  Returns the run's summary (orders by status,
+    fills, positions, equity, drawdown, alerts)."""
     logger = get_run_logger()
     cfg = load_trade_config(None, config)
+    lake = Lake()
+    if max_age_days is not None:
+        alerts.check_fresh_data(lake, max_age_days, symbols=cfg.symbols)
     try:
-        result = run_trade(cfg, Lake(), dry_run=dry_run, flow_run_id=str(flow_run.id))
+        result = run_trade(cfg, lake, dry_run=dry_run, flow_run_id=str(flow_run.id))
     except BrokerError as exc:  # outage, circuit open, lock held: nothing was sent; alert and fail
         alerts.fail(exc, "broker", f"{cfg.broker} trading run for {cfg.strategy_name} failed")
     summary = result.summary()

@@ -16,9 +16,11 @@ import pytest
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from quantlake.config import quiet_environment
 from quantlake.lake import Lake
 from quantlake.tables import EQUITY_BARS
 
+quiet_environment()  # before Prefect reads its settings: a generous ephemeral-server start-up timeout
 DAYS = pd.bdate_range("2023-06-01", periods=90).date
 AS_OF = DAYS[-2]
 SHAPES = {  # close paths: up, down, a wave that turns, flat
@@ -115,6 +117,13 @@ def test_flow_completes_then_fails_visibly_on_the_kill_switch(flake: Lake, store
         paper_trade_flow({"model": "rule_x", "as_of": DAYS[-1].isoformat()})
     alerts = [json.loads(line) for line in (store / "reports" / "alerts.jsonl").read_text().splitlines()]
     assert any(a["kind"] == "drawdown" and a["severity"] == "critical" for a in alerts)
+
+    from execution.errors import StaleDataError
+
+    before = len(audit.orders(flake, "paper", "default"))
+    with pytest.raises(StaleDataError, match="stale"):  # bars from 2023: a failed fetch, not a trading day
+        paper_trade_flow({"model": "rule_x"}, max_age_days=3)
+    assert len(audit.orders(flake, "paper", "default")) == before
 
 
 @pytest.mark.integration
