@@ -61,23 +61,25 @@ class TimedChains:
     """A chain source that keeps the time spent in its ``chain`` calls."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner, self.seconds, self.calls = inner, 0.0, 0
+        self.inner, self.cpu, self.calls = inner, 0.0, 0
 
     def chain(self, underlying: str, date: dt.date, mode: str = "observed_else_modeled") -> Any:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         try:
             return self.inner.chain(underlying, date, mode)
         finally:
-            self.seconds += time.perf_counter() - t0
+            self.cpu += time.process_time() - t0
             self.calls += 1
 
 
-def _run(cfg: Any, lake: Any, chains: Any = None) -> tuple[float, Any]:
+def _run(cfg: Any, lake: Any, chains: Any = None) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result): on a shared machine the CPU time is the steadier
+    figure (numpy/numba may use a second thread; this backtester is single-threaded Python)."""
     from backtests.options.runner import run_backtest
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = run_backtest(cfg, lake, chains=chains)
-    return time.perf_counter() - t0, res
+    return time.perf_counter() - t0, time.process_time() - c0, res
 
 
 def _areas(stats: pstats.Stats) -> dict[str, float]:
@@ -115,8 +117,8 @@ def main() -> None:
         _run(_config({"kind": "put_write"}, dt.date(2019, 1, 1), dt.date(2019, 2, 28)), lake)  # imports, JIT
 
         t = Table(title=f"^GSPC {start}..{args.end} ({args.years} years of daily bars), one process, 1 core")
-        for col in ("strategy", "modeled chain", "bars", "seconds", "s / simulated year", "of which chains",
-                    "backtester", "ms / bar", "positions", "leg-days modeled"):
+        for col in ("strategy", "modeled chain", "bars", "wall s", "CPU s", "CPU s / sim. year", "of which chains",
+                    "backtester", "CPU ms / bar", "positions", "leg-days modeled"):
             t.add_column(col, justify="left" if col in ("strategy", "modeled chain") else "right")
         from backtests.options.runner import chain_months, default_chain_source
         from backtests.options.strategies import build_strategy
@@ -126,14 +128,15 @@ def main() -> None:
             horizon = getattr(build_strategy(cfg.strategy), "horizon_days", None)
             for months in sorted({chain_months(horizon), 12}):
                 chains = TimedChains(default_chain_source(lake, None if months == 12 else horizon))
-                secs, res = _run(cfg, lake, chains)
+                wall, cpu, res = _run(cfg, lake, chains)
                 years, bars = res.metrics["years"], int(res.metrics["bars"])
-                t.add_row(label, f"{months} months", f"{bars:,}", f"{secs:.1f}", f"{secs / years:.2f}",
-                          f"{chains.seconds / years:.2f}", f"{(secs - chains.seconds) / years:.2f}",
-                          f"{1000 * secs / bars:.1f}", f"{int(res.metrics['positions'])}",
+                t.add_row(label, f"{months} months", f"{bars:,}", f"{wall:.1f}", f"{cpu:.1f}", f"{cpu / years:.2f}",
+                          f"{chains.cpu / years:.2f}", f"{(cpu - chains.cpu) / years:.2f}",
+                          f"{1000 * cpu / bars:.1f}", f"{int(res.metrics['positions'])}",
                           f"{res.leg_days['modeled']:,}")
         console.print(t)
-        console.print("s / simulated year = of which chains (ChainProvider.chain) + backtester (the rest)")
+        console.print("CPU s / simulated year = of which chains (ChainProvider.chain) + backtester (the rest); "
+                      f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
         if args.no_profile:
             return
@@ -142,7 +145,7 @@ def main() -> None:
             cfg = _config(strat, pstart, args.end)
             prof = cProfile.Profile()
             prof.enable()
-            secs, _ = _run(cfg, lake)
+            secs, _, _ = _run(cfg, lake)
             prof.disable()
             areas = _areas(pstats.Stats(prof))
             p = Table(title=f"where the time goes: {label}, {pstart}..{args.end} under cProfile ({secs:.1f} s)")
