@@ -96,8 +96,7 @@ def stage(ctx: DemoContext) -> None:
     ctx.output("paper ledger", ledger)
     ctx.console.print(
         f"Audit: [bold]quantlake trade status --account {ACCOUNT}[/] (tables exec_orders, exec_fills, "
-        f"exec_account).  Once the account has 5+ trading days: [bold]quantlake trade export --account "
-        f"{ACCOUNT} --out DIR[/] then [bold]quantlake risk report --returns DIR/equity.parquet --positions "
-        "DIR/positions.json[/]."
+        f"exec_account).  Once the account has 5+ trading days: [bold]quantlake risk report --paper {ACCOUNT}[/] "
+        "(Alpaca/IBKR accounts: [bold]quantlake trade export[/] then [bold]risk report --returns/--positions[/])."
     )
     ctx.results["paper_trade"] = {"model": name, "days": [r.summary() for r in results], "rerun": rerun.summary()}
