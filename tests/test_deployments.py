@@ -77,6 +77,7 @@ def test_parameter_payloads_are_valid_configs() -> None:
     assert scan_params["max_age_days"] == 1
     load_scan_config(None, scan_params.get("config") or {})
     TradeConfig.model_validate(deps["paper-trade"]["parameters"]["config"])
+    assert deps["paper-trade"]["parameters"]["max_age_days"] == 1
     assert (ROOT / deps["options-backtest"]["parameters"]["config"]).is_file()
     from backtests.equity.config import SweepConfig
 
