@@ -80,9 +80,9 @@ def stage_lake(ctx: DemoContext) -> None:
 STAGES: list[tuple[str, str]] = [
     ("ingest", "quantlake.demo:stage_ingest"),
     ("lake", "quantlake.demo:stage_lake"),
-    ("options", "backtests.options.demo:stage"),
     ("features", "features.demo:stage"),
     ("equity", "backtests.equity.demo:stage"),
+    ("options", "backtests.options.demo:stage"),
     ("risk", "risk.demo:stage"),
     ("tracking", "tracking.demo:stage"),
     ("scan", "execution.demo:stage_scan"),
