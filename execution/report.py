@@ -240,11 +240,11 @@ class ScanOutcome:
             console.print(f"daily_signals: version {self.commit.version} ({len(r.signals)} row(s) for "
                           f"{r.start}..{r.as_of})")  # fmt: skip
         if self.json_path:
-            console.print(f"JSON: {self.json_path}")
+            console.print(f"JSON: {self.json_path}", soft_wrap=True)  # whole paths: easy to copy
         if self.motd_path:
-            console.print(f"MOTD: {self.motd_path}")
+            console.print(f"MOTD: {self.motd_path}", soft_wrap=True)
         if self.motd_error:
-            console.print(f"[yellow]MOTD not written: {self.motd_error}[/]")
+            console.print(f"[yellow]MOTD not written: {self.motd_error}[/]", soft_wrap=True)
         if self.emailed_to:
             console.print(f"e-mail sent to {', '.join(self.emailed_to)}")
 
