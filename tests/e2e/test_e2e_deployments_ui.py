@@ -58,12 +58,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, procs: list[su
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def sqlalchemy_is_2_1() -> bool:
-    import sqlalchemy
-
-    return tuple(int(x) for x in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
-
-
 def log(t0: float, what: str) -> None:
     print(f"[e2e {time.monotonic() - t0:6.1f} s] {what}", file=sys.stderr)
 
@@ -258,9 +252,6 @@ def test_deploy_trigger_and_uis(env: dict[str, Any]) -> None:
         assert stale_run.name in stale_page and "Failed" in stale_page, stale_page[-1500:]
         assert "quantlake-e2e" in mlflow_page and "e2e-scan-run" in mlflow_page, mlflow_page[-1500:]
         # the cron schedule produced upcoming runs (weekdays 18:15 New York)
-        if not upcoming and sqlalchemy_is_2_1():
-            pytest.xfail("Prefect 3.8.8's scheduler cannot insert scheduled runs with SQLAlchemy 2.1 ('Can't "
-                         "evaluate bulk DML statement'); pin sqlalchemy<2.1 (2.0.58 verified)")  # fmt: skip
         assert upcoming, "the deployment's cron schedule created no scheduled runs"
         for fr in upcoming:
             local = fr.expected_start_time.astimezone(ZoneInfo("America/New_York"))  # type: ignore[union-attr]
