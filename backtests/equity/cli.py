@@ -85,7 +85,7 @@ def _print(console: Any, digest: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/] {note}")
     for label, path in digest.get("files", {}).items():
         if not path.endswith(".parquet"):
-            console.print(f"  {label}: {path}")
+            console.print(f"  {label}: {path}", soft_wrap=True)  # unwrapped: copyable paths
     console.print(f"MLflow run: [bold]{digest.get('run_id')}[/] (quantlake ui mlflow)")
 
 

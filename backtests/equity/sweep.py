@@ -295,7 +295,12 @@ def prepare(
 
 
 def run_sweep(config: SweepConfig, lake: Lake) -> SweepResult:
-    """Run the sweep of ``config`` on ``lake`` (chunks mapped by the current runner)."""
+    """Run the sweep of ``config`` on ``lake`` (chunks mapped by the current runner).
+
+    The timing starts after vectorbt is imported (seconds on a cold process): it measures the sweep."""
+    from backtests.equity.jit import enable_cache
+
+    enable_cache()
     t0 = time.perf_counter()
     combos, tasks, context, notes = prepare(config, lake)
     results: list[ChunkResult] = current_runner()(run_chunk, tasks)
