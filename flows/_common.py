@@ -1,4 +1,4 @@
-"""Small helpers the ingest flows share (kept out of quantlake so the library never imports Prefect)."""
+"""Small helpers the flows share (kept out of quantlake so the library never imports Prefect)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from prefect.flows import FlowStateHook
 from prefect.logging import get_run_logger
 from prefect.states import Failed, State
 
+from execution import alerts
 from quantlake.errors import QuantlakeError
 from quantlake.ingest import IngestReport, failures_error
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# on_failure / on_crashed hooks of every flow: a failed or crashed run also sends an alert (log line, Prefect
+# event, $QUANTLAKE_HOME/reports/alerts.jsonl, e-mail when SMTP is configured) instead of failing silently.
+ALERT_HOOKS: list[FlowStateHook[..., Any]] = [alerts.flow_failure_hook]
 
 
 def quantlake_errors_fail_cleanly(fn: Callable[P, R]) -> Callable[P, R | State[Any]]:

@@ -7,14 +7,14 @@ from typing import Any
 from prefect import flow
 from prefect.states import State
 
-from flows._common import finish, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
 from quantlake.ingest import direct_fetch, ingest_equity
 from quantlake.lake import Lake
 from quantlake.sources import NETWORK_SOURCES, get_source, rate_limit
 
 
-@flow(name="ingest-equity")
+@flow(name="ingest-equity", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
 @quantlake_errors_fail_cleanly
 def ingest_equity_flow(
     source: str = "sample",
