@@ -11,7 +11,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from backtests.equity.runner import use_runner
-from flows._common import quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 
@@ -29,7 +29,7 @@ def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return [f.result() for f in futures]
 
 
-@flow(name="equity-research")
+@flow(name="equity-research", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
 @quantlake_errors_fail_cleanly
 def equity_research_flow(
     config: dict[str, Any], job: str = "equity.sweep", as_of: dict[str, int] | None = None
