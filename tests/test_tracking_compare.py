@@ -117,8 +117,10 @@ def test_report_and_cli(sweep: dict[tuple[int, int], str], store: Path, cli: typ
     assert res.output.count("test.sweep") == 5 and "FAILED" in res.output and "equity_bars@0" in res.output
 
 
-def test_ui_commands_point_at_quantlake_home(store: Path) -> None:
-    from tracking.ui import mlflow_command, prefect_command
+def test_ui_commands_point_at_quantlake_home(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracking.ui import mlflow_command, prefect_command, server_env
+
+    monkeypatch.delenv("PREFECT_UI_API_URL", raising=False)
 
     cmd = mlflow_command(port=5123)
     assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{store / 'mlflow' / 'mlflow.db'}"
@@ -126,6 +128,7 @@ def test_ui_commands_point_at_quantlake_home(store: Path) -> None:
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5123"
     pcmd = prefect_command(port=4300)
     assert pcmd[-5:] == ["start", "--host", "127.0.0.1", "--port", "4300"]
+    assert server_env()["PREFECT_UI_API_URL"] == "http://127.0.0.1:4300/api"  # the UI calls this server
 
 
 def test_ui_refuses_busy_port(store: Path) -> None:

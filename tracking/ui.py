@@ -52,8 +52,12 @@ def mlflow_command(port: int = 5000, host: str = LOCALHOST, workers: int = 1) ->
 
 
 def prefect_command(port: int = 4200, host: str = LOCALHOST) -> list[str]:
-    """``prefect server start`` (API + bundled UI, works offline) on localhost."""
+    """``prefect server start`` (API + bundled UI, works offline) on localhost.
+
+    The bundled UI calls the API at ``PREFECT_UI_API_URL`` (default port 4200), so on another port it is set
+    to this server's API unless the user set it."""
     quiet_environment()
+    os.environ.setdefault("PREFECT_UI_API_URL", f"http://{host}:{port}/api")
     return [*_executable("prefect"), "server", "start", "--host", host, "--port", str(port)]
 
 
