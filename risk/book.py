@@ -26,6 +26,7 @@ Derived figures (all in account currency)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -239,6 +240,10 @@ class BookArrays:
             theta=np.where(opt, col(g.theta if g else np.nan for g in greeks), 0.0),
         )
 
+    def subset(self, mask: npt.NDArray[np.bool_]) -> BookArrays:
+        """The legs where ``mask`` is true (cheaper than building the arrays again from the legs)."""
+        return BookArrays(**{f.name: getattr(self, f.name)[mask] for f in dataclasses.fields(self)})
+
     @property
     def exposure(self) -> npt.NDArray[np.float64]:
         """Delta-adjusted notional per leg (see the module docstring for options without Greeks)."""
@@ -310,11 +315,23 @@ def book_max_loss(legs: Sequence[Leg]) -> float:
     or ``stop_price`` count that; the rest are grouped by underlying and measured together (so spreads
     and covered calls net) with :func:`expiry_payoff_max_loss`."""
     explicit = sum(max_loss([leg]) for leg in legs if leg.max_loss is not None or leg.stop_price is not None)
-    by_symbol: dict[str, list[Leg]] = {}
-    for leg in legs:
-        if leg.max_loss is None and leg.stop_price is None:
-            by_symbol.setdefault(leg.symbol, []).append(leg)
-    return explicit + sum(expiry_payoff_max_loss(BookArrays.of(group)) for group in by_symbol.values())
+    rest = [leg for leg in legs if leg.max_loss is None and leg.stop_price is None]
+    if not rest:
+        return explicit
+    arrays = BookArrays.of(rest)  # once for the book; each underlying with options is a slice of it
+    index: dict[str, int] = {}
+    codes = np.array([index.setdefault(str(sym), len(index)) for sym in arrays.symbol], dtype=np.intp)
+    n = len(index)
+    with_options = np.bincount(codes, weights=arrays.is_option.astype(float), minlength=n) > 0
+    # stock only: P&L(S) = Σ units·(S − price) is linear; its minimum over S ≥ 0 is at S = 0 unless the
+    # net position is short (unlimited loss) -- what expiry_payoff_max_loss gives, vectorized over symbols
+    net_units = np.bincount(codes, weights=arrays.units, minlength=n)
+    cost = np.bincount(codes, weights=arrays.units * arrays.price, minlength=n)
+    stock_loss = np.where(net_units < -1e-12, np.inf, np.maximum(cost, 0.0))
+    total = float(stock_loss[~with_options].sum())
+    for code in np.flatnonzero(with_options):
+        total += expiry_payoff_max_loss(arrays.subset(codes == code))
+    return explicit + total
 
 
 def legs_of(order: Order | ComboOrder) -> tuple[Order, ...]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import Field, model_validator
 
@@ -174,10 +175,8 @@ def _figures(legs: Sequence[Leg], equity: float) -> dict[str, float]:
         return {"gross": 0.0, "net": 0.0, "delta": 0.0, "gamma": 0.0, "vega": 0.0}
     a = BookArrays.of(legs)
     exposure = a.exposure
-    by_instrument = (
-        pd.Series(exposure).groupby([str(leg.key) for leg in legs]).sum()
-    )  # orders net with positions
-    out["gross"] = float(by_instrument.abs().sum()) / equity
+    by_instrument = _group_sum(exposure, [leg.key for leg in legs])  # orders net with positions
+    out["gross"] = float(np.abs(by_instrument).sum()) / equity
     out["net"] = abs(float(exposure.sum())) / equity
     out["delta"] = abs(float(a.dollar_delta.sum())) / equity
     out["gamma"] = abs(float(a.dollar_gamma.sum())) / equity
@@ -185,12 +184,21 @@ def _figures(legs: Sequence[Leg], equity: float) -> dict[str, float]:
     return out
 
 
+def _group_sum(values: npt.NDArray[np.float64], keys: Sequence[object]) -> npt.NDArray[np.float64]:
+    """Sum of ``values`` per distinct key, in order of first appearance (numpy: this runs per order)."""
+    index: dict[object, int] = {}
+    codes = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.intp)
+    sums: npt.NDArray[np.float64] = np.bincount(codes, weights=values, minlength=len(index)).astype(float)
+    return sums
+
+
 def _by_group(legs: Sequence[Leg], keys: Sequence[object], equity: float) -> pd.Series:
     """|net exposure| per group (symbol or sector) over equity."""
     if not legs:
         return pd.Series(dtype=float)
-    exposure = pd.Series(BookArrays.of(legs).exposure, index=pd.Index(list(keys), dtype=object))
-    return exposure.groupby(level=0).sum().abs() / equity
+    names = list(dict.fromkeys(keys))
+    sums = _group_sum(BookArrays.of(legs).exposure, list(keys))
+    return pd.Series(np.abs(sums) / equity, index=pd.Index(names, dtype=object))
 
 
 def _correlation(
@@ -198,7 +206,10 @@ def _correlation(
 ) -> float | str:
     """Correlation of the new position's P&L with the book's, or a string saying why it cannot be had."""
     symbol = legs_new[0].symbol
-    exp_book = pd.Series(BookArrays.of(book).exposure, index=[p.symbol for p in book]).groupby(level=0).sum()
+    book_symbols = [p.symbol for p in book]
+    exp_book = pd.Series(
+        _group_sum(BookArrays.of(book).exposure, book_symbols), index=list(dict.fromkeys(book_symbols))
+    )
     need = sorted({symbol, *exp_book.index})
     missing = [s for s in need if s not in returns.columns]
     if missing:

@@ -69,7 +69,13 @@ def _alpha(confidence: float) -> float:
 def var_historical(returns: ReturnsLike, confidence: float = 0.95) -> float:
     """Historical VaR: minus the lower empirical ``alpha``-quantile (order statistic ``ceil(alpha·T)``)."""
     x, alpha = np.sort(_clean(returns)), _alpha(confidence)
-    return float(-x[int(np.ceil(alpha * x.size)) - 1])
+    return float(-x[_tail_count(alpha, x.size) - 1])
+
+
+def _tail_count(alpha: float, n: int) -> int:
+    """``ceil(alpha·n)``, at least 1, robust to the binary error of ``alpha = 1 − confidence``: 1 − 0.95 is
+    0.050000000000000044, so 0.05·100 would otherwise round up to the 6th worst of 100 instead of the 5th."""
+    return max(int(np.ceil(round(alpha * n, 9))), 1)
 
 
 def cvar_historical(returns: ReturnsLike, confidence: float = 0.95) -> float:

@@ -354,3 +354,43 @@ def test_failure_reasons_are_complete(
     check = validate(order, Account(equity=equity), book, limits)
     assert check.codes == broken, check.summary()
     assert check.passed == (not broken)
+
+
+LEG = st.tuples(
+    st.sampled_from(["AAA", "BBB", "CCC"]),
+    st.sampled_from([None, "C", "P"]),
+    st.sampled_from([90.0, 100.0, 110.0]),
+    st.integers(-5, 5).filter(bool).map(float),
+    st.floats(0.5, 120.0),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(legs=st.lists(LEG, min_size=1, max_size=12))
+def test_book_max_loss_equals_the_per_underlying_payoff_minimum(legs: list[tuple]) -> None:  # type: ignore[type-arg]
+    """The vectorized book maximum loss against a brute force: per underlying, the P&L at expiry on a fine
+    price grid (0 .. 3 × the highest strike) and the slope beyond it (unlimited if negative)."""
+    book = [
+        Position(symbol=s, right=r, strike=k if r else None, expiry=EXP if r else None, qty=q, price=p,
+                 underlying_price=100.0 if r else None)
+        for s, r, k, q, p in legs
+    ]  # fmt: skip
+    want = 0.0
+    for sym in {s for s, *_ in legs}:
+        group = [p for p in book if p.symbol == sym]
+        grid = np.concatenate([np.linspace(0, 330, 3301), [90.0, 100.0, 110.0]])
+        pnl = np.zeros_like(grid)
+        slope = 0.0
+        for p in group:
+            mult = p.multiplier
+            if p.right is None:
+                value, dslope = grid, 1.0
+            elif p.right == "C":
+                value, dslope = np.maximum(grid - p.strike, 0.0), 1.0
+            else:
+                value, dslope = np.maximum(p.strike - grid, 0.0), 0.0
+            pnl += (value - p.price) * p.qty * mult
+            slope += dslope * p.qty * mult
+        want += math.inf if slope < -1e-12 else max(0.0, -pnl.min())
+    got = book_max_loss(book)
+    assert got == want or got == pytest.approx(want, rel=1e-9, abs=1e-6)

@@ -45,17 +45,26 @@ def test_historical_by_hand() -> None:
     assert m.cvar_historical(r, 0.75) == pytest.approx(0.034)
 
 
+def test_historical_tail_count_is_exact_when_alpha_t_is_whole() -> None:
+    """1 − 0.95 is 0.050000000000000044 in binary: the 95 % VaR of 100 returns is still the 5th worst."""
+    r = -np.arange(1, 101) / 100.0  # worst -1.00, then -0.99, ...
+    assert m.var_historical(r, 0.95) == pytest.approx(0.96)  # 5th worst, not the 6th (0.95)
+    assert m.cvar_historical(r, 0.95) == pytest.approx(np.mean([1.0, 0.99, 0.98, 0.97, 0.96]))
+    assert m.var_historical(r[:20], 0.95) == pytest.approx(0.20)  # alpha·T = 1: the worst of 20
+    assert m.var_historical(r, 0.99) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("confidence", [0.9, 0.95, 0.975, 0.99])
 def test_historical_matches_riskfolio(fat_tailed: pd.Series, confidence: float) -> None:
     from riskfolio.src import RiskFunctions as rf
 
     x = fat_tailed.to_numpy()
-    for sample in (x, x[:333], x[:1001]):  # tails that are and are not whole numbers of observations
+    for sample in (x, x[:333], x[:1001], x[:1000]):  # tails that are and are not whole numbers of observations
         assert m.var_historical(sample, confidence) == pytest.approx(
-            rf.VaR_Hist(sample, 1 - confidence), abs=1e-15
+            rf.VaR_Hist(sample, round(1 - confidence, 12)), abs=1e-15
         )
         assert m.cvar_historical(sample, confidence) == pytest.approx(
-            rf.CVaR_Hist(sample, 1 - confidence), rel=1e-12
+            rf.CVaR_Hist(sample, round(1 - confidence, 12)), rel=1e-12
         )
 
 

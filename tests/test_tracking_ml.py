@@ -333,3 +333,76 @@ def test_train_and_promote_flows(store: Path, lake) -> None:  # type: ignore[no-
 
     with pytest.raises(ConfigError, match="min_trades"):
         promote_flow({"flowtest_logistic": 1}, gate={"min_trades": -1})
+
+
+def test_option_trade_labels_train_a_trade_filter(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
+    """Labels from option-trade profitability: one row per closed position of an options backtest run,
+    features as of the close before entry, purged until exit; a model learns a rule planted in the P&L."""
+    from pydantic import BaseModel
+
+    from quantlake.lake import Lake
+    from tracking.jobs import run_job
+    from tracking.ml.dataset import load_dataset
+    from tracking.ml.trades import load_trade_dataset
+    from tracking.reproduce import reproduce
+    from tracking.run_context import client, tracked_run
+
+    bars = synthetic_bars(700, symbols=("AAA",), seed=5)
+    lake.merge("equity_bars", bars)
+    feats = load_dataset(lake, feature_table=None, regime_table=None).frame.set_index("date")
+    days = pd.to_datetime(pd.Series(sorted(bars["date"].unique())))
+    legs, pos_id = [], 0
+    for i in range(30, len(days) - 8, 2):  # a position every other day, held 6 days, two legs each
+        before = feats.loc[days[i - 1], "ret_5"]  # what the strategy knew at the close before entry
+        pnl = 120.0 if before > 0 else -100.0  # the planted rule
+        for share in (0.7, 0.3):
+            legs.append({"position_id": pos_id, "entry_date": days[i].date(), "exit_date": days[i + 6].date(),
+                         "pnl": pnl * share, "qty": 1})  # fmt: skip
+        pos_id += 1
+    legs.append(
+        {
+            "position_id": pos_id,
+            "entry_date": days[len(days) - 5].date(),
+            "exit_date": None,
+            "pnl": 5.0,
+            "qty": 1,
+        }
+    )  # fmt: skip  (still open: no label yet)
+    daily = pd.DataFrame({"date": days, "equity": 100_000.0 + np.arange(len(days))})
+
+    class Cfg(BaseModel):
+        underlying: str = "AAA"
+
+    with tracked_run(
+        "options_backtest", "test.options", Cfg(), lake, extra_tags={"options.underlying": "AAA"}
+    ) as bt:
+        bt.log_frame("trades", pd.DataFrame(legs))
+        bt.log_frame("daily", daily)
+
+    data = load_trade_dataset(lake, bt.run_id, feature_table=None, regime_table=None)
+    rows = data.frame
+    assert len(rows) == pos_id  # the open position has no label
+    first = rows.iloc[0]
+    assert first["date"] == days[29] and first["label_end"] == days[36]  # the close before entry; the exit
+    assert first["label"] == float(feats.loc[days[29], "ret_5"] > 0)
+    assert first["hold_ret"] == pytest.approx((120.0 if first["label"] else -100.0) / (100_000.0 + 30))
+
+    cfg = {
+        **SMALL,
+        "labels": "option_trades",
+        "trades_run": bt.run_id,
+        "n_splits": 2,
+        "min_train_fraction": 0.5,
+    }
+    run_id = run_job("models.train", cfg, lake=Lake(lake.root))
+    m = client().get_run(run_id).data.metrics
+    assert m["lightgbm.oos_auc"] > 0.75  # the planted rule is learnt out of sample (chance: 0.5)
+    oos_trades = rows[rows["date"] >= rows["date"].unique()[len(rows["date"].unique()) // 2]]
+    assert 0 < m["lightgbm.oos_trades"] <= len(oos_trades)
+    assert m["lightgbm.oos_sharpe"] > 0 and m["n_rows"] == pos_id
+    assert reproduce(run_id, lake.root).identical
+
+    from quantlake.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trades_run"):
+        run_job("models.train", {**SMALL, "labels": "option_trades"}, lake=lake)

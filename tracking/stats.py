@@ -129,3 +129,44 @@ def oos_metrics(
         OOS_TOTAL_RETURN: float(np.prod(1.0 + r.to_numpy()) - 1.0),
         N_TRIALS: float(n_trials),
     }
+
+
+def trade_metrics(
+    taken: np.ndarray,
+    trade_returns: np.ndarray,
+    exit_dates: pd.Series,
+    calendar: pd.DatetimeIndex,
+    n_trials: int = 1,
+) -> dict[str, float]:
+    """The gate's metrics for a *trade filter*: of a backtest's trades, those with ``taken`` true are kept.
+
+    Each kept trade's return (its P&L over the account's equity at entry, fees included) is booked on its
+    exit date; ``calendar`` (the trading days of the out-of-sample span) gets 0 on the other days, so Sharpe
+    ratio, drawdown and deflated Sharpe are on a daily series like :func:`oos_metrics`.  ``oos_trades`` is the
+    number of trades kept."""
+    keep = np.asarray(taken, dtype=bool)
+    r = trade_return_series(keep, trade_returns, exit_dates, calendar)
+    return {
+        OOS_SHARPE: sharpe_ratio(r),
+        OOS_MAX_DRAWDOWN: max_drawdown(r),
+        OOS_TRADES: float(keep.sum()),
+        OOS_DSR: deflated_sharpe_ratio(r, n_trials),
+        OOS_N_OBS: float(r.size),
+        OOS_TOTAL_RETURN: float(np.prod(1.0 + r.to_numpy()) - 1.0),
+        N_TRIALS: float(n_trials),
+    }
+
+
+def trade_return_series(
+    taken: np.ndarray, trade_returns: np.ndarray, exit_dates: pd.Series, calendar: pd.DatetimeIndex
+) -> pd.Series:
+    """Daily returns of a trade filter: kept trades' returns summed on their exit dates, 0 on the other
+    days of ``calendar`` (see :func:`trade_metrics`)."""
+    keep = np.asarray(taken, dtype=bool)
+    booked = (
+        pd.Series(np.asarray(trade_returns, dtype=float)[keep], index=pd.DatetimeIndex(exit_dates[keep]))
+        .groupby(level=0)
+        .sum()
+    )
+    days = calendar.union(booked.index)
+    return booked.reindex(days, fill_value=0.0).rename("strategy_return")

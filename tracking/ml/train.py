@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
@@ -30,6 +30,7 @@ from quantlake.tables import validate_symbol
 from tracking import stats
 from tracking.ml.dataset import REGIME, Dataset, load_dataset
 from tracking.ml.splits import purged_kfold, walk_forward
+from tracking.ml.trades import calendar, load_trade_dataset
 from tracking.run_context import RunHandle, current_run, tracked_run
 from tracking.signal_models import ClassifierSignalModel
 
@@ -46,6 +47,12 @@ class TrainConfig(BaseModel):
     symbols: list[str] | None = None  # None: every symbol in equity_bars
     start: dt.date | None = None
     end: dt.date | None = None
+    labels: Literal["forward_return", "option_trades"] = Field(
+        default="forward_return",
+        description="forward_return: up/down over `horizon` bars per symbol and day; option_trades: "
+        "profitability of each position of the options backtest run `trades_run` (a trade filter)",
+    )
+    trades_run: str | None = Field(default=None, description="options backtest run id (labels=option_trades)")
     horizon: int = Field(default=5, ge=1, le=60, description="label: forward return over this many bars")
     lag: int = Field(default=1, ge=1, le=5, description="bars between signal and entry")
     feature_table: str | None = "features_technical"  # used when it exists, else built-in features
@@ -77,6 +84,16 @@ class TrainConfig(BaseModel):
         if not v:
             raise ValueError("at least one model family")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _trades(self) -> TrainConfig:
+        if (self.labels == "option_trades") != (self.trades_run is not None):
+            raise ValueError("trades_run (an options backtest run id) goes with labels: option_trades, only")
+        return self
+
+    @property
+    def trade_filter(self) -> bool:
+        return self.labels == "option_trades"
 
 
 # ------------------------------------------------------------------------------------------- families
@@ -212,9 +229,18 @@ def evaluate(oos: pd.DataFrame, prob: str, cfg: TrainConfig, n_trials: int) -> d
     from sklearn.metrics import roc_auc_score
 
     frame = oos.assign(signal=_signals(oos[prob].to_numpy(), cfg))
-    positions = frame.pivot_table(index="date", columns="symbol", values="signal", aggfunc="last")
-    returns = frame.pivot_table(index="date", columns="symbol", values="hold_ret", aggfunc="last")
-    out = stats.oos_metrics(positions, returns, cfg.cost_bps, n_trials=n_trials)
+    if cfg.trade_filter:  # keep the trades with a long signal; fees are in the trades' P&L already
+        out = stats.trade_metrics(
+            frame["signal"].to_numpy() > 0,
+            frame["hold_ret"].to_numpy(),
+            frame["label_end"],
+            calendar(frame),
+            n_trials,
+        )
+    else:
+        positions = frame.pivot_table(index="date", columns="symbol", values="signal", aggfunc="last")
+        returns = frame.pivot_table(index="date", columns="symbol", values="hold_ret", aggfunc="last")
+        out = stats.oos_metrics(positions, returns, cfg.cost_bps, n_trials=n_trials)
     y = oos["label"].to_numpy()
     p = oos[prob].to_numpy()
     out["oos_accuracy"] = float(((p >= 0.5) == (y == 1)).mean())
@@ -235,17 +261,21 @@ def _predict(est: Any, x: pd.DataFrame) -> np.ndarray:
 def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None = None) -> TrainingResult:
     """Walk-forward OOS predictions per family and the ensemble, then the final refit models."""
     say = progress or (lambda _msg: None)
-    data = load_dataset(
-        lake,
-        cfg.symbols,
-        cfg.start,
-        cfg.end,
-        cfg.horizon,
-        cfg.lag,
-        cfg.feature_table,
-        cfg.features,
-        cfg.regime_table,
-    )
+    if cfg.trade_filter:
+        assert cfg.trades_run is not None
+        data = load_trade_dataset(lake, cfg.trades_run, cfg.feature_table, cfg.features, cfg.regime_table)
+    else:
+        data = load_dataset(
+            lake,
+            cfg.symbols,
+            cfg.start,
+            cfg.end,
+            cfg.horizon,
+            cfg.lag,
+            cfg.feature_table,
+            cfg.features,
+            cfg.regime_table,
+        )
     rows = data.labeled
     feats = data.features
     complete = rows[feats].notna().all(axis=1).to_numpy()
@@ -259,7 +289,7 @@ def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None =
         test_rows = rows[split.test].reset_index(drop=True)
         if train_rows.empty or len(np.unique(train_rows["label"])) < 2:
             raise UserInputError(f"walk-forward fold {k + 1}: not enough labeled training rows")
-        part = test_rows[["symbol", "date", REGIME, "label", "hold_ret"]].copy()
+        part = test_rows[["symbol", "date", REGIME, "label", "hold_ret", "label_end"]].copy()
         oof: dict[str, np.ndarray] = {}
         for fam in cfg.families:
             say(
@@ -325,9 +355,15 @@ def _figures(name: str, result: FamilyResult, oos: pd.DataFrame, cfg: TrainConfi
     fig_imp = go.Figure(go.Bar(x=imp.to_numpy(), y=imp.index.tolist(), orientation="h"))
     fig_imp.update_layout(title=f"{name}: feature importance", height=120 + 22 * len(imp))
     frame = oos.assign(signal=_signals(oos[f"prob_{name}"].to_numpy(), cfg))
-    pos = frame.pivot_table(index="date", columns="symbol", values="signal", aggfunc="last")
-    ret = frame.pivot_table(index="date", columns="symbol", values="hold_ret", aggfunc="last")
-    equity = (1 + stats.strategy_returns(pos, ret, cfg.cost_bps)).cumprod()
+    if cfg.trade_filter:
+        daily = stats.trade_return_series(
+            frame["signal"].to_numpy() > 0, frame["hold_ret"].to_numpy(), frame["label_end"], calendar(frame)
+        )
+    else:
+        pos = frame.pivot_table(index="date", columns="symbol", values="signal", aggfunc="last")
+        ret = frame.pivot_table(index="date", columns="symbol", values="hold_ret", aggfunc="last")
+        daily = stats.strategy_returns(pos, ret, cfg.cost_bps)
+    equity = (1 + daily).cumprod()
     fig_eq = go.Figure(go.Scatter(x=equity.index, y=equity.to_numpy(), name=name))
     fig_eq.update_layout(title=f"{name}: out-of-sample equity (walk-forward, after costs)", height=380)
     return {"feature_importance": fig_imp, "oos_equity": fig_eq}
