@@ -210,11 +210,15 @@ def _warmup(settings: FeatureSettings) -> int:
 def _stored_state(b: _Build, table: str, positions: pa.Table) -> pa.Table:
     """Rows of the stored ``table`` on the dates incremental recursions resume from (the bar before each
     affected symbol's first changed bar).  Filtered on the date column only (see ``materialize``)."""
+    schema = technical_spec(b.settings.technical).schema
+    ema = [f"ema_{n}" for n in b.settings.technical.ema_periods]
+    columns = ["symbol", "date", *ema, "macd_signal", "atr_14", "adx_14"]
+    columns += [c for c in schema.names if c.startswith("st_")]  # only what technical_scope.sql reads
     dates = pc.unique(positions.column("prev_date").drop_null())
     if len(dates) == 0:
-        return technical_spec(b.settings.technical).schema.empty_table()
+        return schema.empty_table().select(columns)
     dataset = b.lake.delta(table).to_pyarrow_dataset()
-    return dataset.to_table(filter=pc.field("date").isin(dates))
+    return dataset.to_table(columns=columns, filter=pc.field("date").isin(dates))
 
 
 def _per_symbol_scope(
