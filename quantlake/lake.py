@@ -143,7 +143,7 @@ class Lake:
     def dataset(self, name: str, version: int | None = None) -> pads.Dataset:
         table = self.delta(name, version)
         self.versions_read[name] = table.version()
-        return table.to_pyarrow_dataset()
+        return _scannable(table.to_pyarrow_dataset())
 
     def arrow(self, name: str, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         return self.dataset(name, version).to_table(columns=columns)
@@ -272,7 +272,7 @@ class Lake:
 
             target = DeltaTable(str(self.path(name)))  # always the latest, whatever the pins
             before = target.version()
-            con.register("tgt", target.to_pyarrow_dataset())
+            con.register("tgt", _scannable(target.to_pyarrow_dataset()))
             tgt_cols = set(pa.schema(target.schema()).names)
             on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in spec.keys)
             cmp_cols = [c for c in spec.value_columns if c in tgt_cols]
@@ -356,6 +356,30 @@ class Lake:
     def optimize(self, name: str) -> dict[str, Any]:
         """Compact small files into larger ones (a new version; data unchanged)."""
         return dict(self.delta(name).optimize.compact())
+
+
+_VIEW_TYPES = {
+    pa.string(): pa.string_view(),
+    pa.large_string(): pa.string_view(),
+    pa.binary(): pa.binary_view(),
+    pa.large_binary(): pa.binary_view(),
+}
+
+
+def _scannable(ds: pads.Dataset) -> pads.Dataset:
+    """``ds`` with string/binary columns typed as Arrow views, so filtered scans work on every file.
+
+    deltalake >= 1.4 writes the files of a merge (and of delete/predicate overwrites) with ``string_view``
+    columns while ``write_deltalake`` writes ``string`` (delta-io/delta-rs#4579).  A table holding both kinds
+    then fails every filtered scan, e.g. a DuckDB ``WHERE symbol = ?`` pushed into the dataset: "Function
+    'equal' has no kernel matching input types (string, string_view)".  With the dataset schema typed as views
+    each file is cast to views before the filter runs (pyarrow >= 19 compares views); DuckDB reads views as
+    VARCHAR, so query results do not change.
+    """
+    if not any(f.type in _VIEW_TYPES for f in ds.schema):
+        return ds
+    schema = pa.schema([f.with_type(_VIEW_TYPES.get(f.type, f.type)) for f in ds.schema], metadata=ds.schema.metadata)
+    return pads.FileSystemDataset(list(ds.get_fragments()), schema, ds.format, ds.filesystem)
 
 
 def connect(as_of: Mapping[str, int] | None = None, root: Path | str | None = None) -> duckdb.DuckDBPyConnection:
