@@ -13,7 +13,6 @@ features_app = typer.Typer(
     help="Feature tables (technical, regime, macro, positioning, option analytics) built by DuckDB SQL.",
     no_args_is_help=True,
 )
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +54,7 @@ def print_results(results: list[dict[str, Any]], title: str = "feature build") -
         mode = f"[{colours.get(r['mode'], 'white')}]{r['mode']}[/]"
         version = "-" if r["version"] is None else str(r["version"])
         t.add_row(r["table"], mode, f"{r['written']:,}", version, f"{r['seconds']:.1f}", r["detail"])
-    console.print(t)
+    Console().print(t)  # created per call: picks up the terminal width (COLUMNS) at that time
 
 
 @features_app.command("build")
@@ -122,7 +121,7 @@ def list_tables() -> None:
         t.add_column(col, justify="right", no_wrap=True)
     for col in ("from", "to"):
         t.add_column(col, no_wrap=True)
-    t.add_column("built from", overflow="fold")
+    t.add_column("built from", overflow="fold", min_width=14)
     for r in table_status(lake):
         built = r["version"] is not None
         t.add_row(
@@ -134,5 +133,6 @@ def list_tables() -> None:
             str(r["to"] or ""),
             r["inputs"],
         )
+    console = Console()
     console.print(t)
     console.print("[dim]Columns and units: the header of each sql/<table>.sql file.[/]")
