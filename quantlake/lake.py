@@ -143,7 +143,7 @@ class Lake:
     def dataset(self, name: str, version: int | None = None) -> pads.Dataset:
         table = self.delta(name, version)
         self.versions_read[name] = table.version()
-        return _scannable(table.to_pyarrow_dataset())
+        return table.to_pyarrow_dataset()
 
     def arrow(self, name: str, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         return self.dataset(name, version).to_table(columns=columns)
@@ -163,7 +163,9 @@ class Lake:
         spec = self.spec(name)
         con = duckdb.connect()
         try:
-            con.register("t", self.dataset(name, version))
+            table = self.delta(name, version)
+            self.versions_read[name] = table.version()
+            _register_view(con, "t", table)
             cols = ", ".join(_q(c) for c in columns) if columns else "*"
             order = ", ".join(_q(k) for k in spec.keys)
             sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
@@ -198,7 +200,9 @@ class Lake:
             raise TableNotFoundError(f"--as-of names unknown table(s): {', '.join(sorted(unknown))}")
         con = con or duckdb.connect()
         for name in self.tables():
-            con.register(name, self.dataset(name, as_of.get(name)))
+            table = self.delta(name, as_of.get(name))
+            self.versions_read[name] = table.version()
+            _register_view(con, name, table)
         return con
 
     def query(
@@ -272,7 +276,7 @@ class Lake:
 
             target = DeltaTable(str(self.path(name)))  # always the latest, whatever the pins
             before = target.version()
-            con.register("tgt", _scannable(target.to_pyarrow_dataset()))
+            _register_view(con, "tgt", target)
             tgt_cols = set(pa.schema(target.schema()).names)
             on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in spec.keys)
             cmp_cols = [c for c in spec.value_columns if c in tgt_cols]
@@ -358,28 +362,27 @@ class Lake:
         return dict(self.delta(name).optimize.compact())
 
 
-_VIEW_TYPES = {
-    pa.string(): pa.string_view(),
-    pa.large_string(): pa.string_view(),
-    pa.binary(): pa.binary_view(),
-    pa.large_binary(): pa.binary_view(),
-}
+def _register_view(con: duckdb.DuckDBPyConnection, view: str, table: DeltaTable) -> None:
+    """Make ``view`` in ``con`` read the Parquet files of ``table``'s snapshot with DuckDB's own reader.
 
-
-def _scannable(ds: pads.Dataset) -> pads.Dataset:
-    """``ds`` with string/binary columns typed as Arrow views, so filtered scans work on every file.
-
-    deltalake >= 1.4 writes the files of a merge (and of delete/predicate overwrites) with ``string_view``
-    columns while ``write_deltalake`` writes ``string`` (delta-io/delta-rs#4579).  A table holding both kinds
-    then fails every filtered scan, e.g. a DuckDB ``WHERE symbol = ?`` pushed into the dataset: "Function
-    'equal' has no kernel matching input types (string, string_view)".  With the dataset schema typed as views
-    each file is cast to views before the filter runs (pyarrow >= 19 compares views); DuckDB reads views as
-    VARCHAR, so query results do not change.
+    Not through pyarrow datasets: deltalake >= 1.4 writes a merge's files with ``string_view`` columns while
+    ``write_deltalake`` writes ``string`` (delta-io/delta-rs#4579), and pyarrow fails filters that DuckDB
+    pushes into such a mixed dataset ("no kernel matching input types (string, string_view)").  DuckDB's
+    Parquet reader sees both as VARCHAR, prunes row groups by statistics itself, and ``union_by_name`` reads
+    files written before a column was added (schema evolution) with NULLs.  Columns come in the table's
+    order; a snapshot with no files is an empty relation of the table's schema.
     """
-    if not any(f.type in _VIEW_TYPES for f in ds.schema):
-        return ds
-    schema = pa.schema([f.with_type(_VIEW_TYPES.get(f.type, f.type)) for f in ds.schema], metadata=ds.schema.metadata)
-    return pads.FileSystemDataset(list(ds.get_fragments()), schema, ds.format, ds.filesystem)
+    schema = pa.schema(table.schema())
+    files = table.file_uris()
+    if not files:
+        con.register(f"{view}__empty", schema.empty_table())
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(view)} AS SELECT * FROM {_q(view + '__empty')}")
+        return
+    paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    cols = ", ".join(_q(c) for c in schema.names)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {_q(view)} AS SELECT {cols} FROM read_parquet([{paths}], union_by_name = true)"
+    )
 
 
 def connect(as_of: Mapping[str, int] | None = None, root: Path | str | None = None) -> duckdb.DuckDBPyConnection:

@@ -317,7 +317,7 @@ def test_cli_build_and_list(small_lake: Lake, ql_home: Path) -> None:
     assert "features_technical" in res.output and "full" in res.output and "first build" in res.output
     res = runner.invoke(app, ["features", "list"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "equity_bars@0" in res.output and "not built" in res.output
+    assert "equity_bars@0" in res.output and "not built" in res.output, res.output
 
 
 def test_cli_user_errors_are_one_line_exit_2(ql_home: Path, tmp_path: Path) -> None:

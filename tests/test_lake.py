@@ -59,6 +59,15 @@ def test_filtered_reads_work_after_merges_that_update_rows(lake: Lake) -> None:
     con = lake.connect()
     rows = con.execute("SELECT symbol, sum(close) FROM equity_bars WHERE symbol IN ('A', 'B') GROUP BY 1 ORDER BY 1")
     assert [(s, round(v, 9)) for s, v in rows.fetchall()] == [("A", 2.5), ("B", 5.1)]
+    # filters DuckDB pushes into the scan at run time (subquery / join filters)
+    latest = con.execute(
+        "SELECT symbol, close FROM equity_bars WHERE date = (SELECT max(date) FROM equity_bars) ORDER BY 1"
+    )
+    assert latest.fetchall() == [("A", 1.5), ("B", 2.6)]
+    joined = con.execute(
+        "SELECT a.symbol, a.close FROM equity_bars a JOIN (SELECT 'A' AS symbol) k USING (symbol) ORDER BY a.date"
+    )
+    assert joined.fetchall() == [("A", 1.0), ("A", 1.5)]
     assert lake.read("equity_bars", version=0, where="symbol = ?", params=["A"])["close"].tolist() == [1.0, 1.1]
     assert str(a["symbol"].dtype) in ("str", "object", "string")  # still plain strings for pandas users
 

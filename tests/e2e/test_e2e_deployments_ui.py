@@ -25,8 +25,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import prefect.context  # noqa: F401  (see below)
 import pytest
 import requests
+
+# Prefect freezes its global settings from the environment when prefect.context is first imported.  Import it
+# here, at collection, so the `env` fixture's PREFECT_API_URL (this test's server, stopped at its end) reaches
+# only the subprocesses and the explicit temporary_settings blocks, never the later in-process flow tests of
+# the same pytest worker (they failed with "Failed to reach API at http://127.0.0.1:<this test's port>").
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.integration]
 
