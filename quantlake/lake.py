@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -360,6 +360,29 @@ class Lake:
     def optimize(self, name: str) -> dict[str, Any]:
         """Compact small files into larger ones (a new version; data unchanged)."""
         return dict(self.delta(name).optimize.compact())
+
+
+def symbol_date_filter(
+    symbols: Sequence[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *extra: str,
+) -> tuple[str | None, list[Any]]:
+    """``(where, params)`` for :meth:`Lake.read` / :meth:`Lake.query`: rows of ``symbols`` (None or empty: every
+    symbol) with ``start <= date <= end`` (either bound optional), AND-ed with the ``extra`` SQL predicates.
+    Values are bound as parameters, never formatted into the SQL; ``where`` is None when nothing filters."""
+    clauses = list(extra)
+    params: list[Any] = []
+    if symbols:
+        clauses.append("symbol IN (" + ", ".join("?" for _ in symbols) + ")")
+        params += list(symbols)
+    if start is not None:
+        clauses.append("date >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("date <= ?")
+        params.append(end)
+    return " AND ".join(clauses) or None, params
 
 
 def _register_view(con: duckdb.DuckDBPyConnection, view: str, table: DeltaTable) -> None:

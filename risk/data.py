@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from quantlake.errors import TableNotFoundError
-from quantlake.lake import Lake
+from quantlake.lake import Lake, symbol_date_filter
 from quantlake.tables import validate_symbol
 
 
@@ -27,14 +27,7 @@ def load_closes(
     syms = sorted({validate_symbol(s) for s in symbols})
     if not syms:
         return pd.DataFrame()
-    where = "symbol IN (" + ", ".join("?" for _ in syms) + ")"
-    params: list[object] = list(syms)
-    if start is not None:
-        where += " AND date >= ?"
-        params.append(start)
-    if end is not None:
-        where += " AND date <= ?"
-        params.append(end)
+    where, params = symbol_date_filter(syms, start, end)
     try:
         rows = lake.read(
             "equity_bars", columns=["symbol", "date", "close", "adj_close"], where=where, params=params

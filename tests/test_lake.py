@@ -159,3 +159,28 @@ def test_merge_into_table_keyed_on_reserved_words(lake: Lake) -> None:
     res = lake.merge("option_quotes", q.assign(bid=1.1))
     assert (res.updated, res.inserted) == (1, 0)
     assert lake.read("option_quotes")["bid"].tolist() == [1.1]
+
+
+def test_symbol_date_filter_selects_what_pandas_selects(lake: Lake) -> None:
+    from quantlake.lake import symbol_date_filter
+
+    rows = [(s, f"2020-01-0{d}", float(d)) for s in ("A", "B", "C") for d in (2, 3, 6, 7)]
+    lake.merge("equity_bars", bars(rows))
+    everything = lake.read("equity_bars")
+    assert symbol_date_filter() == (None, [])
+    for symbols, start, end in [(["A", "C"], None, None), (None, dt.date(2020, 1, 3), None),
+                                (["B"], dt.date(2020, 1, 3), dt.date(2020, 1, 6)), ([], None, dt.date(2020, 1, 2))]:  # fmt: skip
+        where, params = symbol_date_filter(symbols, start, end, "close > 2")
+        got = lake.read("equity_bars", where=where, params=params)
+        d = everything["date"].map(lambda x: x.date() if hasattr(x, "date") else x)
+        mask = everything["close"] > 2
+        if symbols:
+            mask &= everything["symbol"].isin(symbols)
+        if start:
+            mask &= d >= start
+        if end:
+            mask &= d <= end
+        expected = everything[mask]
+        key = ["symbol", "date", "close"]
+        assert list(got[key].itertuples(index=False)) == list(expected[key].itertuples(index=False))
+        assert len(got) == int(mask.sum())

@@ -8,7 +8,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from quantlake.errors import InvalidSymbolError, UserInputError
-from quantlake.lake import Lake
+from quantlake.lake import Lake, symbol_date_filter
 from quantlake.tables import validate_symbol
 from tracking.jobs import register_job
 from tracking.run_context import current_run
@@ -39,20 +39,8 @@ class LakeStatsConfig(BaseModel):
 @register_job("demo.lake_stats", LakeStatsConfig, experiment="demo")
 def lake_stats(config: LakeStatsConfig, lake: Lake) -> dict[str, float]:
     """Rows, symbols and average close (overall and per symbol) of equity_bars."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if config.symbols:
-        clauses.append("symbol IN (" + ", ".join("?" for _ in config.symbols) + ")")
-        params += config.symbols
-    if config.start:
-        clauses.append("date >= ?")
-        params.append(config.start)
-    if config.end:
-        clauses.append("date <= ?")
-        params.append(config.end)
-    bars = lake.read(
-        "equity_bars", columns=["symbol", "date", "close"], where=" AND ".join(clauses) or None, params=params
-    )
+    where, params = symbol_date_filter(config.symbols, config.start, config.end)
+    bars = lake.read("equity_bars", columns=["symbol", "date", "close"], where=where, params=params)
     if bars.empty:
         raise UserInputError("demo.lake_stats: no equity_bars rows match the config")
     per = (

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from quantlake.errors import InvalidSymbolError, UserInputError
-from quantlake.lake import Lake
+from quantlake.lake import Lake, symbol_date_filter
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -99,21 +99,11 @@ def load_bars(
     price: str = "close",
 ) -> Bars:
     """Bars of ``symbols`` (None: every symbol) between ``start`` and ``end`` from ``equity_bars``."""
-    clauses: list[str] = ["close IS NOT NULL"]
-    params: list[object] = []
-    if symbols:
-        clauses.append("symbol IN (" + ", ".join("?" for _ in symbols) + ")")
-        params += list(symbols)
-    if start:
-        clauses.append("date >= ?")
-        params.append(start)
-    if end:
-        clauses.append("date <= ?")
-        params.append(end)
+    where, params = symbol_date_filter(symbols, start, end, "close IS NOT NULL")
     df = lake.read(
         "equity_bars",
         columns=["symbol", "date", "open", "high", "low", "close", "adj_close", "volume"],
-        where=" AND ".join(clauses),
+        where=where,
         params=params,
     )
     found = set(df["symbol"].unique())

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quantlake.errors import UserInputError
-from quantlake.lake import Lake
+from quantlake.lake import Lake, symbol_date_filter
 
 KEYS = ["symbol", "date"]
 BUILTIN_FEATURES = ["ret_1", "ret_5", "ret_20", "vol_20", "rsi_14", "ema_ratio", "sma50_ratio", "bb_pos"]
@@ -109,25 +109,8 @@ def labels(bars: pd.DataFrame, horizon: int, lag: int) -> pd.DataFrame:
     return out
 
 
-def _where(
-    symbols: list[str] | None, start: dt.date | None, end: dt.date | None
-) -> tuple[str | None, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if symbols:
-        clauses.append("symbol IN (" + ", ".join("?" for _ in symbols) + ")")
-        params += list(symbols)
-    if start:
-        clauses.append("date >= ?")
-        params.append(start)
-    if end:
-        clauses.append("date <= ?")
-        params.append(end)
-    return " AND ".join(clauses) or None, params
-
-
 def _bars(lake: Lake, symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-    where, params = _where(symbols, start, end)
+    where, params = symbol_date_filter(symbols, start, end)
     bars = lake.read(
         "equity_bars", columns=["symbol", "date", "close", "adj_close"], where=where, params=params
     )
@@ -174,7 +157,7 @@ def table_features(
     read = sorted(
         {c for c in cols if c in numeric} | {x for c in cols if c in derivable for x in DERIVED_FEATURES[c]}
     )
-    where, params = _where(symbols, start, end)
+    where, params = symbol_date_filter(symbols, start, end)
     frame = lake.read(table, columns=[*KEYS, *read], where=where, params=params)
     frame["date"] = pd.to_datetime(frame["date"])
     out = frame[KEYS].copy()
@@ -193,7 +176,7 @@ def table_regime(
     """``symbol, date, regime`` from ``table``; None if it has no regime column or no labelled row."""
     if REGIME not in _table_columns(lake, table):
         return None
-    where, params = _where(symbols, start, end)
+    where, params = symbol_date_filter(symbols, start, end)
     reg = lake.read(table, columns=[*KEYS, REGIME], where=where, params=params)
     if reg[REGIME].notna().sum() == 0:
         return None
