@@ -1,6 +1,6 @@
 """The audit trail of trading runs in the lake (contracts in :mod:`execution.tables`).
 
-* ``exec_orders`` — one row per client order id, merged in place: written **before** an order is sent
+* ``exec_orders`` — one row per (account, broker, client order id), merged in place: written **before** an order is sent
   (status ``pending_submit``: the intent survives a crash), then updated with what the broker said and
   filled.  Every update is a Delta version, so ``quantlake lake history exec_orders`` is the order log.
 * ``exec_fills`` — every fill the broker reported (key: broker, fill id; cumulative fills grow in place).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from execution.tables import EXEC_ACCOUNT, EXEC_FILLS, EXEC_ORDERS
 from quantlake.lake import CommitResult, Lake
 from quantlake.tables import TableSpec
 
+log = logging.getLogger(__name__)
 ORDER_COLUMNS = [f.name for f in EXEC_ORDERS.schema]
+_KEY_CHECKED: set[str] = set()  # lake roots whose exec_orders key is current (checked once per process)
 FILL_COLUMNS = [f.name for f in EXEC_FILLS.schema]
 ACCOUNT_COLUMNS = [f.name for f in EXEC_ACCOUNT.schema]
 
@@ -132,8 +135,55 @@ def changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     return False
 
 
+def migrate_orders_key(lake: Lake) -> str | None:
+    """Bring an ``exec_orders`` table written with the old key (the client order id alone) to the key
+    (account, broker, client order id), once; returns the one-line message, or None when nothing was to do.
+
+    Under the old key a second account trading the same strategy on the same day overwrote the first
+    account's rows (same client order id).  Those rows are still in the table's history: the migration reads
+    every version and keeps, per (account, broker, client order id), the row of the latest version that has
+    it, then rewrites the table in one commit with the new key.  The earlier versions stay readable."""
+    root = str(lake.root)
+    if root in _KEY_CHECKED or not lake.exists(EXEC_ORDERS.name):
+        return None
+    stored = json.loads(lake.delta(EXEC_ORDERS.name).metadata().description or "{}").get("keys")
+    if stored is None or tuple(stored) == EXEC_ORDERS.keys:
+        _KEY_CHECKED.add(root)
+        return None
+    from deltalake import DeltaTable
+
+    path, latest = str(lake.path(EXEC_ORDERS.name)), lake.version(EXEC_ORDERS.name)
+    frames = []
+    for version in range(latest + 1):
+        try:
+            frame = DeltaTable(path, version=version).to_pandas()
+        except Exception:  # a vacuumed version: what is left still counts
+            continue
+        frames.append(frame.assign(__version=version))
+    every = pd.concat(frames, ignore_index=True)
+    keys = list(EXEC_ORDERS.keys)
+    newest = every.sort_values("__version", kind="mergesort").groupby(keys, dropna=False).tail(1)
+    current = newest["__version"] == latest
+    restored = int((~current).sum())
+    rows = newest.drop(columns="__version").sort_values(keys, kind="mergesort").to_dict("records")
+    lake.replace(EXEC_ORDERS.name, _arrow(rows, EXEC_ORDERS), EXEC_ORDERS,
+                 note="execution: exec_orders keyed by (account, broker, client_order_id)")  # fmt: skip
+    # an overwrite keeps the table's stored description: record the new key in a second commit (after the
+    # rows, so a process killed in between migrates again, idempotently, instead of losing restored rows)
+    stored_info = json.loads(lake.delta(EXEC_ORDERS.name).metadata().description or "{}")
+    DeltaTable(path).alter.set_table_description(json.dumps({**stored_info, "keys": keys}))
+    _KEY_CHECKED.add(root)
+    message = (
+        f"exec_orders migrated to the key (account, broker, client_order_id): {len(rows)} order(s), restored "
+        f"{restored} that another account had overwritten (history kept, version {latest} and earlier)"
+    )
+    log.warning(message)
+    return message
+
+
 def record_orders(lake: Lake, rows: Iterable[Mapping[str, Any]], note: str = "") -> CommitResult | None:
     """Merge order rows into ``exec_orders`` (one atomic commit; none when nothing changed)."""
+    migrate_orders_key(lake)
     table = _arrow(rows, EXEC_ORDERS)
     if table.num_rows == 0:
         return None
@@ -149,6 +199,7 @@ def orders(
     open_only: bool = False,
 ) -> pd.DataFrame:
     """Rows of ``exec_orders`` (``open_only``: status not final, i.e. the broker may still act on them)."""
+    migrate_orders_key(lake)
     clauses: list[str] = []
     params: list[Any] = []
     for col, val in (("broker", broker), ("account", account), ("strategy", strategy), ("trade_date", trade_date)):

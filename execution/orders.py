@@ -2,8 +2,9 @@
 difference between target and current (including orders still working at the broker), and the pre-trade
 check with :func:`risk.limits.validate`.
 
-Client order ids are a pure function of (trade date, strategy, symbol, leg) — see :func:`client_order_id` —
-so re-running a trading day decides the same ids, and an id the broker already has is never sent again.
+Client order ids are a pure function of (trade date, account, strategy, symbol, leg) — see
+:func:`client_order_id` — so re-running a trading day decides the same ids, an id the broker already has is
+never sent again, and two accounts trading the same strategy never share an id (or an audit row).
 
 Legs: moving from the current position ``c`` (held + working orders) to the target ``t``
 
@@ -32,13 +33,13 @@ EPS = 1e-9
 LEGS = ("exit", "entry")
 
 
-def client_order_id(trade_date: dt.date, strategy: str, symbol: str, leg: str) -> str:
-    """``ql-<yyyymmdd>-<strategy>-<symbol>-<leg>-<hash>``: deterministic, at most 100 characters (Alpaca
-    allows 128), readable, and unique per (date, strategy, symbol, leg) even when the strategy name is
-    shortened to fit (the hash covers the full tuple)."""
-    digest = hashlib.sha256(f"{trade_date.isoformat()}|{strategy}|{symbol}|{leg}".encode()).hexdigest()[:10]
-    readable_symbol = symbol.replace("^", "").replace("=", "")
-    return f"ql-{trade_date:%Y%m%d}-{strategy[:48]}-{readable_symbol}-{leg}-{digest}"
+def client_order_id(trade_date: dt.date, strategy: str, symbol: str, leg: str, account: str = "default") -> str:
+    """``ql-<yyyymmdd>-<account>-<strategy>-<symbol>-<leg>-<hash>``: deterministic, at most 100 characters
+    (Alpaca allows 128), readable, and unique per (date, account, strategy, symbol, leg) even when the
+    readable parts are shortened to fit (the hash covers the full tuple)."""
+    digest = hashlib.sha256(f"{trade_date.isoformat()}|{account}|{strategy}|{symbol}|{leg}".encode()).hexdigest()[:10]
+    readable_symbol = "".join(ch for ch in symbol if ch.isalnum() or ch in ".-_")[:24]
+    return f"ql-{trade_date:%Y%m%d}-{account[:16]}-{strategy[:24]}-{readable_symbol}-{leg[:8]}-{digest}"
 
 
 def target_quantities(
@@ -100,6 +101,7 @@ def plan_orders(
     current: Mapping[str, float],
     prices: Mapping[str, float],
     band: float = 0.0,
+    account: str = "default",
 ) -> list[PlannedOrder]:
     """Orders taking each symbol of ``targets`` from ``current`` (held + working, signed) to its target.
 
@@ -123,7 +125,7 @@ def plan_orders(
         for leg, delta in legs:
             out.append(
                 PlannedOrder(
-                    client_order_id=client_order_id(trade_date, strategy, symbol, leg),
+                    client_order_id=client_order_id(trade_date, strategy, symbol, leg, account),
                     trade_date=trade_date,
                     strategy=strategy,
                     symbol=symbol,

@@ -1,8 +1,9 @@
 """Contracts of the tables execution writes (registered with :mod:`quantlake.tables` on import).
 
 * ``daily_signals`` — one row per scanner signal (date, symbol, signal), with its context, score and rank.
-* ``exec_orders`` — the audit trail of every order a trading run decided, keyed by its idempotent client
-  order id: intent, risk verdict, what the broker said, fills so far.  Updated in place (merge by key);
+* ``exec_orders`` — the audit trail of every order a trading run decided, keyed by (account, broker,
+  idempotent client order id) — lakes written with the older key (the id alone) are migrated by
+  :func:`execution.audit.migrate_orders_key`: intent, risk verdict, what the broker said, fills so far.  Updated in place (merge by key);
   every change is a lake version, so the history of an order is the table's history.
 * ``exec_fills`` — every fill the broker reported (paper: one per order; Alpaca/IBKR: cumulative).
 * ``exec_account`` — one snapshot per run: equity, cash, peak, drawdown, positions and reconciliation.
@@ -59,7 +60,7 @@ DAILY_SIGNALS = register(
 EXEC_ORDERS = register(
     TableSpec(
         name="exec_orders",
-        keys=("client_order_id",),
+        keys=("account", "broker", "client_order_id"),
         schema=pa.schema(
             [
                 ("client_order_id", STR),
@@ -88,7 +89,8 @@ EXEC_ORDERS = register(
             ]
         ),
         date_column="trade_date",
-        description="Audit trail of every order decided by a trading run (key: idempotent client order id).",
+        description="Audit trail of every order decided by a trading run (key: account, broker, idempotent client "
+        "order id).",
     )
 )
 

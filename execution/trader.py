@@ -517,7 +517,7 @@ def _run(
         targets = held_now.where((targets * held_now) > 0, 0.0)
 
     # 8: orders and the risk gate
-    planned = plan_orders(as_of, strategy, targets.to_dict(), current, prices.to_dict(), band)
+    planned = plan_orders(as_of, strategy, targets.to_dict(), current, prices.to_dict(), band, cfg.account)
     book = {s: q for s, q in current.items() if abs(q) > 1e-9}
     book_prices = {**marks(lake, as_of, sorted(book)), **prices.to_dict()}
     buying_power = state.buying_power

@@ -100,6 +100,7 @@ def _float(value: Any) -> float | None:
 
 class AlpacaBroker:
     name = "alpaca"
+    syncs = False  # sync() does not call the broker (see execution.brokers.guard)
 
     def __init__(self, base_url: str | None = None, timeout: float = 15.0, client: Any | None = None) -> None:
         self.base_url = (base_url or os.environ.get(URL_ENV) or PAPER_URL).rstrip("/")
@@ -148,7 +149,7 @@ class AlpacaBroker:
         return dt.datetime.now(dt.UTC)
 
     def sync(self, as_of: dt.date) -> None:
-        """Nothing to do: Alpaca fills orders itself."""
+        """Nothing to do: Alpaca fills orders itself (``syncs = False``: not a broker call)."""
 
     def account(self) -> AccountState:
         a = self._call("get_account", self.client.get_account)

@@ -105,6 +105,7 @@ class Broker(Protocol):
     cannot be reached); an order the broker refuses is returned with status ``rejected`` and a reason."""
 
     name: str
+    syncs: bool  # whether sync() does broker work (paper) or nothing (live brokers fill by themselves)
 
     def now(self) -> dt.datetime:
         """The broker's clock (UTC): wall time for live brokers, the simulated close for the paper broker."""

@@ -2,8 +2,9 @@
 again until ``reset_seconds`` have passed; then one trial call decides (success closes the circuit, failure
 opens it again).
 
-Only failures *of the broker* count (unreachable, errors, timeouts).  Answers about an order — a duplicate
-client id, a rejection — are the broker working correctly and reset the count.
+Only calls that reach the broker count.  Failures *of the broker* (unreachable, errors, timeouts) add to the
+count; answers about an order — a duplicate client id, a rejection — are the broker working correctly and
+reset it.  Operations an adapter does locally (a live broker's no-op ``sync``) do not touch the count.
 
 With a ``state_file`` the breaker's state survives the process (JSON, replaced atomically), so a flow retried
 by Prefect a minute later — or tomorrow's scheduled run — does not hammer a broker that just failed.
@@ -91,7 +92,8 @@ class CircuitBreaker:
             return "closed"
         return "half-open" if self.clock() - self.opened_at >= self.reset_seconds else "open"
 
-    def call(self, name: str, fn: Callable[[], T]) -> T:
+    def ensure_closed(self, name: str) -> None:
+        """Raise :class:`CircuitOpenError` while the circuit is open (half-open lets one trial through)."""
         if self.state == "open":
             assert self.opened_at is not None
             wait = self.reset_seconds - (self.clock() - self.opened_at)
@@ -99,6 +101,9 @@ class CircuitBreaker:
                 f"circuit breaker open for {name}: {self.consecutive} consecutive failure(s), last: "
                 f"{self.last_error}; not calling the broker for another {wait:.0f} s"
             )
+
+    def call(self, name: str, fn: Callable[[], T]) -> T:
+        self.ensure_closed(name)
         self.calls += 1
         try:
             result = fn()
@@ -140,6 +145,7 @@ class GuardedBroker:
         self.inner = broker
         self.breaker = breaker
         self.name = broker.name
+        self.syncs = getattr(broker, "syncs", True)
 
     def _call(self, op: str, fn: Callable[[], T]) -> T:
         return self.breaker.call(f"{self.name}.{op}", fn)
@@ -148,7 +154,14 @@ class GuardedBroker:
         return self.inner.now()
 
     def sync(self, as_of: dt.date) -> None:
-        self._call("sync", lambda: self.inner.sync(as_of))
+        """Through the breaker only when the adapter's sync is a broker call (``syncs``, true for the paper
+        ledger): a live broker's sync does nothing, and a success that never reached the broker must not
+        reset the failure count (issue 19 item 6).  An open circuit still stops the run here."""
+        if self.syncs:
+            self._call("sync", lambda: self.inner.sync(as_of))
+            return
+        self.breaker.ensure_closed(f"{self.name}.sync")
+        self.inner.sync(as_of)
 
     def account(self) -> AccountState:
         return self._call("account", self.inner.account)

@@ -109,6 +109,7 @@ def _settings(host: str | None, port: int | None, client_id: int | None) -> tupl
 
 class IbkrBroker:
     name = "ibkr"
+    syncs = False  # sync() does not call the broker (see execution.brokers.guard)
 
     def __init__(
         self,
@@ -198,7 +199,7 @@ class IbkrBroker:
         return dt.datetime.now(dt.UTC)
 
     def sync(self, as_of: dt.date) -> None:
-        """Nothing to do: IBKR fills orders itself."""
+        """Nothing to do: IBKR fills orders itself (``syncs = False``: not a broker call)."""
 
     def account(self) -> AccountState:
         self._guard("account")

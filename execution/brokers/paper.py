@@ -73,6 +73,7 @@ def open_of(day: dt.date) -> dt.datetime:
 
 class PaperBroker:
     name = "paper"
+    syncs = True  # sync() fills orders from the lake: the paper broker's own work
 
     def __init__(
         self,
