@@ -89,7 +89,7 @@ def stage(ctx: DemoContext) -> None:
     rerun = run_trade(TradeConfig(model=name, account=ACCOUNT, as_of=last), ctx.lake, model=model)
     ctx.console.print(
         f"Re-run of {last}: {_sent(ctx) - before} new order(s) sent ({before} at the broker in total) — client "
-        "order ids come from (date, strategy, symbol, leg) and working orders count as held, so nothing is "
+        "order ids come from (date, account, strategy, symbol, leg) and working orders count as held, so nothing is "
         "sent twice."
     )
     ledger = ctx.paths.paper / f"{ACCOUNT}.sqlite"
