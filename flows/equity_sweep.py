@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from backtests.equity.runner import use_runner
+from backtests.research.runner import use_runner
 from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake

@@ -22,6 +22,14 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backtests.research.specs import (  # noqa: F401  (re-exported: equity configs name them)
+    LOWER_IS_BETTER,
+    MC_METHODS,
+    MCMethod,
+    MonteCarloSpec,
+    OverfittingSpec,
+    WalkForwardSpec,
+)
 from quantlake.errors import ConfigError, InvalidSymbolError
 from quantlake.tables import validate_symbol as _validate_symbol
 
@@ -44,8 +52,6 @@ METRICS = (
     "trades",
     "exposure",
 )
-# metrics where smaller is better when selecting (drawdown is stored as a negative number: larger is better)
-LOWER_IS_BETTER = frozenset({"volatility"})
 REGIMES = ("low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral")
 
 
@@ -224,47 +230,6 @@ class RegimeConfig(_Model):
     @classmethod
     def _symbol(cls, v: str | None) -> str | None:
         return None if v is None else validate_symbol(v)
-
-
-class WalkForwardSpec(_Model):
-    mode: Literal["rolling", "anchored"] = "rolling"
-    train_bars: int = Field(default=756, ge=20, description="in-sample length in bars (756 ≈ 3 years)")
-    test_bars: int = Field(default=252, ge=5, description="out-of-sample length in bars")
-    step_bars: int | None = Field(
-        default=None, ge=1, description="window step (default: test_bars, non-overlapping OOS)"
-    )
-
-
-MCMethod = Literal["bootstrap", "shuffle", "parametric"]
-MC_METHODS: tuple[MCMethod, ...] = ("bootstrap", "shuffle", "parametric")
-
-
-class MonteCarloSpec(_Model):
-    n_sims: int = Field(default=2000, ge=10, le=1_000_000)
-    methods: list[MCMethod] = Field(default_factory=lambda: list(MC_METHODS), min_length=1)
-    ruin_level: float = Field(
-        default=0.5, gt=0, lt=1, description="ruin = equity at or below this fraction of the start"
-    )
-    fraction: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="capital fraction per trade (default 1/number of symbols traded)",
-    )
-    seed: int = 0
-
-
-class OverfittingSpec(_Model):
-    cscv_splits: int = Field(
-        default=16, ge=2, le=24, description="even number of CSCV blocks (C(16,8) = 12,870 splits)"
-    )
-
-    @field_validator("cscv_splits")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even")
-        return v
 
 
 class ReportSpec(_Model):

@@ -16,9 +16,9 @@ import pandas as pd
 
 from backtests import reports
 from backtests.equity.config import METRICS, SweepConfig
-from backtests.equity.montecarlo import MonteCarloResult, monte_carlo
 from backtests.equity.sweep import Detail, SweepResult, detail, run_sweep
-from backtests.equity.walkforward import WalkForwardResult, walk_forward
+from backtests.research.montecarlo import MonteCarloResult, monte_carlo
+from backtests.research.walkforward import WalkForwardResult, walk_forward
 from quantlake.config import paths
 from quantlake.lake import Lake
 
@@ -115,7 +115,7 @@ def oos_gate_metrics(res: ResearchResult) -> dict[str, float]:
     annualized Sharpe, max drawdown, trades, deflated Sharpe (trials = combinations swept), observations."""
     from scipy import stats as st
 
-    from backtests.equity.overfitting import deflated_sharpe_from_stats, sharpe_ratio
+    from backtests.research.overfitting import deflated_sharpe_from_stats, sharpe_ratio
 
     wf = res.walkforward
     if wf is None:

@@ -2,7 +2,7 @@
 
 Memory is bounded by ``chunk_size``: a chunk holds ``T × C × chunk_size`` arrays (signals, prices, value).
 Chunks are independent pure functions (:func:`run_chunk`), mapped by the current runner
-(:mod:`backtests.equity.runner`): sequential, or Prefect tasks on threads or a Dask cluster.
+(:mod:`backtests.research.runner`): sequential, or Prefect tasks on threads or a Dask cluster.
 
 Each combination is also a *trial* for the overfitting statistics: its daily return is the equal-weight mean
 of its symbols' daily returns (each symbol trades its own equal slice of capital; only symbols with data
@@ -22,11 +22,11 @@ from backtests.equity import metrics as M
 from backtests.equity.config import LOWER_IS_BETTER, CostsConfig, ExecutionConfig, SweepConfig
 from backtests.equity.data import Bars, load_bars
 from backtests.equity.filters import read_regimes, regime_mask, universe_mask
-from backtests.equity.overfitting import DeflatedSharpe, PBOResult, deflated_sharpe, pbo_cscv
 from backtests.equity.params import combinations, swept
-from backtests.equity.runner import current_runner
 from backtests.equity.simulate import fill_labels, simulate_pairs, simulate_signals
 from backtests.equity.strategies import STRATEGIES
+from backtests.research.overfitting import DeflatedSharpe, PBOResult, deflated_sharpe, pbo_cscv
+from backtests.research.runner import current_runner
 from quantlake.errors import ConfigError
 from quantlake.lake import Lake
 

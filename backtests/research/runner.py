@@ -19,7 +19,7 @@ def sequential(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
 
 
 _RUNNER: contextvars.ContextVar[ChunkRunner] = contextvars.ContextVar(
-    "equity_chunk_runner", default=sequential
+    "research_chunk_runner", default=sequential
 )
 
 

@@ -1,5 +1,6 @@
-"""Overfitting statistics (published example, closed forms, brute-force CSCV), Monte Carlo properties (exact
-identities, expectations, an exact risk-of-ruin recursion) and walk-forward window arithmetic."""
+"""Shared research statistics (``backtests.research``): overfitting statistics (published example, closed forms,
+brute-force CSCV, ties at the median), Monte Carlo properties (exact identities, expectations, an exact
+risk-of-ruin recursion, independent streams per method) and walk-forward window arithmetic."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from backtests.equity.config import MonteCarloSpec, WalkForwardSpec
-from backtests.equity.montecarlo import equity_paths, max_drawdowns, monte_carlo
-from backtests.equity.overfitting import (
+from backtests.research.montecarlo import equity_paths, max_drawdowns, monte_carlo
+from backtests.research.overfitting import (
     deflated_sharpe,
     deflated_sharpe_from_stats,
     expected_max_sharpe,
@@ -21,7 +21,8 @@ from backtests.equity.overfitting import (
     probabilistic_sharpe,
     sharpe_ratio,
 )
-from backtests.equity.walkforward import walk_forward, windows
+from backtests.research.specs import MonteCarloSpec, WalkForwardSpec
+from backtests.research.walkforward import walk_forward, windows
 from quantlake.errors import UserInputError
 
 
@@ -81,7 +82,7 @@ def brute_force_pbo(r: np.ndarray, s: int) -> tuple[float, np.ndarray]:
         w = rank / (r.shape[1] + 1)
         logits.append(math.log(w / (1 - w)))
     arr = np.array(logits)
-    return float((arr < 0).mean()), arr
+    return float((arr <= 0).mean()), arr  # R pbo / pypbo: phi = share of lambda <= 0
 
 
 def test_pbo_equals_a_brute_force_cscv() -> None:
@@ -92,6 +93,26 @@ def test_pbo_equals_a_brute_force_cscv() -> None:
     assert res.n_combinations == math.comb(6, 3) == len(logits)
     np.testing.assert_allclose(res.logits, logits, rtol=1e-9)
     assert res.pbo == pbo
+
+
+def test_pbo_counts_ties_at_the_median_as_overfit() -> None:
+    """λ = 0 exactly when the in-sample winner sits at the out-of-sample median (rank (N+1)/2).  The common
+    CSCV implementations (R ``pbo``: ``sum(lambda <= 0)``; ``pypbo``: ``1.0 if lam <= 0``) count those splits
+    as overfit; counting only λ < 0 reported PBO 0 for trials that cannot be told apart."""
+    rng = np.random.default_rng(0)
+    same = np.repeat(rng.normal(0.001, 0.01, (400, 1)), 3, axis=1)  # three identical trials: every OOS rank ties
+    res = pbo_cscv(same, n_splits=4)
+    assert res.n_combinations == 6 and np.all(res.logits == 0.0)
+    assert res.pbo == 1.0
+    # odd N, two halves: trial 0 wins the first half and is the middle one in the second, trial 1 the other
+    # way round, trial 2 is last in both (same noise, so the Sharpe ratios order like the drifts)
+    t = 400
+    half = np.arange(t) < t // 2
+    base = rng.normal(0, 0.01, t)
+    r = np.column_stack([base + np.where(half, 0.003, 0.002), base + np.where(half, 0.002, 0.003), base + 0.001])
+    res = pbo_cscv(r, n_splits=2)
+    assert sorted(res.logits.round(12)) == [0.0, 0.0]  # the winner in each half is the median in the other
+    assert res.pbo == 1.0
 
 
 def test_pbo_extremes_by_construction() -> None:
@@ -185,6 +206,21 @@ def test_parametric_draws_match_the_trades_moments_and_extremes() -> None:
     assert losers.summary.loc["bootstrap", "prob_loss"] == 1.0
     winners = monte_carlo(np.array([0.01, 0.02]), MonteCarloSpec(n_sims=50, methods=["bootstrap"]), 1.0)
     assert winners.summary.loc["bootstrap", "risk_of_ruin"] == 0.0
+
+
+def test_monte_carlo_methods_draw_independent_streams() -> None:
+    """A method's result depends on the trades, the seed and its own settings only: not on which other
+    methods are listed, nor in which order (each has its own seeded stream)."""
+    trades = np.array([0.05, -0.03, 0.02, 0.04, -0.06, 0.01])
+    forward = monte_carlo(trades, MonteCarloSpec(n_sims=300, methods=["bootstrap", "shuffle", "parametric"], seed=4), 0.5)
+    backward = monte_carlo(trades, MonteCarloSpec(n_sims=300, methods=["parametric", "shuffle", "bootstrap"], seed=4), 0.5)
+    pd.testing.assert_frame_equal(forward.summary.sort_index(), backward.summary.sort_index())
+    alone = monte_carlo(trades, MonteCarloSpec(n_sims=300, methods=["parametric"], seed=4), 0.5)
+    pd.testing.assert_series_equal(alone.summary.loc["parametric"], forward.summary.loc["parametric"])
+    for method in ("bootstrap", "shuffle", "parametric"):
+        pd.testing.assert_frame_equal(forward.bands[method], backward.bands[method])
+    other_seed = monte_carlo(trades, MonteCarloSpec(n_sims=300, methods=["parametric"], seed=5), 0.5)
+    assert other_seed.summary.loc["parametric", "final_mean"] != alone.summary.loc["parametric", "final_mean"]
 
 
 def test_monte_carlo_is_seeded_and_needs_two_trades() -> None:

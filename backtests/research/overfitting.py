@@ -19,8 +19,15 @@ the numerical example published with the DSR and against hand-built CSCV cases.
 * PBO by combinatorially symmetric cross-validation (Bailey, Borwein, López de Prado & Zhu 2015): split the T
   rows of the (T × N trials) return matrix into S blocks; for each of the C(S, S/2) ways to pick half the
   blocks as in-sample, take the trial with the best in-sample Sharpe ratio and its relative rank ω among the
-  N trials out-of-sample (rank / (N + 1)); λ = ln(ω / (1 − ω)).  PBO is the share of splits with λ < 0: the
-  in-sample winner is below the out-of-sample median.
+  N trials out-of-sample (rank / (N + 1), ties averaged); λ = ln(ω / (1 − ω)).  PBO is the share of splits
+  with **λ ≤ 0**: the in-sample winner is at or below the out-of-sample median.
+
+  Ties at the median (λ = 0 exactly: the winner's rank is (N + 1)/2, e.g. the middle of an odd number of
+  trials, or every trial equal out of sample) count as overfit.  That is the paper's definition — PBO is
+  ∫ f(λ) dλ over λ ∈ (−∞, 0], which includes the mass at 0 — and what the common implementations compute:
+  R ``pbo`` (Matt Barry, ``phi <- sum(ifelse(lambda <= 0, 1, 0)) / ncol(CS)``) and Python ``pypbo``
+  (``1.0 if lam <= 0``).  A selection that cannot be told apart from the median out of sample has shown no
+  skill, so it must not lower the PBO.
 """
 
 from __future__ import annotations
@@ -177,7 +184,7 @@ def pbo_cscv(returns: np.ndarray, n_splits: int = 16, max_combinations: int = 20
         winner_oos[lo : lo + batch] = oos_sr[rows, best]
     slope = float(np.polyfit(winner_is, winner_oos, 1)[0]) if np.ptp(winner_is) > 0 else float("nan")
     return PBOResult(
-        pbo=float(np.mean(logits < 0)),
+        pbo=float(np.mean(logits <= 0)),  # ties at the median count (module doc)
         n_splits=n_splits,
         n_combinations=len(combos),
         n_trials=n_trials,

@@ -6,6 +6,12 @@ draws the trades with replacement, ``shuffle`` permutes them (same final equity,
 ``parametric`` draws from a normal distribution with the trades' mean and standard deviation (floored at a
 total loss).  Reported per method: quantiles of final equity and of maximum drawdown, the probability of
 ending below the start, and the risk of ruin (equity touching ``ruin_level`` at any point).
+
+Random streams: each method draws from its own generator, seeded by ``(seed, method number)`` through
+:class:`numpy.random.SeedSequence` (the number is the method's fixed place in
+:data:`~backtests.research.specs.MC_METHODS`, not its place in the config's list), so a method's result depends
+only on the trades, the seed and its own settings — listing ``[shuffle, bootstrap]`` or ``[bootstrap]`` gives
+the bootstrap the same paths.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtests.equity.config import MonteCarloSpec
+from backtests.research.specs import MC_METHODS, MonteCarloSpec
 from quantlake.errors import UserInputError
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -47,6 +53,11 @@ def max_drawdowns(paths: np.ndarray) -> np.ndarray:
     return (paths / peak - 1.0).min(axis=1)
 
 
+def method_rng(seed: int, method: str) -> np.random.Generator:
+    """The generator of ``method``: independent of the other methods and of the order they are listed in."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(MC_METHODS.index(method),)))
+
+
 @dataclass
 class MonteCarloResult:
     summary: pd.DataFrame  # one row per method
@@ -63,11 +74,10 @@ def monte_carlo(trade_returns: np.ndarray, spec: MonteCarloSpec, fraction: float
         raise UserInputError(
             f"montecarlo: the selected combination has {len(trades)} closed trade(s); need 2+"
         )
-    rng = np.random.default_rng(spec.seed)
     rows: list[dict[str, object]] = []
     bands: dict[str, pd.DataFrame] = {}
     for method in spec.methods:
-        paths = equity_paths(draw(trades, method, spec.n_sims, rng), fraction)
+        paths = equity_paths(draw(trades, method, spec.n_sims, method_rng(spec.seed, method)), fraction)
         final, mdd = paths[:, -1], max_drawdowns(paths)
         q_final, q_mdd = np.quantile(final, QUANTILES), np.quantile(mdd, QUANTILES)
         rows.append(

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtests.equity.config import LOWER_IS_BETTER, WalkForwardSpec
 from backtests.equity.metrics import returns_metrics
+from backtests.research.specs import LOWER_IS_BETTER, WalkForwardSpec
 from quantlake.errors import UserInputError
 
 
@@ -66,15 +66,18 @@ def _best(values: np.ndarray, metric: str) -> int:
     return int(np.argmin(v) if metric in LOWER_IS_BETTER else np.argmax(v))
 
 
-def walk_forward(returns: pd.DataFrame, spec: WalkForwardSpec, metric: str) -> WalkForwardResult:
-    """Walk forward over ``returns`` (dates × combinations) choosing by ``metric``."""
+def walk_forward(
+    returns: pd.DataFrame, spec: WalkForwardSpec, metric: str, periods_per_year: float = 252.0
+) -> WalkForwardResult:
+    """Walk forward over ``returns`` (dates × combinations) choosing by ``metric`` (a name of
+    :func:`backtests.equity.metrics.returns_metrics`), annualizing with ``periods_per_year``."""
     clean = returns.dropna(how="all").fillna(0.0)
     r = clean.to_numpy()
     rows = []
     pieces = []
     for w in windows(len(clean), spec):
-        ins = returns_metrics(r[w.is_start : w.is_end])
-        oos = returns_metrics(r[w.oos_start : w.oos_end])
+        ins = returns_metrics(r[w.is_start : w.is_end], periods_per_year)
+        oos = returns_metrics(r[w.oos_start : w.oos_end], periods_per_year)
         k = _best(ins[metric], metric)
         better = (
             oos[metric] < oos[metric][k] if metric not in LOWER_IS_BETTER else oos[metric] > oos[metric][k]
@@ -106,7 +109,7 @@ def walk_forward(returns: pd.DataFrame, spec: WalkForwardSpec, metric: str) -> W
     stitched = pd.concat(pieces)
     stitched = stitched[~stitched.index.duplicated(keep="last")]
     stitched.name = "oos_return"
-    oos_all = {k: float(v[0]) for k, v in returns_metrics(stitched.to_numpy()[:, None]).items()}
+    oos_all = {k: float(v[0]) for k, v in returns_metrics(stitched.to_numpy()[:, None], periods_per_year).items()}
     is_mean = {
         "sharpe": float(table["is_sharpe"].mean()),
         "annualized_return": float(table["is_annualized_return"].mean()),
