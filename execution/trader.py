@@ -321,7 +321,7 @@ class TradeResult:
 def latest_trading_date(lake: Lake, symbols: list[str] | None) -> dt.date:
     """The latest date with a bar of a tradable symbol (``symbols``, else every symbol but indices)."""
     if not lake.exists("equity_bars"):
-        raise NoFeaturesError(f"the lake at {lake.root} has no equity_bars yet: ingest data first (quantlake ingest equity)")
+        raise NoFeaturesError(f"the lake at {lake.uri} has no equity_bars yet: ingest data first (quantlake ingest equity)")
     if symbols:
         where, params = "symbol IN (" + ", ".join("?" for _ in symbols) + ")", list(symbols)
     else:

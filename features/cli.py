@@ -114,7 +114,7 @@ def list_tables() -> None:
     from quantlake.lake import Lake
 
     lake = Lake()
-    t = Table(title=f"feature tables in {lake.root}")
+    t = Table(title=f"feature tables in {lake.uri}")
     t.add_column("table", no_wrap=True)
     t.add_column("key", overflow="fold")
     for col in ("version", "rows"):

@@ -90,9 +90,9 @@ def lake_tables() -> None:
     lake = Lake()
     infos = lake.info()
     if not infos:
-        console.print(f"The lake at {lake.root} is empty. Try [bold]quantlake ingest equity --source sample[/].")
+        console.print(f"The lake at {lake.uri} is empty. Try [bold]quantlake ingest equity --source sample[/].")
         return
-    t = Table(title=f"lake: {lake.root}")
+    t = Table(title=f"lake: {lake.uri}")
     for col in ("table", "version", "rows", "from", "to", "key"):
         t.add_column(col, justify="right" if col in ("version", "rows") else "left")
     for i in infos:

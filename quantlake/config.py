@@ -60,3 +60,43 @@ def home() -> Path:
 
 def paths() -> Paths:
     return Paths(home())
+
+
+def config_file() -> Path:
+    """The optional settings file: ``$QUANTLAKE_CONFIG``, else ``$QUANTLAKE_HOME/config.yaml``."""
+    explicit = os.environ.get("QUANTLAKE_CONFIG")
+    return Path(explicit).expanduser() if explicit else home() / "config.yaml"
+
+
+def setting(section: str, key: str) -> str | None:
+    """A value from the config file (YAML: ``section: {key: value}``), or None when absent.
+
+    Example ``config.yaml``::
+
+        lake: {uri: s3://research-bucket/quantlake}
+        dask: {address: tcp://10.0.0.5:8786}
+
+    Environment variables win over the file (each caller checks its variable first).
+    """
+    from quantlake.errors import ConfigError
+
+    path = config_file()
+    if not path.is_file():
+        if os.environ.get("QUANTLAKE_CONFIG"):
+            raise ConfigError(f"QUANTLAKE_CONFIG names {path}, which does not exist")
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (e.g. 'lake: {{uri: ...}}')")
+    block = data.get(section)
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise ConfigError(f"{path}: '{section}' must be a mapping (e.g. '{section}: {{{key}: ...}}')")
+    value = block.get(key)
+    return None if value is None else str(value)

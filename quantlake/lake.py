@@ -5,7 +5,13 @@ the table at its previous version.  Writes merge by key: rows whose key exists w
 skipped, changed rows are updated, new rows inserted; a batch with nothing new does not commit at all.
 
 Readers can open any table as of a version; :meth:`Lake.connect` returns a DuckDB connection with one view
-per table (optionally pinned to versions) and remembers which versions it exposed, for lineage.
+per table (optionally pinned to versions), **read-only** unless asked otherwise (:mod:`quantlake.lake_sql`),
+and remembers which versions it exposed, for lineage.
+
+The lake is a local folder or ``s3://bucket/prefix`` (:mod:`quantlake.lake_storage`); the same code serves
+both.  Concurrency: the first commit of a table is put-if-absent (two creators: one wins, the other merges
+into what it created), and a merge that loses a race to another writer is re-planned on the new version,
+so no commit is lost and each writer reports the version *it* committed.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
-from quantlake.config import paths
-from quantlake.errors import LakeError, QueryError, TableNotFoundError, UserInputError, VersionNotFoundError
+from quantlake.errors import LakeError, TableNotFoundError, UserInputError, VersionNotFoundError
+from quantlake.lake_errors import native_stderr, plain_error, write_error
+from quantlake.lake_sql import check_read_only, open_session, query_error
+from quantlake.lake_sql import q as _q
+from quantlake.lake_storage import LakeStore, configured_lake_uri
 from quantlake.tables import TABLE_NAME_RE, TableSpec, get_spec, known_specs
 
 DataLike: TypeAlias = pd.DataFrame | pa.Table
@@ -64,51 +74,76 @@ class TableInfo:
     keys: tuple[str, ...]
 
 
-def _q(ident: str) -> str:
-    """Quote an SQL identifier (names come from table specs, never from user input)."""
-    return '"' + ident.replace('"', '""') + '"'
+MERGE_ATTEMPTS = 20  # a merge that loses a race is re-planned on the new version this many times
 
 
 class Lake:
-    """A directory of Delta tables.  Cheap to construct; holds no open handles."""
+    """A lake of Delta tables (a local folder or ``s3://bucket/prefix``).  Cheap to construct; holds no
+    open handles, pickles (Dask workers open the same lake from its URI)."""
 
     def __init__(self, root: Path | str | None = None, pins: Mapping[str, int] | None = None) -> None:
-        self.root = Path(root) if root is not None else paths().lake
+        self.store = LakeStore.parse(root if root is not None else configured_lake_uri())
         # table -> version every read through this Lake uses unless a version is given (reproducing a run)
         self.pins: dict[str, int] = dict(pins or {})
         # table -> version exposed to a reader through this Lake (lineage for tracking)
         self.versions_read: dict[str, int] = {}
 
     # ------------------------------------------------------------------ discovery
+    @property
+    def uri(self) -> str:
+        """Where the lake is: an absolute folder path or ``s3://bucket/prefix`` (named in lineage tags)."""
+        return self.store.uri
+
+    @property
+    def root(self) -> Path:
+        """The lake's folder (local lakes only; an S3 lake raises :class:`LakeError` — use :attr:`uri`)."""
+        return self.store.local_root
+
+    @property
+    def is_local(self) -> bool:
+        return not self.store.is_s3
+
     def path(self, name: str) -> Path:
+        return self.root / self._checked(name)
+
+    @staticmethod
+    def _checked(name: str) -> str:
         if not TABLE_NAME_RE.fullmatch(name):
             raise UserInputError(f"invalid table name {name!r}")
-        return self.root / name
+        return name
+
+    def table_uri(self, name: str) -> str:
+        return self.store.table_uri(self._checked(name))
 
     def exists(self, name: str) -> bool:
-        p = self.path(name)
-        return p.is_dir() and DeltaTable.is_deltatable(str(p))
+        uri = self.table_uri(name)
+        if self.is_local:
+            return Path(uri).is_dir() and DeltaTable.is_deltatable(uri)
+        try:
+            return bool(DeltaTable.is_deltatable(uri, storage_options=self.store.storage_options()))
+        except Exception as exc:  # unreachable endpoint, bad credentials
+            raise write_error(exc, self.uri, what=f"cannot reach the lake at {self.uri}") from None
 
     def tables(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and DeltaTable.is_deltatable(str(p)))
+        return self.store.table_names()
+
+    def _open(self, name: str, version: int | None = None) -> DeltaTable:
+        return DeltaTable(self.table_uri(name), version=version, storage_options=self.store.storage_options())
 
     def delta(self, name: str, version: int | None = None) -> DeltaTable:
-        p = self.path(name)
         if version is None:
             version = self.pins.get(name)
         if not self.exists(name):
             raise TableNotFoundError(
-                f"table {name!r} does not exist in {self.root} (ingest data first, e.g. `quantlake ingest equity`)"
+                f"table {name!r} does not exist in {self.uri} (ingest data first, e.g. `quantlake ingest equity`)"
             )
         try:
-            return DeltaTable(str(p), version=version)
+            return self._open(name, version)
         except DeltaTableNotFound as exc:  # pragma: no cover - raced deletion
             raise TableNotFoundError(f"table {name!r} does not exist: {exc}") from None
         except Exception as exc:
             if version is not None:
-                latest = DeltaTable(str(p)).version()
+                latest = self._open(name).version()
                 raise VersionNotFoundError(
                     f"table {name!r} has no version {version} (versions 0..{latest})"
                 ) from None
@@ -116,7 +151,7 @@ class Lake:
 
     def version(self, name: str) -> int:
         """Latest committed version (ignores pins)."""
-        return DeltaTable(str(self.path(name))).version() if self.exists(name) else self.delta(name).version()
+        return self._open(name).version() if self.exists(name) else self.delta(name).version()
 
     def spec(self, name: str) -> TableSpec:
         """The table's contract: from the code registry, else from the key stored with the table."""
@@ -161,11 +196,10 @@ class Lake:
         ``where`` is an SQL predicate over the table's columns with ``?`` placeholders bound to ``params``.
         """
         spec = self.spec(name)
-        con = duckdb.connect()
+        table = self.delta(name, version)
+        self.versions_read[name] = table.version()
+        con = open_session({"t": table}, self.store)
         try:
-            table = self.delta(name, version)
-            self.versions_read[name] = table.version()
-            _register_view(con, "t", table)
             cols = ", ".join(_q(c) for c in columns) if columns else "*"
             order = ", ".join(_q(k) for k in spec.keys)
             sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
@@ -190,29 +224,44 @@ class Lake:
             out.append(TableInfo(name, self.versions_read[name], rows, lo, hi, spec.keys))
         return out
 
-    def connect(
-        self, as_of: Mapping[str, int] | None = None, con: duckdb.DuckDBPyConnection | None = None
-    ) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with one view per lake table, each at its latest version or ``as_of[name]``."""
+    def snapshots(self, as_of: Mapping[str, int] | None = None) -> dict[str, DeltaTable]:
+        """Every table at its latest version (or pin, or ``as_of[name]``), recorded in ``versions_read``."""
         as_of = dict(as_of or {})
-        unknown = set(as_of) - set(self.tables())
+        names = self.tables()
+        unknown = set(as_of) - set(names)
         if unknown:
             raise TableNotFoundError(f"--as-of names unknown table(s): {', '.join(sorted(unknown))}")
-        con = con or duckdb.connect()
-        for name in self.tables():
+        out = {}
+        for name in names:
             table = self.delta(name, as_of.get(name))
             self.versions_read[name] = table.version()
-            _register_view(con, name, table)
-        return con
+            out[name] = table
+        return out
+
+    def connect(
+        self,
+        as_of: Mapping[str, int] | None = None,
+        con: duckdb.DuckDBPyConnection | None = None,
+        *,
+        writable: bool = False,
+    ) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view per lake table, each at its latest version or ``as_of[name]``.
+
+        Read-only (the session can read those snapshots' files and nothing else; see
+        :mod:`quantlake.lake_sql`) unless ``writable=True`` is asked for explicitly.
+        """
+        return open_session(self.snapshots(as_of), self.store, writable=writable, con=con)
 
     def query(
         self, sql: str, params: list[Any] | None = None, as_of: Mapping[str, int] | None = None
     ) -> pd.DataFrame:
+        """Run read-only SQL (queries only; anything else is refused with one line) over the lake's views."""
+        check_read_only(sql)
         con = self.connect(as_of)
         try:
             return con.execute(sql, params or []).df()
         except duckdb.Error as exc:
-            raise QueryError(f"query failed: {str(exc).splitlines()[0]}") from None
+            raise query_error(exc) from None
         finally:
             con.close()
 
@@ -244,39 +293,79 @@ class Lake:
                 raise LakeError(f"{spec.name}: key column {k!r} has null values")
         return out
 
-    def _check_unique(self, con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
-        keys = ", ".join(_q(k) for k in spec.keys)
-        dup = con.execute(f"SELECT {keys}, count(*) AS n FROM src GROUP BY ALL HAVING n > 1 LIMIT 3").fetchall()
-        if dup:
-            raise LakeError(f"{spec.name}: batch has duplicate keys {spec.keys}, e.g. {dup[0][:-1]}")
-
-    def merge(self, name: str, data: DataLike, spec: TableSpec | None = None, note: str = "") -> CommitResult:
-        """Merge ``data`` into ``name`` by key in one atomic commit (no commit if nothing changed)."""
-        spec = spec or self.spec(name)
-        src = self._conform(data, spec)
-        props = CommitProperties(custom_metadata={"quantlake.operation": "merge", "quantlake.note": note[:500]})
+    def _check_unique(self, src: pa.Table, spec: TableSpec) -> None:
         con = duckdb.connect()
         try:
             con.register("src", src)
-            self._check_unique(con, spec)
-            if not self.exists(name):
-                if src.num_rows == 0:
-                    return CommitResult(name, None, None, 0, 0, 0)
-                self.path(name).parent.mkdir(parents=True, exist_ok=True)
+            keys = ", ".join(_q(k) for k in spec.keys)
+            dup = con.execute(f"SELECT {keys}, count(*) AS n FROM src GROUP BY ALL HAVING n > 1 LIMIT 3").fetchall()
+        finally:
+            con.close()
+        if dup:
+            raise LakeError(f"{spec.name}: batch has duplicate keys {spec.keys}, e.g. {dup[0][:-1]}")
+
+    @staticmethod
+    def _description(spec: TableSpec) -> str:
+        return json.dumps({"keys": list(spec.keys), "date_column": spec.date_column, "volatile": list(spec.volatile)})
+
+    def _prepare_folder(self, name: str) -> None:
+        if self.is_local:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise write_error(exc, self.uri, table=name) from None
+
+    def _create(self, name: str, src: pa.Table, spec: TableSpec, props: dict[str, str]) -> CommitResult | None:
+        """Create ``name`` holding ``src`` as version 0, or return None when another writer created it first.
+
+        The first commit is put-if-absent with no retry: of two creators exactly one writes version 0 (the
+        other's commit fails instead of being rebased into a second copy of every row, issue 19.2)."""
+        self._prepare_folder(name)
+        with native_stderr() as native:
+            try:
                 write_deltalake(
-                    str(self.path(name)),
+                    self.table_uri(name),
                     src,
                     mode="error",
-                    description=json.dumps(
-                        {"keys": list(spec.keys), "date_column": spec.date_column, "volatile": list(spec.volatile)}
-                    ),
-                    commit_properties=props,
+                    description=self._description(spec),
+                    commit_properties=CommitProperties(custom_metadata=props, max_commit_retries=0),
+                    storage_options=self.store.storage_options(),
                 )
-                return CommitResult(name, None, 0, src.num_rows, 0, 0)
+            except Exception as exc:
+                if self.exists(name):
+                    return None  # lost the creation race: merge into what the winner created
+                raise plain_error(exc, native, self.uri, table=name, before=None) from None
+        return CommitResult(name, None, 0, src.num_rows, 0, 0)
 
-            target = DeltaTable(str(self.path(name)))  # always the latest, whatever the pins
-            before = target.version()
-            _register_view(con, "tgt", target)
+    def merge(self, name: str, data: DataLike, spec: TableSpec | None = None, note: str = "") -> CommitResult:
+        """Merge ``data`` into ``name`` by key in one atomic commit (no commit if nothing changed).
+
+        Safe against concurrent writers: a creation race leaves one table (the loser merges into it) and a
+        merge that loses a commit race is re-planned against the new version; the result names the version
+        this call committed."""
+        spec = spec or self.spec(name)
+        src = self._conform(data, spec)
+        self._check_unique(src, spec)
+        props = {"quantlake.operation": "merge", "quantlake.note": note[:500]}
+        if not self.exists(name):
+            if src.num_rows == 0:
+                return CommitResult(name, None, None, 0, 0, 0)
+            created = self._create(name, src, spec, props)
+            if created is not None:
+                return created
+        for _attempt in range(MERGE_ATTEMPTS):
+            try:
+                return self._merge_once(name, src, spec, props)
+            except CommitFailedError:
+                continue  # another writer committed first: re-plan against its version
+        raise LakeError(f"merge into {name!r} failed: {MERGE_ATTEMPTS} commit races lost in a row; nothing written")
+
+    def _merge_once(self, name: str, src: pa.Table, spec: TableSpec, props: dict[str, str]) -> CommitResult:
+        target = self._open(name)  # always the latest, whatever the pins
+        before = target.version()
+        con = open_session({"tgt": target}, self.store)
+        try:
+            con.register("src", src)
             tgt_cols = set(pa.schema(target.schema()).names)
             on = " AND ".join(f"s.{_q(k)} = t.{_q(k)}" for k in spec.keys)
             cmp_cols = [c for c in spec.value_columns if c in tgt_cols]
@@ -291,12 +380,15 @@ class Lake:
             ).arrow()
             if isinstance(delta_rows, pa.RecordBatchReader):  # duckdb>=1.5 may return a reader
                 delta_rows = delta_rows.read_all()
-            n_new = int(pa.compute.sum(delta_rows.column("__is_new")).as_py() or 0)
-            n_upd = delta_rows.num_rows - n_new
-            if delta_rows.num_rows == 0:
-                return CommitResult(name, before, before, 0, 0, src.num_rows)
-            changes = delta_rows.drop_columns(["__is_new"])
-            predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.keys)
+        finally:
+            con.close()
+        n_new = int(pa.compute.sum(delta_rows.column("__is_new")).as_py() or 0)
+        n_upd = delta_rows.num_rows - n_new
+        if delta_rows.num_rows == 0:
+            return CommitResult(name, before, before, 0, 0, src.num_rows)
+        changes = delta_rows.drop_columns(["__is_new"])
+        predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.keys)
+        with native_stderr() as native:
             try:
                 (
                     target.merge(
@@ -305,17 +397,18 @@ class Lake:
                         source_alias="s",
                         target_alias="t",
                         merge_schema=bool(new_cols),
-                        commit_properties=props,
+                        commit_properties=CommitProperties(custom_metadata=props, max_commit_retries=0),
                     )
                     .when_matched_update_all()
                     .when_not_matched_insert_all()
                     .execute()
                 )
+            except CommitFailedError:
+                raise
             except Exception as exc:
-                raise LakeError(f"merge into {name!r} failed; table left at version {before}: {exc}") from exc
-            return CommitResult(name, before, self.version(name), n_new, n_upd, src.num_rows - delta_rows.num_rows)
-        finally:
-            con.close()
+                raise plain_error(exc, native, self.uri, table=name, before=before) from None
+        # the version this merge committed (not the latest: another writer may have committed since)
+        return CommitResult(name, before, target.version(), n_new, n_upd, src.num_rows - delta_rows.num_rows)
 
     def replace(
         self, name: str, data: DataLike, spec: TableSpec, predicate: str | None = None, note: str = ""
@@ -326,36 +419,46 @@ class Lake:
         previous version.
         """
         src = self._conform(data, spec)
+        self._check_unique(src, spec)
         props = CommitProperties(custom_metadata={"quantlake.operation": "replace", "quantlake.note": note[:500]})
-        before = self.version(name) if self.exists(name) else None
-        self.path(name).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect()
-        try:
-            con.register("src", src)
-            self._check_unique(con, spec)
-        finally:
-            con.close()
-        try:
-            write_deltalake(
-                str(self.path(name)),
-                src,
-                mode="overwrite",
-                predicate=predicate,
-                schema_mode="overwrite" if predicate is None else None,
-                description=json.dumps(
-                    {"keys": list(spec.keys), "date_column": spec.date_column, "volatile": list(spec.volatile)}
-                ),
-                commit_properties=props,
-            )
-        except Exception as exc:
-            raise LakeError(f"replace of {name!r} failed; table left at version {before}: {exc}") from exc
-        return CommitResult(name, before, self.version(name), src.num_rows, 0, 0)
+        target: DeltaTable | str
+        if self.exists(name):
+            target = self._open(name)
+            before: int | None = target.version()
+        else:
+            self._prepare_folder(name)
+            target, before = self.table_uri(name), None
+        with native_stderr() as native:
+            try:
+                write_deltalake(
+                    target,
+                    src,
+                    mode="overwrite",
+                    predicate=predicate,
+                    schema_mode="overwrite" if predicate is None else None,
+                    description=self._description(spec),
+                    commit_properties=props,
+                    storage_options=None if isinstance(target, DeltaTable) else self.store.storage_options(),
+                )
+            except Exception as exc:
+                raise plain_error(exc, native, self.uri, table=name, before=before) from None
+        version = target.version() if isinstance(target, DeltaTable) else self.version(name)
+        return CommitResult(name, before, version, src.num_rows, 0, 0)
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
-        """Delete files no version within ``retention_hours`` needs (and orphans of killed writes)."""
-        return list(
-            self.delta(name).vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
-        )
+    def vacuum(
+        self, name: str, retention_hours: int = 168, staging_older_than: dt.timedelta = dt.timedelta(minutes=30)
+    ) -> list[str]:
+        """Delete files no version within ``retention_hours`` needs, orphans of killed writes, and the
+        ``part-*.parquet#N`` staging files killed writers left (untouched for ``staging_older_than``)."""
+        try:
+            removed = list(
+                self.delta(name).vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+            )
+            return removed + self.store.remove_staging_leftovers(name, staging_older_than)
+        except (LakeError, UserInputError):
+            raise
+        except Exception as exc:
+            raise write_error(exc, self.uri, table=name, what=f"vacuum of {name!r} failed") from None
 
     def optimize(self, name: str) -> dict[str, Any]:
         """Compact small files into larger ones (a new version; data unchanged)."""
@@ -385,32 +488,15 @@ def symbol_date_filter(
     return " AND ".join(clauses) or None, params
 
 
-def _register_view(con: duckdb.DuckDBPyConnection, view: str, table: DeltaTable) -> None:
-    """Make ``view`` in ``con`` read the Parquet files of ``table``'s snapshot with DuckDB's own reader.
+def connect(
+    as_of: Mapping[str, int] | None = None, root: Path | str | None = None, *, writable: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """DuckDB connection with a view per lake table: ``quantlake.lake.connect().sql("from equity_bars")``.
 
-    Not through pyarrow datasets: deltalake >= 1.4 writes a merge's files with ``string_view`` columns while
-    ``write_deltalake`` writes ``string`` (delta-io/delta-rs#4579), and pyarrow fails filters that DuckDB
-    pushes into such a mixed dataset ("no kernel matching input types (string, string_view)").  DuckDB's
-    Parquet reader sees both as VARCHAR, prunes row groups by statistics itself, and ``union_by_name`` reads
-    files written before a column was added (schema evolution) with NULLs.  Columns come in the table's
-    order; a snapshot with no files is an empty relation of the table's schema.
-    """
-    schema = pa.schema(table.schema())
-    files = table.file_uris()
-    if not files:
-        con.register(f"{view}__empty", schema.empty_table())
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {_q(view)} AS SELECT * FROM {_q(view + '__empty')}")
-        return
-    paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    cols = ", ".join(_q(c) for c in schema.names)
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {_q(view)} AS SELECT {cols} FROM read_parquet([{paths}], union_by_name = true)"
-    )
-
-
-def connect(as_of: Mapping[str, int] | None = None, root: Path | str | None = None) -> duckdb.DuckDBPyConnection:
-    """DuckDB connection with a view per lake table: ``quantlake.lake.connect().sql("from equity_bars")``."""
-    return Lake(root).connect(as_of)
+    Read-only: the session reads the tables' current files and nothing else (no COPY/ATTACH/INSTALL/LOAD,
+    no other file).  ``writable=True`` gives a plain DuckDB session over the same views (e.g. to COPY results
+    out); ask for it only when you need it."""
+    return Lake(root).connect(as_of, writable=writable)
 
 
 def parse_as_of(items: Iterable[str]) -> dict[str, int]:

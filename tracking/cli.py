@@ -149,7 +149,8 @@ def _print_metrics(run_id: str) -> None:
 def runs_reproduce(
     run_id: Annotated[str, typer.Argument(help="MLflow run id to re-execute")],
     lake_root: Annotated[
-        Path | None, typer.Option(help="Lake directory (default $QUANTLAKE_HOME/lake)")
+        str | None,
+        typer.Option(help="Lake folder or s3://bucket/prefix (default: QUANTLAKE_LAKE_URI, else $QUANTLAKE_HOME/lake)"),
     ] = None,
 ) -> None:
     """Re-execute a run with its recorded config and table versions; exit 0 if every metric is identical."""

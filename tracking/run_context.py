@@ -279,9 +279,9 @@ def _start_tags(job: str, config: BaseModel, masked: list[str], lake: Lake) -> d
 
 def _log_lineage(handle: RunHandle, lake: Lake) -> None:
     read = dict(sorted(lake.versions_read.items()))
-    handle.set_tags({f"{tags.LAKE_VERSION_PREFIX}{t}": v for t, v in read.items()})
+    handle.set_tags({f"{tags.LAKE_VERSION_PREFIX}{t}": v for t, v in read.items()} | {tags.LAKE_URI: lake.uri})
     handle.log_dict(
-        {"tables": read, "pins": dict(sorted(lake.pins.items())), "lake_root": str(lake.root)},
+        {"tables": read, "pins": dict(sorted(lake.pins.items())), "lake_root": lake.uri},
         tags.LINEAGE_ARTIFACT,
     )
 

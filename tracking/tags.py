@@ -15,6 +15,7 @@ ERROR = "quantlake.error"  # "ExcType: message" of a failed run
 REPRODUCES = "quantlake.reproduces"  # run id this run re-executed
 REPRODUCED_IDENTICAL = "quantlake.reproduce_identical"  # "true"/"false" once compared
 LAKE_VERSION_PREFIX = "lake.version."  # + table name -> version read
+LAKE_URI = "lake.uri"  # where the lake read was (a folder or s3://bucket/prefix)
 
 CONFIG_ARTIFACT = "config.json"
 LINEAGE_ARTIFACT = "lineage.json"
