@@ -128,6 +128,38 @@ def lake_vacuum(
     console.print(f"{table}: removed {len(removed)} file(s)")
 
 
+@lake_app.command("duckdb-views")
+def lake_duckdb_views(
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Create/replace the views in this DuckDB database file")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the SQL script to this file")] = None,
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="Pin a table to a version: TABLE=VERSION (repeatable)")
+    ] = None,
+) -> None:
+    """SQL that creates persistent DuckDB views of the lake (for the DuckDB CLI), pinned to current versions.
+
+    Without --db/--out the script goes to stdout: `quantlake lake duckdb-views | duckdb lake.duckdb`.
+    """
+    from quantlake.lake import Lake, parse_as_of
+    from quantlake.lake_views import apply_script, views_script
+
+    lake = Lake()
+    snapshots = lake.snapshots(parse_as_of(as_of or []))
+    script = views_script(lake.store, snapshots)
+    if out is not None:
+        out.write_text(script)
+        err_console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+    if db is not None:
+        apply_script(script, str(db), lake.store)
+        pinned = ", ".join(f"{n}@{t.version()}" for n, t in snapshots.items())
+        err_console.print(f"{db}: {len(snapshots)} view(s) ({pinned}); query with: duckdb {db}",
+                          highlight=False, soft_wrap=True)
+    if out is None and db is None:
+        sys.stdout.write(script)
+
+
 @lake_app.command("optimize")
 def lake_optimize(table: Annotated[str, typer.Argument(help="Table name")]) -> None:
     """Compact small files (new version, same data)."""

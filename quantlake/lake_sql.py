@@ -108,22 +108,27 @@ class ReadOnlyFiles(fsspec.AbstractFileSystem):
     rm = rm_file = _rm = mv = cp_file = copy = mkdir = makedirs = rmdir = touch = put_file = pipe_file = _refuse
 
 
-def _httpfs_path() -> Path:
-    """The httpfs extension shipped by the ``duckdb-extension-httpfs`` pip package for this duckdb."""
+def _extension_path(name: str) -> Path:
+    """A DuckDB extension shipped by its pip package (``duckdb-extension-<name>``) for this duckdb."""
     try:
-        import duckdb_extension_httpfs
+        module = __import__(f"duckdb_extension_{name}")
     except ImportError:
         raise LakeError(
-            f"reading an S3 lake needs DuckDB's httpfs extension: pip install duckdb-extension-httpfs=={duckdb.__version__}"
+            f"an S3 lake needs DuckDB's {name} extension: pip install duckdb-extension-{name}=={duckdb.__version__}"
         ) from None
-    path = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.is_file():
-        raise LakeError(f"duckdb-extension-httpfs does not match duckdb {duckdb.__version__} (no {path.name} for it)")
+        raise LakeError(f"duckdb-extension-{name} does not match duckdb {duckdb.__version__} (no {path.name} for it)")
     return path
 
 
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Load a DuckDB extension from its pip package (never downloaded at run time)."""
+    con.execute(f"LOAD {literal(str(_extension_path(name)))}")
+
+
 def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"LOAD {literal(str(_httpfs_path()))}")
+    load_extension(con, "httpfs")
 
 
 def _s3_secret(con: duckdb.DuckDBPyConnection, store: LakeStore) -> None:

@@ -1,0 +1,86 @@
+"""`quantlake lake duckdb-views`: a SQL script of persistent DuckDB views pinned to the current versions
+(issue 18), executed here by the duckdb Python API into a database file, as the DuckDB CLI would."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from quantlake.lake import Lake
+
+
+def _bars(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame({"symbol": [r[0] for r in rows], "date": [pd.Timestamp(r[1]).date() for r in rows],
+                         "close": [r[2] for r in rows], "source": "t"})
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from quantlake import cli
+
+    monkeypatch.setattr(sys, "argv", ["quantlake", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    got = capsys.readouterr()
+    return code, got.out, got.err
+
+
+def test_views_script_pins_current_versions_where_the_folder_is_stale(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake.merge("equity_bars", _bars([("A", "2020-01-02", 1.0), ("A", "2020-01-03", 1.1), ("B", "2020-01-02", 2.0)]))
+    lake.merge("equity_bars", _bars([("A", "2020-01-03", 1.5)]))  # restates a close: rewrites a file
+    lake.merge("corporate_actions", pd.DataFrame(
+        {"symbol": ["A"], "date": [pd.Timestamp("2020-01-03").date()], "kind": ["split"], "value": [2.0]}))
+    # the problem: the folder holds both versions' files, so reading it directly gives stale/duplicate rows
+    folder = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake.root}/equity_bars/*.parquet')").fetchone()
+    assert folder is not None and folder[0] > 3
+
+    code, script, _ = _cli(monkeypatch, capsys, "lake", "duckdb-views")
+    assert code == 0
+    db = tmp_path / "lake.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(script)
+    con.close()
+
+    lake.merge("equity_bars", _bars([("C", "2020-01-06", 3.0)]))  # a later commit: the views stay pinned
+    con = duckdb.connect(str(db), read_only=True)
+    got = con.execute("SELECT symbol, date, close FROM equity_bars ORDER BY symbol, date").df()
+    expected = lake.read("equity_bars", version=1)[["symbol", "date", "close"]]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+    assert con.execute("SELECT value FROM corporate_actions").fetchall() == [(2.0,)]
+    snap = dict(con.execute("SELECT table_name, version FROM quantlake_snapshot").fetchall())
+    assert snap == {"corporate_actions": 0, "equity_bars": 1}
+    con.close()
+
+    # re-running moves the views forward; --as-of pins an older version
+    code, _, err = _cli(monkeypatch, capsys, "lake", "duckdb-views", "--db", str(db))
+    assert code == 0 and "equity_bars@2" in err
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM equity_bars").fetchone() == (4,)
+    con.close()
+    out = tmp_path / "v0.sql"
+    code, _, _ = _cli(monkeypatch, capsys, "lake", "duckdb-views", "--as-of", "equity_bars=0", "--out", str(out))
+    assert code == 0
+    con = duckdb.connect()
+    con.execute(out.read_text())
+    assert con.execute("SELECT close FROM equity_bars WHERE symbol = 'A' ORDER BY date").fetchall() == [(1.0,), (1.1,)]
+
+
+def test_empty_table_gets_a_typed_empty_view(lake: Lake, tmp_path: Path) -> None:
+    from quantlake.lake_views import views_script
+
+    lake.merge("equity_bars", _bars([("A", "2020-01-02", 1.0)]))
+    lake.replace("equity_bars", _bars([("A", "2020-01-02", 1.0)]).iloc[0:0], lake.spec("equity_bars"))
+    con = duckdb.connect()
+    con.execute(views_script(lake.store, lake.snapshots()))
+    assert con.execute("SELECT count(*) FROM equity_bars").fetchone() == (0,)
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'equity_bars'").fetchall())
+    assert types["date"] == "DATE" and types["close"] == "DOUBLE"
