@@ -116,7 +116,7 @@ def _extension_path(name: str) -> Path:
         raise LakeError(
             f"an S3 lake needs DuckDB's {name} extension: pip install duckdb-extension-{name}=={duckdb.__version__}"
         ) from None
-    path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    path = Path(str(module.__file__)).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.is_file():
         raise LakeError(f"duckdb-extension-{name} does not match duckdb {duckdb.__version__} (no {path.name} for it)")
     return path
