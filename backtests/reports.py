@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlake import stats as qstats
+
 # quantstats/matplotlib log "findfont: Font family 'Arial' not found" once per text element
 _NOISY_LOGGERS = ("matplotlib.font_manager", "matplotlib", "quantstats")
 
@@ -101,8 +103,8 @@ def heatmap_figure(
 
 
 def drawdown(equity: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
-    """Fall from the running peak as a (negative) fraction."""
-    return equity / equity.cummax() - 1.0
+    """Fall from the running peak as a (negative) fraction (:func:`quantlake.stats.drawdown`)."""
+    return qstats.drawdown(equity)
 
 
 def equity_drawdown_figure(equity: pd.Series | pd.DataFrame, title: str = "", log_y: bool = False) -> Any:

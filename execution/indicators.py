@@ -8,87 +8,36 @@ EMA periods are configurable):
 * MACD(f, s, k) = EMA_f - EMA_s; signal = EMA_k of MACD seeded with the mean of its first k values;
   histogram = MACD - signal.
 
-Each recursion runs in pandas' compiled ``ewm(adjust=False)``; the only Python loop is one call per symbol.
+Each recursion is the numba kernel of :mod:`features.kernels` (the one implementation the feature SQL runs
+too), over all symbols at once as back-to-back segments.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features import kernels
+
 Arr = npt.NDArray[np.float64]
 
 
-def seeded_ewm(x: Arr, n: int, alpha: float) -> Arr:
-    """Exponential smoothing of ``x`` with weight ``alpha``, seeded with the mean of its first ``n`` values
-    (output NaN before index ``n - 1``).  ``x`` must not contain NaN."""
-    x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
-    if len(x) < n:
-        return out
-    y = x[n - 1 :].copy()
-    y[0] = x[:n].mean()
-    out[n - 1 :] = pd.Series(y).ewm(alpha=alpha, adjust=False).mean().to_numpy()
-    return out
-
-
 def ema(x: Arr, n: int) -> Arr:
-    """SMA-seeded EMA of period ``n``."""
-    return seeded_ewm(x, n, 2.0 / (n + 1.0))
+    """SMA-seeded EMA of period ``n`` (:func:`features.kernels.ema`)."""
+    return kernels.ema(x, n)
 
 
 def rsi(x: Arr, n: int = 14) -> Arr:
-    """Wilder's RSI of period ``n`` (first value at index ``n``)."""
-    x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
-    if len(x) < n + 1:
-        return out
-    chg = np.diff(x)
-    gain = seeded_ewm(np.maximum(chg, 0.0), n, 1.0 / n)
-    loss = seeded_ewm(np.maximum(-chg, 0.0), n, 1.0 / n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        val = 100.0 - 100.0 / (1.0 + gain / loss)
-    val = np.where((loss == 0) & (gain > 0), 100.0, val)
-    val = np.where((loss == 0) & (gain == 0), 50.0, val)
-    out[1:] = np.where(np.isnan(gain), np.nan, val)
-    return out
+    """Wilder's RSI of period ``n`` (first value at index ``n``; :func:`features.kernels.rsi`)."""
+    return kernels.rsi(x, n)
 
 
 def macd(x: Arr, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[Arr, Arr, Arr]:
-    """(MACD line, signal line, histogram)."""
-    line = ema(x, fast) - ema(x, slow)
-    sig = np.full(len(line), np.nan)
-    first = slow - 1
-    if len(line) > first:
-        sig[first:] = ema(line[first:], signal)
-    return line, sig, line - sig
-
-
-def _ema_of(x: Arr, n: int) -> Arr:
-    return ema(x, n)
-
-
-def _symbol_slices(frame: pd.DataFrame) -> list[slice]:
-    """Row ranges of each symbol in a frame sorted by symbol."""
-    codes = frame["symbol"].to_numpy()
-    if len(codes) == 0:
-        return []
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    ends = np.r_[starts[1:], len(codes)]
-    return [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
-
-
-def _per_symbol(frame: pd.DataFrame, fn: Callable[[Arr], npt.NDArray[np.float64]], width: int = 1) -> Arr:
-    """``fn`` over each symbol's closes (one call per symbol); ``fn`` returns ``width`` columns."""
-    out = np.empty((len(frame), width))
-    values = frame["close"].to_numpy(dtype=float)
-    for sl in _symbol_slices(frame):
-        out[sl] = np.asarray(fn(values[sl])).reshape(-1, width) if width > 1 else fn(values[sl])[:, None]
-    return out if width > 1 else out[:, 0]
+    """(MACD line, signal line, histogram) (:func:`features.kernels.macd`)."""
+    return kernels.macd(x, fast, slow, signal)
 
 
 def add_indicators(
@@ -102,12 +51,13 @@ def add_indicators(
     each period, ``rsi``, ``macd``, ``macd_signal``, ``macd_hist``, ``avg_volume`` (mean of the last
     ``volume_window`` volumes, NaN until that many) and ``volume_ratio`` (volume / avg_volume)."""
     df = bars.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+    close = df["close"].to_numpy(dtype=float)
+    offs = kernels.run_offsets(df["symbol"].to_numpy())
     for n in sorted(set(ema_periods)):
-        df[f"ema_{n}"] = _per_symbol(df, functools.partial(_ema_of, n=n))
-    df["rsi"] = _per_symbol(df, lambda v: rsi(v, rsi_period))
+        df[f"ema_{n}"] = kernels.ema(close, n, offs)
+    df["rsi"] = kernels.rsi(close, rsi_period, offs)
     f, s, k = macd_periods
-    stacked = _per_symbol(df, lambda v: np.stack(macd(v, f, s, k), axis=1), width=3)
-    df["macd"], df["macd_signal"], df["macd_hist"] = stacked[:, 0], stacked[:, 1], stacked[:, 2]
+    df["macd"], df["macd_signal"], df["macd_hist"] = kernels.macd(close, f, s, k, offs)
     vol = pd.to_numeric(df["volume"], errors="coerce").astype(float)
     df["avg_volume"] = (
         vol.groupby(df["symbol"], sort=False)

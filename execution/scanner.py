@@ -32,6 +32,7 @@ import pandas as pd
 from execution.indicators import add_indicators
 from execution.settings import ScanConfig
 from execution.tables import DAILY_SIGNALS
+from quantlake import calendars
 from quantlake.errors import InvalidDateError, TableNotFoundError
 from quantlake.lake import CommitResult, Lake
 from quantlake.tables import validate_symbol
@@ -89,12 +90,7 @@ def latest_date(lake: Lake, symbols: list[str] | None = None, include_indices: b
 
 def trading_days_between(earlier: dt.date, later: dt.date) -> int:
     """NYSE trading days after ``earlier`` up to and including ``later`` (0 when equal)."""
-    from features.calendar import nyse_holidays
-
-    if later <= earlier:
-        return 0
-    holidays = [np.datetime64(d) for d in nyse_holidays(earlier, later)]
-    return int(np.busday_count(earlier + dt.timedelta(days=1), later + dt.timedelta(days=1), holidays=holidays))
+    return calendars.trading_days_between(earlier, later)
 
 
 def check_fresh(lake: Lake, max_age_days: int, today: dt.date | None = None, symbols: list[str] | None = None) -> dt.date:

@@ -1,12 +1,9 @@
-"""US listed-option expiry calendar: NYSE holidays, monthly (third-Friday) and weekly (Friday) expiries.
+"""US listed-option expiry calendar: monthly (third-Friday) and weekly (Friday) expiries on NYSE trading days.
 
-Simplifications, on purpose:
+Trading days (regular holidays and one-off closures such as 9/11 2001, Hurricane Sandy 2012 and the national
+days of mourning) come from :mod:`quantlake.calendars` (``exchange_calendars``' XNYS).  Simplifications, on
+purpose:
 
-* Holidays are the regular NYSE holidays built from pandas' holiday rules (New Year's Day - a Saturday holiday
-  is not moved to Friday -, Martin Luther King Jr. Day from 1998, Presidents' Day, Good Friday, Memorial Day,
-  Juneteenth from 2022, Independence Day, Labor Day, Thanksgiving, Christmas; Saturday/Sunday holidays observed
-  on the nearest weekday).  One-off closures (9/11 2001, Hurricane Sandy 2012, national days of mourning) are
-  not included.
 * An expiry that falls on a holiday moves to the previous trading day (e.g. Good Friday 2019-04-19 ->
   Thursday 2019-04-18), as the exchanges do.
 * Monthly options expire on the third Friday (the last trading day; AM-settled index options and the
@@ -20,18 +17,8 @@ import datetime as dt
 from functools import lru_cache
 
 import pandas as pd
-from dateutil.relativedelta import MO
-from pandas.tseries.holiday import (
-    AbstractHolidayCalendar,
-    GoodFriday,
-    Holiday,
-    USLaborDay,
-    USMemorialDay,
-    USPresidentsDay,
-    USThanksgivingDay,
-    nearest_workday,
-    sunday_to_monday,
-)
+
+from quantlake import calendars
 
 __all__ = [
     "expiry_schedule",
@@ -46,50 +33,18 @@ __all__ = [
 FRIDAY = 4
 
 
-class _NYSEHolidays(AbstractHolidayCalendar):
-    rules = [  # noqa: RUF012 - pandas' API is a class attribute
-        Holiday("New Year's Day", month=1, day=1, observance=sunday_to_monday),
-        Holiday(
-            "Martin Luther King Jr. Day",
-            month=1,
-            day=1,
-            offset=pd.DateOffset(weekday=MO(3)),
-            start_date="1998-01-01",
-        ),
-        USPresidentsDay,
-        GoodFriday,
-        USMemorialDay,
-        Holiday("Juneteenth", month=6, day=19, observance=nearest_workday, start_date="2022-01-01"),
-        Holiday("Independence Day", month=7, day=4, observance=nearest_workday),
-        USLaborDay,
-        USThanksgivingDay,
-        Holiday("Christmas", month=12, day=25, observance=nearest_workday),
-    ]
-
-
-@lru_cache(maxsize=256)
-def _holidays_of_year(year: int) -> frozenset[dt.date]:
-    days = _NYSEHolidays().holidays(dt.date(year, 1, 1), dt.date(year, 12, 31))
-    return frozenset(d.date() for d in days if d.weekday() < 5)  # a Saturday New Year's Day is no holiday
-
-
 def nyse_holidays(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Regular NYSE holidays between ``start`` and ``end`` (inclusive), sorted."""
-    out: set[dt.date] = set()
-    for year in range(start.year, end.year + 1):
-        out |= _holidays_of_year(year)
-    return sorted(d for d in out if start <= d <= end)
+    """Weekdays between ``start`` and ``end`` (inclusive) the NYSE is closed, sorted."""
+    return calendars.holidays(start, end)
 
 
 def is_trading_day(day: dt.date) -> bool:
-    return day.weekday() < 5 and day not in _holidays_of_year(day.year)
+    return calendars.is_trading_day(day)
 
 
 def previous_trading_day(day: dt.date) -> dt.date:
     """``day`` itself if it is a trading day, else the closest earlier one."""
-    while not is_trading_day(day):
-        day -= dt.timedelta(days=1)
-    return day
+    return calendars.previous_trading_day(day)
 
 
 def third_friday(year: int, month: int) -> dt.date:

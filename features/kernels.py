@@ -42,11 +42,16 @@ IntArray = NDArray[np.int64]
 
 __all__ = [
     "adx_segments",
+    "ema",
     "ema_alpha",
     "ema_segments",
+    "macd",
     "macd_signal_segments",
     "rolling_mean_segments",
     "rolling_std_segments",
+    "rsi",
+    "run_offsets",
+    "wilder",
     "wilder_alpha",
 ]
 
@@ -201,3 +206,103 @@ def rolling_std_segments(vals: FloatArray, offs: IntArray, n: int, ddof: int, ou
                 d = vals[j] - mean
                 ss += d * d
             out[i] = math.sqrt(ss / (n - ddof))
+
+
+# ------------------------------------------------------------------------------------ array entry points
+# The indicators every part of quantlake uses (feature SQL, scanner, equity strategies, ML features) are the
+# kernels above; these functions call them on a 1-D series, on the columns of a 2-D array (axis 0 = time),
+# or on a flat array of back-to-back series given by ``offsets``.
+
+
+def run_offsets(keys: np.ndarray) -> IntArray:
+    """Offsets of the runs of equal consecutive ``keys`` (e.g. the symbol column of a frame sorted by
+    symbol and date): the ``offsets`` argument of the functions below."""
+    k = np.asarray(keys)
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if k.size else np.array([], dtype=np.int64)
+    return np.r_[starts, k.size].astype(np.int64)
+
+
+def _segments(x: np.ndarray, offsets: np.ndarray | None) -> tuple[FloatArray, IntArray, tuple[int, ...]]:
+    a = np.asarray(x, dtype=np.float64)
+    if offsets is not None:
+        if a.ndim != 1:
+            raise ValueError("with offsets, values must be one flat array")
+        offs = np.asarray(offsets, dtype=np.int64)
+        if offs.size < 1 or offs[0] != 0 or offs[-1] != a.size or np.any(np.diff(offs) < 0):
+            raise ValueError("offsets must rise from 0 to len(values)")
+        return np.ascontiguousarray(a), offs, a.shape
+    if a.ndim == 1:
+        return np.ascontiguousarray(a), np.array([0, a.size], dtype=np.int64), a.shape
+    if a.ndim == 2:
+        n_rows, n_cols = a.shape
+        flat = np.ascontiguousarray(a.T).ravel()
+        return flat, np.arange(0, n_rows * n_cols + 1, max(n_rows, 1), dtype=np.int64)[: n_cols + 1], a.shape
+    raise ValueError(f"expected a 1-D or 2-D array, got {a.ndim} dimensions")
+
+
+def _shaped(flat: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    if len(shape) == 2:
+        return np.ascontiguousarray(flat.reshape(shape[1], shape[0]).T)
+    return flat
+
+
+def _fresh(offs: IntArray) -> tuple[FloatArray, IntArray]:
+    groups = offs.shape[0] - 1
+    return np.full(groups, np.nan), np.zeros(groups, dtype=np.int64)
+
+
+def _smooth(x: np.ndarray, n: int, alpha: float, offsets: np.ndarray | None) -> FloatArray:
+    if n < 1:
+        raise ValueError(f"period must be >= 1, got {n}")
+    vals, offs, shape = _segments(x, offsets)
+    out = np.empty_like(vals)
+    init, skip = _fresh(offs)
+    ema_segments(vals, offs, int(n), alpha, init, skip, out)
+    return _shaped(out, shape)
+
+
+def ema(x: np.ndarray, n: int, offsets: np.ndarray | None = None) -> FloatArray:
+    """EMA of period ``n`` (alpha 2/(n+1)) seeded with the mean of the first ``n`` valid values (TA-Lib,
+    backtrader, ``sql/features_technical.sql``)."""
+    return _smooth(x, n, ema_alpha(n), offsets)
+
+
+def wilder(x: np.ndarray, n: int, offsets: np.ndarray | None = None) -> FloatArray:
+    """Wilder's moving average of period ``n`` (alpha 1/n), SMA-seeded (RSI, ATR, ADX)."""
+    return _smooth(x, n, wilder_alpha(n), offsets)
+
+
+def _diff(x: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+    """Change from the previous row within each series (NaN on each series' first row)."""
+    vals, offs, shape = _segments(x, offsets)
+    d = np.full_like(vals, np.nan)
+    if vals.size > 1:
+        d[1:] = vals[1:] - vals[:-1]
+    d[offs[:-1][offs[:-1] < vals.size]] = np.nan
+    return _shaped(d, shape)
+
+
+def rsi(close: np.ndarray, n: int = 14, offsets: np.ndarray | None = None) -> FloatArray:
+    """Wilder's RSI in [0, 100]: gains and losses of close-to-close changes, each Wilder-smoothed; 100 with
+    gains and no losses, 50 with neither (first value at row ``n``)."""
+    chg = _diff(close, offsets)
+    gain = np.where(np.isnan(chg), np.nan, np.maximum(chg, 0.0))
+    loss = np.where(np.isnan(chg), np.nan, np.maximum(-chg, 0.0))
+    avg_gain, avg_loss = wilder(gain, n, offsets), wilder(loss, n, offsets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(avg_loss > 0, 100.0 - 100.0 / (1.0 + avg_gain / avg_loss),
+                       np.where(avg_gain > 0, 100.0, 50.0))
+    return np.where(np.isnan(avg_gain) | np.isnan(avg_loss), np.nan, out)
+
+
+def macd(
+    close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9, offsets: np.ndarray | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(MACD line ``EMA(fast) − EMA(slow)``, signal line (SMA-seeded EMA of the line), histogram)."""
+    line = ema(close, fast, offsets) - ema(close, slow, offsets)
+    vals, offs, shape = _segments(close, offsets)
+    out = np.empty_like(vals)
+    init, skip = _fresh(offs)
+    macd_signal_segments(vals, offs, int(fast), int(slow), int(signal), init, init, init, skip, out)
+    sig = _shaped(out, shape)
+    return line, sig, line - sig

@@ -41,6 +41,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from quantlake import stats as qstats
 from quantlake.errors import ConfigError
 from risk.errors import InsufficientDataError
 
@@ -183,10 +184,9 @@ def beta(returns: pd.Series, benchmark: pd.Series) -> float:
 
 
 def downside_deviation(returns: ReturnsLike, mar: float = 0.0, periods_per_year: int | None = None) -> float:
-    """``sqrt(mean(min(r − mar, 0)²))`` over all periods; annualized if ``periods_per_year`` is given."""
-    x = _clean(returns, 1)
-    dd = float(np.sqrt(np.mean(np.minimum(x - mar, 0.0) ** 2)))
-    return dd * float(np.sqrt(periods_per_year)) if periods_per_year else dd
+    """``sqrt(mean(min(r − mar, 0)²))`` over all periods; annualized if ``periods_per_year`` is given
+    (:func:`quantlake.stats.downside_deviation`)."""
+    return float(qstats.downside_deviation(_clean(returns, 1), mar, periods_per_year))
 
 
 # ------------------------------------------------------------------------------------------ drawdowns
@@ -206,8 +206,7 @@ def equity_from_returns(returns: pd.Series, start: float = 1.0) -> pd.Series:
 
 def drawdown_series(equity: pd.Series) -> pd.Series:
     """Drawdown from the running peak, ``equity / cummax − 1`` (0 at a high, negative below)."""
-    eq = equity.dropna().astype(float)
-    return eq / eq.cummax() - 1.0
+    return qstats.drawdown(equity.dropna())
 
 
 DRAWDOWN_COLUMNS = (
@@ -270,4 +269,4 @@ def drawdown_table(equity: pd.Series, top: int | None = None) -> pd.DataFrame:
 
 def max_drawdown(equity: pd.Series) -> float:
     """Deepest drawdown of an equity curve (negative fraction; 0 if it never fell)."""
-    return float(drawdown_series(equity).min())
+    return float(qstats.max_drawdown_of_equity(equity.dropna()))

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from quantlake import stats as qstats
 from quantlake.errors import MalformedFileError
 from quantlake.lake import Lake
 from risk import metrics
@@ -158,15 +159,13 @@ def read_positions_file(path: Path | str) -> list[Position]:
 # ------------------------------------------------------------------------------------------- building
 def _summary(equity: pd.Series, periods_per_year: int) -> dict[str, Any]:
     r = equity.pct_change().dropna()
-    years = max((equity.index[-1] - equity.index[0]).days / 365.25, 1e-9)
-    total = float(equity.iloc[-1] / equity.iloc[0] - 1)
     return {
         "start": equity.index[0],
         "end": equity.index[-1],
         "observations": len(r),
-        "total_return": total,
-        "annual_return": (1 + total) ** (1 / years) - 1,
-        "annual_volatility": float(r.std(ddof=1) * np.sqrt(periods_per_year)),
+        "total_return": float(qstats.total_return(r)),
+        "annual_return": float(qstats.annualized_return(r, periods_per_year)),
+        "annual_volatility": float(qstats.annualized_volatility(r, periods_per_year)),
         "downside_deviation": metrics.downside_deviation(r, periods_per_year=periods_per_year),
         "max_drawdown": metrics.max_drawdown(equity),
     }

@@ -42,10 +42,10 @@ def test_third_friday_monthly_expiries_known_dates() -> None:
 
 
 def test_nyse_holidays_2018_and_2022() -> None:
-    # NYSE's published regular holidays (2018 also closed on 2018-12-05, a one-off day of mourning: excluded)
+    # NYSE's published holidays, with 2018-12-05 (the national day of mourning for President Bush)
     assert nyse_holidays(D(2018, 1, 1), D(2018, 12, 31)) == [
         D(2018, 1, 1), D(2018, 1, 15), D(2018, 2, 19), D(2018, 3, 30), D(2018, 5, 28), D(2018, 7, 4),
-        D(2018, 9, 3), D(2018, 11, 22), D(2018, 12, 25),
+        D(2018, 9, 3), D(2018, 11, 22), D(2018, 12, 5), D(2018, 12, 25),
     ]  # fmt: skip
     # 2022: New Year's Day on a Saturday is not observed; Juneteenth observed on Monday 20 June
     assert nyse_holidays(D(2022, 1, 1), D(2022, 12, 31)) == [

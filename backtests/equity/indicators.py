@@ -1,8 +1,10 @@
-"""Technical indicators over wide arrays (rows = dates, columns = symbols), vectorized with pandas/numpy.
+"""Technical indicators over wide arrays (rows = dates, columns = symbols).
 
-Why not ``vbt.MA``/``vbt.RSI``/``vbt.ATR``: vectorbt 1.2 starts its exponential averages from the first
-value, whereas TA-Lib and backtrader (the independent engine our trades are checked against) seed every
-exponential / Wilder average with the simple average of its first ``window`` values.  Seeding differences
+EMA, Wilder averages, RSI and MACD are the numba kernels of :mod:`features.kernels` (the one implementation
+the feature tables and the scanner use too), called column-wise.  Why not ``vbt.MA``/``vbt.RSI``/``vbt.ATR``:
+vectorbt 1.2 starts its exponential averages from the first value, whereas TA-Lib and backtrader (the
+independent engine our trades are checked against) seed every exponential / Wilder average with the simple
+average of its first ``window`` values.  Seeding differences
 decay but flip early crossovers, so the strategies here use the TA-Lib convention and vectorbt does the
 simulation, metrics and plots.  Every function takes and returns float64 arrays of shape ``(T, S)``; leading
 NaNs (a symbol that starts later) are respected per column, values before an indicator is defined are NaN.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from features import kernels
 
 Array = np.ndarray
 
@@ -33,49 +37,24 @@ def sma(x: Array, window: int) -> Array:
     return _frame(x).rolling(window, min_periods=window).mean().to_numpy(copy=True)
 
 
-def seeded_ewm(x: Array, window: int, alpha: float) -> Array:
-    """Exponential average with smoothing ``alpha`` seeded by the SMA of the first ``window`` values:
-    ``y[s] = mean(x[f..s])`` with ``s = f + window - 1``, then ``y[t] = alpha x[t] + (1 - alpha) y[t-1]``."""
-    x = np.asarray(x, dtype=np.float64)
-    n_rows, _n_cols = x.shape
-    seed_row = first_valid(x) + window - 1
-    y = x.copy()
-    y[np.arange(n_rows)[:, None] < seed_row[None, :]] = np.nan
-    cols = np.flatnonzero(seed_row < n_rows)
-    y[seed_row[cols], cols] = sma(x, window)[seed_row[cols], cols]
-    out = _frame(y).ewm(alpha=alpha, adjust=False).mean().to_numpy(copy=True)
-    out[np.isnan(x)] = np.nan
-    return out
-
-
 def ema(x: Array, window: int) -> Array:
     """EMA with ``alpha = 2 / (window + 1)`` seeded by an SMA (TA-Lib / backtrader ``EMA``)."""
-    return seeded_ewm(x, window, 2.0 / (window + 1.0))
+    return kernels.ema(x, window)
 
 
 def wilder(x: Array, window: int) -> Array:
     """Wilder's smoothing (``alpha = 1 / window``) seeded by an SMA (backtrader ``SmoothedMovingAverage``)."""
-    return seeded_ewm(x, window, 1.0 / window)
+    return kernels.wilder(x, window)
 
 
 def rsi(close: Array, window: int = 14) -> Array:
     """Wilder's RSI in [0, 100]; a window with neither gains nor losses gives 50."""
-    diff = np.diff(close, axis=0, prepend=np.nan)
-    gain = np.where(np.isnan(diff), np.nan, np.maximum(diff, 0.0))
-    loss = np.where(np.isnan(diff), np.nan, np.maximum(-diff, 0.0))
-    avg_gain, avg_loss = wilder(gain, window), wilder(loss, window)
-    total = avg_gain + avg_loss
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total > 0, 100.0 * avg_gain / total, 50.0)
-    out[np.isnan(total)] = np.nan
-    return out
+    return kernels.rsi(close, window)
 
 
 def macd(close: Array, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[Array, Array, Array]:
     """MACD line ``EMA(fast) - EMA(slow)``, its signal line ``EMA(signal)`` of the MACD line, histogram."""
-    line = ema(close, fast) - ema(close, slow)
-    sig = ema(line, signal)
-    return line, sig, line - sig
+    return kernels.macd(close, fast, slow, signal)
 
 
 def bollinger(close: Array, window: int = 20, k: float = 2.0) -> tuple[Array, Array, Array]:

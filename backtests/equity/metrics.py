@@ -1,12 +1,12 @@
 """Metrics per column of a vectorbt portfolio and of return matrices, with vectorbt's own kernels.
 
 The portfolio's value is rebuilt from its order records with ``vectorbt.portfolio.dispatch`` (the engine
-behind ``Portfolio.value``) and the ratios come from ``vectorbt.returns.dispatch`` (behind the ``.vbt.returns``
-accessor), called on plain arrays: pandas 3 copies every array vectorbt wraps, which made the accessor path
-3× slower than the simulation itself.  Each column is measured over its symbol's own life (rows before a
-symbol's first bar do not dilute its Sharpe or its annualized return).  Conventions: 252 bars a year,
-risk-free 0, ``max_drawdown`` negative, ``var_95`` = 5 % quantile of daily returns (negative), non-finite
-ratios (a flat column) become 0 for Sharpe/Sortino/Calmar.
+behind ``Portfolio.value``), called on plain arrays: pandas 3 copies every array vectorbt wraps, which made
+the accessor path 3× slower than the simulation itself.  The ratios are :mod:`quantlake.stats` column-wise
+(the one implementation; its conventions: 252 bars a year, risk-free 0, ``max_drawdown`` negative, Sharpe and
+Sortino 0 for a flat column, Sortino NaN without losses, Calmar NaN without a drawdown).  ``var_95`` is
+vectorbt's 5 % quantile of daily returns (negative).  Each column is measured over its symbol's own life
+(rows before a symbol's first bar do not dilute its Sharpe or its annualized return).
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ANN_FACTOR = 252.0
+from quantlake import stats as qstats
+from quantlake.calendars import TRADING_DAYS_PER_YEAR
+
+ANN_FACTOR = float(TRADING_DAYS_PER_YEAR)
 RETURN_METRICS = (
     "total_return",
     "annualized_return",
@@ -39,31 +42,22 @@ TRADE_SUMS = (
 )
 
 
-def _finite(a: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=float).copy()
-    a[flat] = 0.0
-    a[~np.isfinite(a)] = np.nan
-    return a
-
-
 def returns_metrics(returns: np.ndarray, ann_factor: float = ANN_FACTOR) -> dict[str, np.ndarray]:
-    """Return-based metrics of each column of ``returns`` (``(T, K)``, no NaN)."""
+    """Return-based metrics of each column of ``returns`` (``(T, K)``, no NaN): :mod:`quantlake.stats`
+    column-wise, and vectorbt's 5 % quantile for ``var_95``."""
     from vectorbt.returns import dispatch as rd
 
     r = np.ascontiguousarray(returns, dtype=np.float64)
     if r.shape[0] < 2:
         return {m: np.full(r.shape[1], np.nan) for m in RETURN_METRICS}
-    vol = rd.annualized_volatility(r, ann_factor, 2.0, 1)
-    flat = ~(vol > 0)
-    mdd = rd.max_drawdown(r)
     return {
-        "total_return": rd.cum_returns_final(r, 0.0),
-        "annualized_return": rd.annualized_return(r, ann_factor),
-        "sharpe": _finite(rd.sharpe_ratio(r, ann_factor, 0.0, 1), flat),
-        "sortino": _finite(rd.sortino_ratio(r, ann_factor, 0.0), flat),
-        "calmar": _finite(rd.calmar_ratio(r, ann_factor), flat | (mdd == 0)),
-        "max_drawdown": mdd,
-        "volatility": vol,
+        "total_return": qstats.total_return(r),
+        "annualized_return": qstats.annualized_return(r, ann_factor),
+        "sharpe": qstats.sharpe_ratio(r, ann_factor),
+        "sortino": qstats.sortino_ratio(r, ann_factor),
+        "calmar": qstats.calmar_ratio(r, ann_factor),
+        "max_drawdown": qstats.max_drawdown(r),
+        "volatility": qstats.annualized_volatility(r, ann_factor),
         "var_95": rd.value_at_risk(r, 0.05),
     }
 
@@ -141,8 +135,6 @@ def unit_metrics(
     ``alive``: ``(T, U)`` rows where the unit's instrument has data; ``unit_rows[u]`` groups units that
     share ``alive`` (one symbol across combinations), so each group is measured in one vectorized call.
     Returns the table and the daily returns ``(T, U)`` with NaN outside each unit's life."""
-    from vectorbt.returns import dispatch as rd
-
     n_rows, n_units = value.shape
     rets = np.full((n_rows, n_units), np.nan)
     prev = np.vstack([np.full((1, n_units), float(init_cash)), value[:-1]])
@@ -162,7 +154,6 @@ def unit_metrics(
         rets[a:b, cols] = r
         for k, v in returns_metrics(r).items():
             out[k][cols] = v
-        out["total_return"][cols] = rd.cum_returns_final(r, 0.0)
         out["exposure"][cols] = in_position[a:b][:, cols].mean(axis=0)
     out.update(trade_metrics(sums))
     table = pd.DataFrame(out)

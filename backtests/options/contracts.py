@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from features.calendar import third_friday
+
 Right = Literal["C", "P"]
 MULTIPLIER = 100.0
 
@@ -37,13 +39,6 @@ class Contract:
 
     def intrinsic(self, spot: float) -> float:
         return max(self.phi * (spot - self.strike), 0.0)
-
-
-def third_friday(year: int, month: int) -> dt.date:
-    """The third Friday of ``year``-``month`` (the standard monthly expiration date)."""
-    first = dt.date(year, month, 1)
-    offset = (4 - first.weekday()) % 7  # Friday is weekday 4
-    return first + dt.timedelta(days=offset + 14)
 
 
 def is_third_friday(day: dt.date) -> bool:

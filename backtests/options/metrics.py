@@ -1,14 +1,16 @@
 """Performance figures of a run: overall, and per regime (a day's return is attributed to the regime known at
-the previous close, the one the position was held under)."""
+the previous close, the one the position was held under).  The formulas are :mod:`quantlake.stats` (252
+trading days a year; ``cagr`` is the geometric annualized return; Sharpe on returns in excess of cash)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 
-TRADING_DAYS = 252
+from quantlake import stats as qstats
+from quantlake.calendars import TRADING_DAYS_PER_YEAR
+
+TRADING_DAYS = TRADING_DAYS_PER_YEAR
 
 
 def returns(daily: pd.DataFrame, initial_cash: float) -> pd.Series:
@@ -27,13 +29,8 @@ def cash_returns(daily: pd.DataFrame) -> pd.Series:
     return pd.Series(np.expm1(rate * days / 365.0), index=daily.index)
 
 
-def _sharpe(r: pd.Series) -> float:
-    sd = float(r.std(ddof=1)) if len(r) > 1 else float("nan")
-    return float(r.mean()) / sd * math.sqrt(TRADING_DAYS) if sd and math.isfinite(sd) and sd > 0 else float("nan")
-
-
 def drawdown(equity: pd.Series) -> pd.Series:
-    return equity / equity.cummax() - 1.0
+    return qstats.drawdown(equity)
 
 
 def overall(daily: pd.DataFrame, positions: pd.DataFrame, initial_cash: float) -> dict[str, float]:
@@ -42,17 +39,14 @@ def overall(daily: pd.DataFrame, positions: pd.DataFrame, initial_cash: float) -
     eq = daily["equity"].astype(float)
     first, last = pd.Timestamp(daily.index[0]), pd.Timestamp(daily.index[-1])
     years = max((last - first).days / 365.25, 1.0 / 365.25)
-    growth = float(eq.iloc[-1] / initial_cash)
-    mdd = float(drawdown(pd.concat([pd.Series([initial_cash]), eq.reset_index(drop=True)])).min())
-    cagr = growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0
     out = {
         "final_equity": float(eq.iloc[-1]),
-        "total_return": growth - 1.0,
-        "cagr": cagr,
-        "ann_vol": float(r.std(ddof=1) * math.sqrt(TRADING_DAYS)) if len(r) > 1 else float("nan"),
-        "sharpe": _sharpe(excess),
-        "max_drawdown": mdd,
-        "calmar": cagr / abs(mdd) if mdd < 0 else float("nan"),
+        "total_return": float(qstats.total_return(r)),
+        "cagr": float(qstats.annualized_return(r, TRADING_DAYS)),
+        "ann_vol": float(qstats.annualized_volatility(r, TRADING_DAYS)),
+        "sharpe": float(qstats.sharpe_ratio(excess, TRADING_DAYS)),
+        "max_drawdown": float(qstats.max_drawdown(r)),
+        "calmar": float(qstats.calmar_ratio(r, TRADING_DAYS)),
         "years": years,
         "bars": float(len(daily)),
         "margin_call_days": float((daily["excess"] < -1e-6).sum()),
@@ -80,9 +74,9 @@ def per_regime(daily: pd.DataFrame, positions: pd.DataFrame, initial_cash: float
         pos = positions[positions["regime_at_entry"] == regime] if len(positions) else positions
         rows.append({
             "regime": regime, "days": int(m.sum()), "pnl": float(pnl[m].sum()),
-            "ann_return": float(rr.mean() * TRADING_DAYS) if len(rr) else float("nan"),
-            "ann_vol": float(rr.std(ddof=1) * math.sqrt(TRADING_DAYS)) if len(rr) > 1 else float("nan"),
-            "sharpe": _sharpe(rr), "positions": len(pos),
+            "ann_return": float(qstats.annualized_return(rr, TRADING_DAYS)),
+            "ann_vol": float(qstats.annualized_volatility(rr, TRADING_DAYS)),
+            "sharpe": float(qstats.sharpe_ratio(rr, TRADING_DAYS)), "positions": len(pos),
             "win_rate": float((pos["pnl"] > 0).mean()) if len(pos) else float("nan"),
         })
     return pd.DataFrame(rows)

@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from quantlake import stats as qstats
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -30,7 +32,7 @@ def equity_figure(daily: pd.DataFrame, title: str, initial_cash: float) -> Any:
     ax1.set_ylabel("account value")
     ax1.legend(loc="upper left")
     ax1.grid(alpha=0.3)
-    dd = eq / eq.cummax() - 1.0
+    dd = qstats.drawdown(eq)
     ax2.fill_between(idx, dd * 100.0, 0.0, color="tab:red", alpha=0.4)
     ax2.set_ylabel("drawdown %")
     ax2.grid(alpha=0.3)

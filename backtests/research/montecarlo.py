@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.research.specs import MC_METHODS, MonteCarloSpec
+from quantlake import stats as qstats
 from quantlake.errors import UserInputError
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -49,8 +50,7 @@ def equity_paths(draws: np.ndarray, fraction: float) -> np.ndarray:
 
 def max_drawdowns(paths: np.ndarray) -> np.ndarray:
     """Per path: the largest fall from a running peak, as a negative fraction."""
-    peak = np.maximum.accumulate(paths, axis=1)
-    return (paths / peak - 1.0).min(axis=1)
+    return np.atleast_1d(qstats.max_drawdown_of_equity(np.asarray(paths, dtype=float).T))
 
 
 def method_rng(seed: int, method: str) -> np.random.Generator:

@@ -1,8 +1,9 @@
 """Overfitting statistics of a sweep: the deflated Sharpe ratio and the probability of backtest overfitting.
 
-Hand-written (numpy/scipy) because no maintained library ships them: the few PyPI packages that do are
-unreviewed single-author releases, and both statistics are short closed forms.  Checked in the tests against
-the numerical example published with the DSR and against hand-built CSCV cases.
+The Sharpe ratio, PSR and DSR formulas are :mod:`quantlake.stats` (the one implementation, with its
+skewness/kurtosis convention); this module applies them to a sweep's trials.  PBO is hand-written
+(numpy) because no maintained library ships it: the few PyPI packages that do are unreviewed single-author
+releases, and it is a short procedure.  Checked in the tests against hand-built CSCV cases.
 
 * Probabilistic Sharpe ratio (Bailey & López de Prado 2012)::
 
@@ -33,29 +34,24 @@ the numerical example published with the DSR and against hand-built CSCV cases.
 from __future__ import annotations
 
 import itertools
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-EULER_GAMMA = 0.5772156649015329
+from quantlake import stats as qstats
+from quantlake.stats import DeflatedSharpe, deflated_sharpe_from_stats
 
-
-@dataclass(frozen=True)
-class DeflatedSharpe:
-    dsr: float
-    psr0: float  # probability that the true Sharpe ratio is above 0
-    sharpe: float  # per period
-    sr0: float  # per period: expected maximum Sharpe ratio of N unskilled trials
-    n_trials: int
-    n_obs: int
-    skew: float
-    kurtosis: float
-    sharpe_variance: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+__all__ = [
+    "DeflatedSharpe",
+    "PBOResult",
+    "deflated_sharpe",
+    "deflated_sharpe_from_stats",
+    "expected_max_sharpe",
+    "pbo_cscv",
+    "probabilistic_sharpe",
+    "sharpe_ratio",
+]
 
 
 @dataclass(frozen=True)
@@ -82,59 +78,31 @@ class PBOResult:
 
 def sharpe_ratio(returns: np.ndarray) -> np.ndarray:
     """Per-period Sharpe ratio of each column (ddof = 1); 0 for a flat column."""
-    r = np.asarray(returns, dtype=float)
-    sd = r.std(axis=0, ddof=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sd > 0, r.mean(axis=0) / sd, 0.0)
+    return np.atleast_1d(qstats.sharpe_ratio(np.asarray(returns, dtype=float), periods_per_year=1))
 
 
 def probabilistic_sharpe(sr: float, sr_benchmark: float, n_obs: int, skew: float, kurtosis: float) -> float:
     """PSR: probability that the true per-period Sharpe ratio exceeds ``sr_benchmark``."""
-    denom = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr**2
-    if n_obs < 2 or not denom > 0:
-        return float("nan")
-    return float(stats.norm.cdf((sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom)))
+    return float(qstats.psr_from_moments(sr, sr_benchmark, n_obs, skew, kurtosis))
 
 
 def expected_max_sharpe(sharpe_variance: float, n_trials: int) -> float:
     """SR₀: the expected maximum per-period Sharpe ratio of ``n_trials`` trials without skill."""
-    if n_trials < 2 or not sharpe_variance > 0:
-        return 0.0
-    z1 = stats.norm.ppf(1.0 - 1.0 / n_trials)
-    z2 = stats.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
-    return float(math.sqrt(sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2))
-
-
-def deflated_sharpe_from_stats(
-    sharpe: float, sharpe_variance: float, n_trials: int, n_obs: int, skew: float, kurtosis: float
-) -> DeflatedSharpe:
-    sr0 = expected_max_sharpe(sharpe_variance, n_trials)
-    return DeflatedSharpe(
-        dsr=probabilistic_sharpe(sharpe, sr0, n_obs, skew, kurtosis),
-        psr0=probabilistic_sharpe(sharpe, 0.0, n_obs, skew, kurtosis),
-        sharpe=float(sharpe),
-        sr0=sr0,
-        n_trials=int(n_trials),
-        n_obs=int(n_obs),
-        skew=float(skew),
-        kurtosis=float(kurtosis),
-        sharpe_variance=float(sharpe_variance),
-    )
+    return qstats.expected_max_sharpe(n_trials, sharpe_variance)
 
 
 def deflated_sharpe(returns: np.ndarray, selected: int) -> DeflatedSharpe:
     """DSR of trial ``selected`` among all trials (columns of the ``(T, N)`` return matrix)."""
     r = np.asarray(returns, dtype=float)
     srs = sharpe_ratio(r)
-    chosen = r[:, selected]
-    flat = chosen.std() == 0
+    m = qstats.moments(r[:, selected])
     return deflated_sharpe_from_stats(
         sharpe=float(srs[selected]),
         sharpe_variance=float(np.var(srs, ddof=1)) if r.shape[1] > 1 else 0.0,
         n_trials=r.shape[1],
         n_obs=r.shape[0],
-        skew=0.0 if flat else float(stats.skew(chosen)),
-        kurtosis=3.0 if flat else float(stats.kurtosis(chosen, fisher=False)),
+        skew=float(m.skew[0]),
+        kurtosis=float(m.kurtosis[0]),
     )
 
 

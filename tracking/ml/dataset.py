@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features import kernels
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake, symbol_date_filter
 
@@ -58,13 +59,6 @@ class Dataset:
         return self.frame[self.frame["label"].notna()].reset_index(drop=True)
 
 
-def _rsi(close: pd.Series, n: int = 14) -> pd.Series:
-    delta = close.diff()
-    up = delta.clip(lower=0).ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
-    down = (-delta.clip(upper=0)).ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
-    return 100 - 100 / (1 + up / down.replace(0, np.nan))
-
-
 def builtin_features(bars: pd.DataFrame) -> pd.DataFrame:
     """Stationary features per (symbol, date) from a frame with symbol, date, px (sorted by symbol, date)."""
     out = bars[KEYS].copy()
@@ -74,10 +68,10 @@ def builtin_features(bars: pd.DataFrame) -> pd.DataFrame:
     out["ret_5"] = g.pct_change(5, fill_method=None)
     out["ret_20"] = g.pct_change(20, fill_method=None)
     out["vol_20"] = ret.groupby(bars["symbol"], sort=False).transform(lambda s: s.rolling(20).std())
-    out["rsi_14"] = g.transform(_rsi)
-    ema12 = g.transform(lambda s: s.ewm(span=12, adjust=False, min_periods=12).mean())
-    ema26 = g.transform(lambda s: s.ewm(span=26, adjust=False, min_periods=26).mean())
-    out["ema_ratio"] = ema12 / ema26 - 1
+    px = bars["px"].to_numpy(dtype=float)
+    offs = kernels.run_offsets(bars["symbol"].to_numpy())
+    out["rsi_14"] = kernels.rsi(px, 14, offs)
+    out["ema_ratio"] = kernels.ema(px, 12, offs) / kernels.ema(px, 26, offs) - 1
     out["sma50_ratio"] = bars["px"] / g.transform(lambda s: s.rolling(50).mean()) - 1
     mid = g.transform(lambda s: s.rolling(20).mean())
     sd = g.transform(lambda s: s.rolling(20).std())

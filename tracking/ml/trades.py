@@ -23,6 +23,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 
+from quantlake import calendars
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 from tracking.ml.dataset import KEYS, REGIME, Dataset, load_dataset
@@ -133,7 +134,7 @@ def load_trade_dataset(
 
 
 def calendar(frame: pd.DataFrame) -> pd.DatetimeIndex:
-    """Business days from the first decision date to the last exit of ``frame`` (the OOS span)."""
+    """NYSE trading days from the first decision date to the last exit of ``frame`` (the OOS span)."""
     start = pd.Timestamp(frame["date"].min())
     end = pd.Timestamp(np.max(frame["label_end"].to_numpy()))
-    return pd.bdate_range(start, end)
+    return calendars.sessions(start, end)
