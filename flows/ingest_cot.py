@@ -9,9 +9,7 @@ from prefect.states import State
 
 from flows._common import ALERT_HOOKS, finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
-from quantlake.ingest import direct_fetch, ingest_cot
-from quantlake.lake import Lake
-from quantlake.sources import get_source
+from quantlake.ingest_run import run_ingest
 
 
 @flow(name="ingest-cot", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
@@ -25,15 +23,6 @@ def ingest_cot_flow(
     full: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]] | State[Any]:
-    src = get_source(source, path)
-    reports = ingest_cot(
-        Lake(),
-        src,
-        report_types or ["disaggregated", "financial"],
-        start,
-        end,
-        full=full,
-        fetch=direct_fetch if path else network_fetch,
-        progress=progress,
-    )
+    reports = run_ingest("cot", source, path=path, report_types=report_types, start=start, end=end, full=full,
+                         progress=progress, network_fetch=network_fetch)
     return finish(reports)

@@ -9,9 +9,7 @@ from prefect.states import State
 
 from flows._common import ALERT_HOOKS, finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
-from quantlake.ingest import direct_fetch, ingest_macro
-from quantlake.lake import Lake
-from quantlake.sources import NETWORK_SOURCES, get_source, rate_limit
+from quantlake.ingest_run import run_ingest
 
 
 @flow(name="ingest-macro", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
@@ -24,16 +22,6 @@ def ingest_macro_flow(
     full: bool = False,
     progress: bool = True,
 ) -> list[dict[str, Any]] | State[Any]:
-    src = get_source(source)
-    reports = ingest_macro(
-        Lake(),
-        src,
-        series,
-        start,
-        end,
-        full=full,
-        fetch=network_fetch if source in NETWORK_SOURCES else direct_fetch,
-        rate_limit=rate_limit(source),
-        progress=progress,
-    )
+    reports = run_ingest("macro", source, keys=series, start=start, end=end, full=full, progress=progress,
+                         network_fetch=network_fetch)
     return finish(reports)

@@ -9,33 +9,25 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
-from prefect.tasks import exponential_backoff
 
 from flows._common import quantlake_errors_fail_cleanly
-from quantlake.errors import SourceError, SourceUnavailableError, UserInputError
+from quantlake.sources.retry import JITTER, RETRY_DELAYS, is_transient
 
 
 def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry outages and HTTP errors; never retry a user mistake (unknown symbol, missing key)."""
+    """Retry outages and HTTP errors, never a user mistake (:func:`quantlake.sources.retry.is_transient`)."""
     try:
         state.result()
-    except UserInputError:
-        return False
-    except SourceUnavailableError as exc:
-        # a failed DNS lookup means no network at all: retrying within seconds only delays the error
-        return "DNS lookup failed" not in str(exc)
-    except SourceError:
-        return True
-    except Exception:
-        return False
+    except Exception as exc:
+        return is_transient(exc)
     return False
 
 
 @task(
     name="fetch",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),  # 1 s, 2 s, 4 s (+ jitter)
-    retry_jitter_factor=0.5,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=list(RETRY_DELAYS),  # 1 s, 2 s, 4 s (+ jitter)
+    retry_jitter_factor=JITTER,
     retry_condition_fn=_transient,
     cache_policy=NO_CACHE,
     task_run_name="fetch {label}",

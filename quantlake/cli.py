@@ -28,6 +28,35 @@ quiet_environment()
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _plain_help_types() -> None:
+    """Typer 0.29 prints every option's Python type in help (``<bool>`` beside flags, ``<list[str]>``,
+    ``<%Y-%m-%d>``): show nothing for flags and click's plain metavars (TEXT, INTEGER, PATH, DATE...) for
+    the rest.  Patched once here because every package's commands share the same help renderer."""
+    from typer.core import TyperOption
+
+    plain = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "%Y-%m-%d": "DATE",
+             "datetime": "DATE"}
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        if self.is_flag:
+            return None
+        label = self.display_type(ctx).strip("<>")
+        repeat = label.startswith("list[")
+        label = label.removeprefix("list[").removesuffix("]") if repeat else label
+        if "|" in label and label not in plain:
+            text = f"[{label}]"
+        else:
+            text = plain.get(label, label.upper())
+        return text + " (repeatable)" if repeat else text
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_plain_help_types()
+
 app = typer.Typer(
     name="quantlake",
     help="Versioned lakehouse, features, research and paper trading for equity and option strategies.",
@@ -237,47 +266,97 @@ def query(
 
 
 # ----------------------------------------------------------------------------------------------- ingest
-SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample | csv | yahoo | fred | cot")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+FlowOpt = Annotated[
+    bool, typer.Option("--flow/--no-flow", help="Run as a Prefect flow (default) or directly, without Prefect.")
+]
+
+
+def source_help(kind: str) -> str:
+    """``--source`` help listing exactly the sources an ingest of ``kind`` accepts."""
+    from quantlake.sources import sources_for
+
+    return "Where the data comes from: " + " | ".join(sources_for(kind)) + "."
+
+
+def _report_rows(summary: Any) -> list[dict[str, Any]]:
+    """Rows of a flow's summary (dicts) or of IngestReport objects (--no-flow)."""
+    rows = []
+    for r in summary:
+        if isinstance(r, dict):
+            rows.append(r)
+        else:
+            rows.append({"table": r.table, "source": r.source, "rows_read": r.rows_read, "accepted": r.accepted,
+                         "rejected": r.rejected, "inserted": r.inserted, "updated": r.updated,
+                         "version": r.version})
+    return rows
 
 
 def _print_reports(summary: Any) -> None:
-    """Print a flow's ingest summary (a list of dicts; a failed flow has already raised)."""
+    """Print an ingest summary (a failed flow has already raised) and the quarantine reasons."""
+    from rich.text import Text
+
+    from quantlake.display import Col, console, print_table
     from quantlake.lake import Lake
 
-    t = Table(title="ingest")
-    for col in ("table", "source", "read", "accepted", "rejected", "inserted", "updated", "version"):
-        t.add_column(col, justify="left" if col in ("table", "source") else "right")
-    for r in summary:
-        t.add_row(
-            r["table"], r["source"], f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['rejected']:,}",
-            f"{r['inserted']:,}", f"{r['updated']:,}", "-" if r["version"] is None else str(r["version"]),
-        )
-    console.print(t)
-    if any(r["rejected"] for r in summary):
-        lake = Lake()
-        df = lake.query(
+    rows = _report_rows(summary)
+    for r in rows:
+        r["version"] = "-" if r["version"] is None else r["version"]
+    out = console()
+    print_table(rows, [
+        Col("table"), Col("source"), Col("rows_read", "read", "int"), Col("accepted", kind="int"),
+        Col("rejected", kind="int"), Col("inserted", kind="int"), Col("updated", kind="int"),
+        Col("version", kind="int"),
+    ], title="ingest", out=out)
+    if any(r["rejected"] for r in rows):
+        df = Lake().query(
             'SELECT "table", reason, count(*) AS n FROM rejected_rows GROUP BY ALL ORDER BY n DESC LIMIT 10'
         )
-        console.print("[yellow]Quarantined rows by reason (all batches so far; see `quantlake rejects`):[/]")
+        out.print("Quarantined rows by reason (all batches so far; see `quantlake rejects`):", style="yellow",
+                  markup=False)
         for row in df.itertuples(index=False):
-            console.print(f"  {row.n:>6}  {row.table}: {row.reason}")
+            out.print(Text(f"  {row.n:>6,}  {row.table}: {row.reason}"), soft_wrap=True)
+
+
+def _ingest(kind: str, flow: bool, **kwargs: Any) -> None:
+    """Run one ingest through its Prefect flow or directly; print the summary; raise what failed."""
+    if flow:
+        import importlib
+
+        module = importlib.import_module(f"flows.ingest_{kind}")
+        summary = getattr(module, f"ingest_{kind}_flow")(**kwargs)
+        _print_reports(summary)
+        return
+    from quantlake.ingest import failures_error
+    from quantlake.ingest_run import run_ingest
+
+    source = kwargs.pop("source")
+    keys = kwargs.pop("symbols", None) or kwargs.pop("underlyings", None) or kwargs.pop("series", None)
+    for k in ("symbols", "underlyings", "series"):
+        kwargs.pop(k, None)
+    reports = run_ingest(kind, source, keys=keys, **kwargs)
+    _print_reports(reports)
+    err = failures_error(reports)
+    if err is not None:
+        raise err
 
 
 @ingest_app.command("equity")
 def ingest_equity_cmd(
-    source: SourceOpt = "sample",
-    path: Annotated[Path | None, typer.Option(help="csv source: directory (or file) of CSV/Parquet bars")] = None,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: all the source has)")] = None,
+    source: Annotated[str, typer.Option("--source", "-s", help=source_help("equity"))] = "sample",
+    path: Annotated[Path | None, typer.Option(help="csv source: directory (or file) of CSV/Parquet bars.")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: all the source has).")] = None,
     start: DateOpt = None,
     end: DateOpt = None,
-    full: Annotated[bool, typer.Option(help="Ignore watermarks and refetch everything")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Ignore watermarks and refetch everything.")] = False,
     progress: ProgressOpt = True,
+    flow: FlowOpt = True,
 ) -> None:
     """Daily bars (and splits/dividends) → equity_bars, corporate_actions."""
-    from quantlake.sources import get_source
+    from quantlake.sources import check_source, get_source
     from quantlake.tables import validate_symbol
 
+    check_source("equity", source)
     syms = [validate_symbol(s) for s in _symbols(symbols) or []] or None
     src = get_source(source, path)  # fail fast on a bad source/path/file before Prefect starts
     known = src.symbols()
@@ -288,75 +367,66 @@ def ingest_equity_cmd(
         raise InvalidSymbolError(
             f"unknown symbol(s) for source {source!r}: {', '.join(unknown)}; available: {', '.join(known)}"
         )
-    from flows.ingest_equity import ingest_equity_flow
-
-    _print_reports(
-        ingest_equity_flow(
-            source=source, symbols=syms, path=str(path) if path else None,
-            start=_date(start), end=_date(end), full=full, progress=progress,
-        )
-    )
+    _ingest("equity", flow, source=source, symbols=syms, path=str(path) if path else None,
+            start=_date(start), end=_date(end), full=full, progress=progress)
 
 
 @ingest_app.command("options")
 def ingest_options_cmd(
-    source: SourceOpt = "sample",
-    underlyings: Annotated[str | None, typer.Option(help="Comma-separated underlyings")] = None,
+    source: Annotated[str, typer.Option("--source", "-s", help=source_help("options"))] = "sample",
+    underlyings: Annotated[str | None, typer.Option(help="Comma-separated underlyings.")] = None,
     progress: ProgressOpt = True,
+    flow: FlowOpt = True,
 ) -> None:
     """Option-chain snapshots → option_quotes."""
+    from quantlake.sources import check_source
     from quantlake.tables import validate_symbol
 
+    check_source("options", source)
     unds = [validate_symbol(s) for s in _symbols(underlyings) or []] or None
-    from flows.ingest_options import ingest_options_flow
-
-    _print_reports(ingest_options_flow(source=source, underlyings=unds, progress=progress))
+    _ingest("options", flow, source=source, underlyings=unds, progress=progress)
 
 
 @ingest_app.command("macro")
 def ingest_macro_cmd(
-    source: SourceOpt = "sample",
-    series: Annotated[str | None, typer.Option(help="Comma-separated FRED series ids (e.g. DGS10,DGS2)")] = None,
+    source: Annotated[str, typer.Option("--source", "-s", help=source_help("macro"))] = "sample",
+    series: Annotated[str | None, typer.Option(help="Comma-separated FRED series ids (e.g. DGS10,DGS2).")] = None,
     start: DateOpt = None,
     end: DateOpt = None,
-    full: Annotated[bool, typer.Option(help="Ignore watermarks")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Ignore watermarks.")] = False,
     progress: ProgressOpt = True,
+    flow: FlowOpt = True,
 ) -> None:
     """Macro series (FRED, keeping realtime_start vintages) → macro_series."""
-    from quantlake.sources import get_source
+    from quantlake.sources import check_source, get_source
 
+    check_source("macro", source)
     src = get_source(source)
     if hasattr(src, "check_credentials"):
         src.check_credentials()  # a missing API key is reported before Prefect starts
-    from flows.ingest_macro import ingest_macro_flow
-
-    _print_reports(
-        ingest_macro_flow(
-            source=source, series=_symbols(series), start=_date(start), end=_date(end), full=full, progress=progress
-        )
-    )
+    _ingest("macro", flow, source=source, series=_symbols(series), start=_date(start), end=_date(end),
+            full=full, progress=progress)
 
 
 @ingest_app.command("cot")
 def ingest_cot_cmd(
-    path: Annotated[Path | None, typer.Option(help="A CFTC zip/txt file you downloaded (default: download)")] = None,
+    path: Annotated[Path | None, typer.Option(help="A CFTC zip/txt file you downloaded (default: download).")] = None,
     report_type: Annotated[
-        list[str] | None, typer.Option("--report-type", help="disaggregated | financial (repeatable)")
+        list[str] | None, typer.Option("--report-type", help="disaggregated | financial (repeatable).")
     ] = None,
     start: DateOpt = None,
     end: DateOpt = None,
-    full: Annotated[bool, typer.Option(help="Ignore watermarks")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Ignore watermarks.")] = False,
     progress: ProgressOpt = True,
+    flow: FlowOpt = True,
 ) -> None:
     """CFTC Commitments of Traders (disaggregated, financial futures) → cot_positions."""
-    from flows.ingest_cot import ingest_cot_flow
+    if path is not None and not path.exists():
+        from quantlake.errors import MalformedFileError
 
-    _print_reports(
-        ingest_cot_flow(
-            path=str(path) if path else None, report_types=report_type, start=_date(start), end=_date(end),
-            full=full, progress=progress,
-        )
-    )
+        raise MalformedFileError(f"--path {path}: no such file")
+    _ingest("cot", flow, source="cot", path=str(path) if path else None, report_types=report_type,
+            start=_date(start), end=_date(end), full=full, progress=progress)
 
 
 # ----------------------------------------------------------------------------------------------- demo
@@ -394,7 +464,9 @@ def main() -> None:
     try:
         app()
     except QuantlakeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -54,7 +54,7 @@ def test_help_on_every_command() -> None:
         (["ingest", "equity", "--symbols", "BAD SYMBOL!"], "invalid symbol"),
         (["ingest", "equity", "--symbols", "ZZZZ"], "unknown symbol(s) for source 'sample': ZZZZ"),
         (["ingest", "equity", "--start", "2020-13-01"], "Invalid value for '--start'"),
-        (["ingest", "equity", "--source", "nope"], "unknown source 'nope'"),
+        (["ingest", "equity", "--source", "nope"], "valid sources for equity: sample, csv, yahoo"),
         (["ingest", "equity", "--source", "csv"], "needs --path"),
         (["query", "select * from equity_bars"], "does not exist"),
         (["lake", "history", "equity_bars"], "does not exist"),

@@ -10,6 +10,35 @@ from quantlake.errors import UserInputError
 LOCAL_SOURCES = ("sample", "csv")
 NETWORK_SOURCES = ("yahoo", "fred", "cot")
 
+# which sources can feed each ingest command (the CLI validates --source against this before anything runs,
+# and its help lists exactly these); a new source adds its name to the kinds it supports
+SOURCES_FOR: dict[str, tuple[str, ...]] = {
+    "equity": ("sample", "csv", "yahoo"),
+    "options": ("sample", "yahoo"),
+    "macro": ("sample", "fred"),
+    "cot": ("cot",),
+}
+
+
+def sources_for(kind: str) -> tuple[str, ...]:
+    """The sources an ingest of ``kind`` (``equity``, ``options``, ``macro``, ``cot``) accepts."""
+    try:
+        return SOURCES_FOR[kind]
+    except KeyError:
+        raise UserInputError(f"unknown data kind {kind!r}; choose one of {', '.join(SOURCES_FOR)}") from None
+
+
+def check_source(kind: str, name: str) -> str:
+    """``name`` if it can feed ``kind``, else a one-line user error listing the valid sources."""
+    valid = sources_for(kind)
+    if name not in valid:
+        other = [k for k, names in SOURCES_FOR.items() if name in names]
+        hint = f" ({name!r} provides {', '.join(other)})" if other else ""
+        raise UserInputError(
+            f"--source {name!r} cannot ingest {kind}{hint}; valid sources for {kind}: {', '.join(valid)}"
+        )
+    return name
+
 
 def get_source(name: str, path: Path | str | None = None, **kwargs: Any) -> Any:
     """Build a source adapter by name (``sample``, ``csv``, ``yahoo``, ``fred``, ``cot``)."""

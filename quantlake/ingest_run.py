@@ -1,0 +1,65 @@
+"""One ingest by name: build the source adapter, pick how network calls are made, run the ingest function.
+
+The Prefect flows (``flows/ingest_*.py``) and the CLI's ``--no-flow`` path both call :func:`run_ingest`, so
+a command does the same work with or without Prefect; only ``fetch`` differs (a Prefect task with retries
+inside a flow, :func:`quantlake.sources.retry.retrying_fetch` without one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from quantlake.ingest import (
+    IngestReport,
+    direct_fetch,
+    ingest_cot,
+    ingest_equity,
+    ingest_macro,
+    ingest_options,
+)
+from quantlake.lake import Lake
+from quantlake.sources import NETWORK_SOURCES, check_source, get_source, rate_limit
+from quantlake.sources.retry import retrying_fetch
+
+Fetch = Callable[[Callable[..., Any], Sequence[Any]], Any]
+
+
+def uses_network(kind: str, source: str, path: str | None = None) -> bool:
+    """Whether this ingest calls a network service (``cot`` with a downloaded ``--path`` does not)."""
+    if kind == "cot":
+        return path is None
+    return source in NETWORK_SOURCES
+
+
+def run_ingest(
+    kind: str,
+    source: str,
+    *,
+    keys: list[str] | None = None,
+    path: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    full: bool = False,
+    report_types: list[str] | None = None,
+    progress: bool = True,
+    network_fetch: Fetch | None = None,
+) -> list[IngestReport]:
+    """Ingest ``kind`` (equity, options, macro, cot) from ``source``; ``keys`` are symbols, underlyings or
+    series ids.  Network calls go through ``network_fetch`` (default: retried in-process)."""
+    check_source(kind, source)
+    fetch: Fetch = (network_fetch or retrying_fetch) if uses_network(kind, source, path) else direct_fetch
+    lake = Lake()
+    if kind == "equity":
+        src = get_source(source, path)
+        return ingest_equity(lake, src, keys, start, end, full=full, fetch=fetch, rate_limit=rate_limit(source),
+                             progress=progress)
+    if kind == "options":
+        return ingest_options(lake, get_source(source), keys, fetch=fetch, rate_limit=rate_limit(source),
+                              progress=progress)
+    if kind == "macro":
+        return ingest_macro(lake, get_source(source), keys, start, end, full=full, fetch=fetch,
+                            rate_limit=rate_limit(source), progress=progress)
+    return ingest_cot(lake, get_source(source, path), report_types or ["disaggregated", "financial"], start, end,
+                      full=full, fetch=fetch, progress=progress)
