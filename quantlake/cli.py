@@ -46,10 +46,8 @@ def _plain_help_types() -> None:
         label = self.display_type(ctx).strip("<>")
         repeat = label.startswith("list[")
         label = label.removeprefix("list[").removesuffix("]") if repeat else label
-        if "|" in label and label not in plain:
-            text = f"[{label}]"
-        else:
-            text = plain.get(label, label.upper())
+        choices = "|" in label and label not in plain
+        text = f"[{label}]" if choices else plain.get(label, label.upper())
         return text + " (repeatable)" if repeat else text
 
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
