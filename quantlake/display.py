@@ -66,12 +66,20 @@ def fmt_int(value: Any) -> str:
     return "" if _missing(value) else f"{round(float(value)):,}"
 
 
-def fmt_float(value: Any, digits: int = 4) -> str:
+def _number(value: Any) -> float | str:
+    """The value as a finite float, or the text to show instead ("" when missing, "inf"/"-inf")."""
     if _missing(value):
         return ""
     x = float(value)
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
+    return x
+
+
+def fmt_float(value: Any, digits: int = 4) -> str:
+    x = _number(value)
+    if isinstance(x, str):
+        return x
     if x == 0:
         return "0"
     if abs(x) >= 10 ** digits:
@@ -81,12 +89,8 @@ def fmt_float(value: Any, digits: int = 4) -> str:
 
 def fmt_pct(value: Any, decimals: int = 1) -> str:
     """A fraction as a percentage: 0.1234 → ``12.3%``."""
-    if _missing(value):
-        return ""
-    x = float(value)
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x * 100:.{decimals}f}%"
+    x = _number(value)
+    return x if isinstance(x, str) else f"{x * 100:.{decimals}f}%"
 
 
 def short_id(value: Any, chars: int = ID_CHARS) -> str:
