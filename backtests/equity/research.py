@@ -19,6 +19,8 @@ from backtests.equity.config import METRICS, SweepConfig
 from backtests.equity.sweep import Detail, SweepResult, detail, run_sweep
 from backtests.research.montecarlo import MonteCarloResult, monte_carlo
 from backtests.research.walkforward import WalkForwardResult, walk_forward
+from quantlake import stats as qstats
+from quantlake.calendars import TRADING_DAYS_PER_YEAR
 from quantlake.config import paths
 from quantlake.lake import Lake
 
@@ -47,8 +49,8 @@ class ResearchResult:
             }
         )
         out.update(s.overfitting())
-        out["dsr.sharpe_annualized"] = s.dsr.sharpe * math.sqrt(252)
-        out["dsr.sr0_annualized"] = s.dsr.sr0 * math.sqrt(252)
+        out["dsr.sharpe_annualized"] = s.dsr.sharpe * math.sqrt(TRADING_DAYS_PER_YEAR)
+        out["dsr.sr0_annualized"] = s.dsr.sr0 * math.sqrt(TRADING_DAYS_PER_YEAR)
         if self.walkforward is not None:
             wf = self.walkforward
             out.update({f"wf.oos.{k}": v for k, v in wf.oos_metrics.items()})
@@ -113,34 +115,21 @@ def _oos_trades(sweep: SweepResult, wf: WalkForwardResult, best: Detail) -> list
 def oos_gate_metrics(res: ResearchResult) -> dict[str, float]:
     """The walk-forward's stitched out-of-sample record in the promotion gate's terms (``tracking.stats``):
     annualized Sharpe, max drawdown, trades, deflated Sharpe (trials = combinations swept), observations."""
-    from scipy import stats as st
-
-    from backtests.research.overfitting import deflated_sharpe_from_stats, sharpe_ratio
-
     wf = res.walkforward
     if wf is None:
         return {}
     r = wf.oos_returns.to_numpy()
     trial = res.sweep.returns.reindex(wf.oos_returns.index).fillna(0.0).to_numpy()
-    srs = sharpe_ratio(trial)
-    sr = float(sharpe_ratio(r[:, None])[0])
-    flat = r.std() == 0
-    dsr = deflated_sharpe_from_stats(
-        sr,
-        float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0,
-        len(srs),
-        len(r),
-        0.0 if flat else float(st.skew(r)),
-        3.0 if flat else float(st.kurtosis(r, fisher=False)),
-    )
+    trial_sharpes = qstats.sharpe_ratio(trial, TRADING_DAYS_PER_YEAR)
+    dsr = qstats.deflated_sharpe_ratio(r, len(trial_sharpes), trial_sharpes, TRADING_DAYS_PER_YEAR)
     return {
-        "oos_sharpe": sr * math.sqrt(252),
+        "oos_sharpe": float(qstats.sharpe_ratio(r, TRADING_DAYS_PER_YEAR)),
         "oos_max_drawdown": wf.oos_metrics["max_drawdown"],
         "oos_trades": float(wf.windows["oos_trades"].sum()),
-        "oos_dsr": dsr.dsr,
+        "oos_dsr": float(dsr),
         "oos_n_obs": float(len(r)),
         "oos_total_return": wf.oos_metrics["total_return"],
-        "n_trials": float(len(srs)),
+        "n_trials": float(len(trial_sharpes)),
     }
 
 
