@@ -63,7 +63,7 @@ class TimedChains:
     def __init__(self, inner: Any) -> None:
         self.inner, self.cpu, self.calls = inner, 0.0, 0
 
-    def chain(self, underlying: str, date: dt.date, mode: str = "observed_else_modeled") -> Any:
+    def chain(self, underlying: str, date: dt.date, mode: str = "auto") -> Any:
         t0 = time.process_time()
         try:
             return self.inner.chain(underlying, date, mode)

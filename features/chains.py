@@ -1,8 +1,8 @@
 """Option chains: observed quotes from the lake, or modeled chains where there are none.
 
 One interface serves both: ``ChainProvider(lake).chain(underlying, date, mode)`` with ``mode`` one of
-``"observed"`` (the lake's ``option_quotes``), ``"modeled"`` (built below) or ``"observed_else_modeled"``
-(observed if the lake has any quote for that underlying and date, else modeled).  Every frame has the
+``"observed"`` (the lake's ``option_quotes``), ``"modeled"`` (built below) or ``"auto"`` (observed if the lake
+has any quote for that underlying and date, else modeled; ``"observed_else_modeled"`` is the same).  Every frame has the
 ``option_quotes`` columns plus ``mid``, ``iv`` (the vol to use: vendor/implied for observed rows, the model's
 for modeled rows), ``model_iv``, ``rate`` and ``dividend_yield`` (what the row was priced with).
 
@@ -54,8 +54,8 @@ from quantlake.lake import Lake
 from quantlake.tables import OPTION_QUOTES, validate_symbol
 
 FloatArray = NDArray[np.float64]
-ChainMode = Literal["observed", "modeled", "observed_else_modeled"]
-MODES: tuple[str, ...] = ("observed", "modeled", "observed_else_modeled")
+ChainMode = Literal["auto", "observed", "modeled", "observed_else_modeled"]
+MODES: tuple[str, ...] = ("auto", "observed", "modeled", "observed_else_modeled")
 MODELED = "modeled"
 EXTRA_COLUMNS = ["mid", "iv", "model_iv", "rate", "dividend_yield"]
 CHAIN_COLUMNS = [*OPTION_QUOTES.schema.names, *EXTRA_COLUMNS]
@@ -352,7 +352,7 @@ class ChainProvider:
 
     # ------------------------------------------------------------------ public
     def chain(
-        self, underlying: str, date: dt.date | str, mode: str = "observed_else_modeled"
+        self, underlying: str, date: dt.date | str, mode: str = "auto"
     ) -> pd.DataFrame:
         """The chain of ``underlying`` on ``date``: observed, modeled, or observed if any else modeled.
 

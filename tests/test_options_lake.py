@@ -105,6 +105,33 @@ def test_observed_quotes_are_used_and_leg_days_counted(sample_lake) -> None:  # 
     assert res.metrics["leg_days_observed_share"] == pytest.approx(2 / (3 + 2 * later))
 
 
+def test_chain_source_observed_fails_naming_the_leg_and_modeled_ignores_quotes(sample_lake) -> None:  # type: ignore[no-untyped-def]
+    from backtests.options.errors import ChainError
+
+    _gdaxi_lake(sample_lake)
+    c12700 = Contract("^GDAXI", D(2018, 7, 20), 12700.0, "C")  # quoted on Apr 26 only
+    base = {"name": "dax", "underlying": "^GDAXI", "start": "2018-04-26", "end": "2018-05-04",
+            "strategy": {"kind": "put_write"}, "market": {"rate": {"constant": 0.0}}, "commissions": NO_FEES}
+
+    def run(source: str):  # type: ignore[no-untyped-def]
+        script = {D(2018, 4, 26): [OptionOrder((OrderLeg(c12700, 1),), 1, "a")]}
+        cfg = parse_config({**base, "chain": {"source": source}})
+        return run_backtest(cfg, sample_lake, strategy=ScriptedStrategy(script, delay="same_bar"))
+
+    with pytest.raises(ChainError, match=r"chain.source observed: no quote for \^GDAXI 2018-07-20 12700C on "
+                                         r"2018-04-27"):
+        run("observed")
+    modeled = run("modeled")
+    assert modeled.leg_days["observed"] == 0 and modeled.fills.iloc[0]["source"] == "modeled"
+    assert modeled.fills.iloc[0]["price"] != 227.3  # the observed last trade is not used
+    auto = run("auto")
+    assert auto.leg_days["observed"] == 1 and auto.leg_days["modeled"] == len(auto.daily) - 1
+    # configs written before chain.source still load: chains.mode observed_else_modeled is auto
+    legacy = parse_config({**base, "chains": {"mode": "observed_else_modeled"}})
+    assert legacy.chain.source == "auto"
+    assert parse_config({**base, "chains": {"mode": "observed"}}).chain.source == "observed"
+
+
 def test_regime_strategies_need_features_regime(sample_lake) -> None:  # type: ignore[no-untyped-def]
     base = {"underlying": "^GSPC", "start": "2016-01-01", "end": "2016-02-28"}
     with pytest.raises(MarketDataError, match=r"iv_rank_router needs the market regime .* no features_regime"):

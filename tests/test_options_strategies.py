@@ -242,9 +242,11 @@ def test_protective_put_limits_the_loss() -> None:
     settings = EngineSettings(underlying="XYZ", settlement="physical", commissions=NO_FEES)
     res = simulate(pd.DataFrame({"close": closes, "rate": RATE}), src, ProtectivePut(cfg), settings, 50_000.0)
     opened = res.fills[res.fills["action"] == "open"].iloc[0]
-    s0, s1 = float(closes.iloc[0]), float(closes.iloc[1])
-    assert opened["qty"] == 2 and opened["right"] == "P" and opened["date"] == D(2024, 1, 3)
-    assert abs(opened["strike"] - s0 * 0.95) <= 0.5  # 5 % OTM on the decision day, nearest listed strike
+    s1 = float(closes.iloc[1])
+    # shares first: bought Jan 3 (decided Jan 2); the puts are decided once the shares are held (Jan 3)
+    assert res.fills.iloc[0]["action"] == "shares" and res.fills.iloc[0]["date"] == D(2024, 1, 3)
+    assert opened["qty"] == 2 and opened["right"] == "P" and opened["date"] == D(2024, 1, 4)
+    assert abs(opened["strike"] - s1 * 0.95) <= 0.5  # 5 % OTM on the decision day, nearest listed strike
     # the stock lost (s1 - s_T) x 200; the hedged account lost at most (s1 - K) x 200 + the premium
     s_t = float(closes.iloc[-1])
     loss = 50_000.0 - res.metrics["final_equity"]

@@ -26,7 +26,8 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Regime = Literal["low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral"]
-ChainMode = Literal["observed", "modeled", "observed_else_modeled"]
+ChainSourceMode = Literal["auto", "observed", "modeled"]
+LEGACY_CHAIN_MODES = {"observed_else_modeled": "auto", "observed": "observed", "modeled": "modeled"}
 Delay = Literal["next_bar", "same_bar"]
 
 
@@ -138,7 +139,19 @@ class MarketConfig(_Model):
 
 
 class ChainConfig(_Model):
-    mode: ChainMode = "observed_else_modeled"
+    """Where option prices come from (``chain.source``).
+
+    * ``auto``: the lake's observed quotes (``option_quotes``) on days that have them, else the modeled chain
+      (:mod:`features.chains`); a held contract missing from a day's observed chain is priced by
+      Black-Scholes at its last implied vol.  The run counts leg-days of each kind (``leg_days_observed``,
+      ``leg_days_modeled``).
+    * ``observed``: observed quotes only; a day without a chain offers no entries, and a held or traded leg
+      without a quote stops the run with an error naming the date and the contract (a leg settling that
+      day needs none: it settles at intrinsic value).
+    * ``modeled``: the modeled chain only, even where quotes exist.
+    """
+
+    source: ChainSourceMode = "auto"
 
 
 # ------------------------------------------------------------------------------------------ selection
@@ -223,6 +236,11 @@ class SizingConfig(_Model):
     ``fixed``: ``contracts``.  ``risk``: contracts whose maximum loss (spreads: width - credit; long
     premium: the debit) is ``risk_fraction`` of equity (:func:`risk.sizing.spread_contracts`).
     ``notional``: contracts whose notional (strike x 100) is ``notional_fraction`` of equity.
+
+    Risk sizing rounds down, so one contract whose maximum loss exceeds the budget (``risk_fraction`` x
+    equity) rounds to zero.  Then ``min_contracts`` are traded when their maximum loss is at most
+    ``min_contracts_max_risk`` times the budget; otherwise the entry is skipped and the run's ``skipped``
+    frame says why (``min_contracts: 0`` always skips).
     """
 
     method: Literal["fixed", "risk", "notional"] = "fixed"
@@ -230,6 +248,8 @@ class SizingConfig(_Model):
     risk_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.02
     notional_fraction: Annotated[float, Field(gt=0.0, le=5.0)] = 1.0
     max_contracts: Annotated[int, Field(ge=1)] = 1000
+    min_contracts: Annotated[int, Field(ge=0)] = 1
+    min_contracts_max_risk: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
 
 
 # ------------------------------------------------------------------------------------------ strategies
@@ -248,6 +268,7 @@ class CoveredCallConfig(_Model):
     dte: DteWindow = DteWindow()
     roll: RollRule = RollRule(at_dte=None, delta_above=None)
     rebuy_shares: bool = True  # buy the shares back after they are called away
+    cover_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of the shares held that calls are written on
 
     @field_validator("shares")
     @classmethod
@@ -263,6 +284,7 @@ class ProtectivePutConfig(_Model):
     put: StrikeRule = StrikeRule(by="pct_otm", value=0.05)
     dte: DteWindow = DteWindow()
     roll: RollRule = RollRule(at_dte=5)
+    protection_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of the shares held that puts protect
 
     @field_validator("shares")
     @classmethod
@@ -323,6 +345,65 @@ class IronCondorConfig(_Model):
     entry_regimes: list[Regime] | None = None
 
 
+class DebitExits(ExitRules):
+    profit_target: Annotated[float, Field(gt=0.0, le=10.0)] | None = 0.5
+    stop_loss: Annotated[float, Field(gt=0.0, le=20.0)] | None = 0.5
+    dte_exit: Annotated[int, Field(ge=0)] | None = 5
+
+
+class ButterflyConfig(_Model):
+    """A butterfly around ``center`` (default: the strike nearest the spot), wings ``width`` away on each
+    side, on the expiry the ``dte`` window picks.
+
+    * ``style: call`` / ``put``: the long butterfly, +1 / -2 / +1 of calls (puts) at K - w, K, K + w: a debit,
+      the most it can lose; the most it can make is w - debit, with the underlying at K at expiry.
+    * ``style: iron``: the short ATM straddle with long wings (+1 put K - w, -1 put K, -1 call K, +1 call
+      K + w): a credit, the most it can lose is w - credit.
+
+    Where the chain has no strike exactly w above, the upper wing is the nearest listed one (a broken wing);
+    the maximum loss sized on is the package's worst payoff at expiry either way."""
+
+    kind: Literal["butterfly"] = "butterfly"
+    style: Literal["call", "put", "iron"] = "call"
+    center: StrikeRule = StrikeRule(by="atm", value=0.0)
+    width: WidthRule = WidthRule(pct=0.02)
+    dte: DteWindow = DteWindow(min=20, max=50, target=30)
+    exits: DebitExits = DebitExits()
+    sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.01)
+    max_open: Annotated[int, Field(ge=1, le=50)] = 1
+    entry_regimes: list[Regime] | None = None
+
+
+class CalendarExits(ExitRules):
+    profit_target: Annotated[float, Field(gt=0.0, le=10.0)] | None = 0.25
+    stop_loss: Annotated[float, Field(gt=0.0, le=20.0)] | None = 0.5
+    dte_exit: Annotated[int, Field(ge=0)] | None = 2  # days left on the front month
+
+
+class CalendarConfig(_Model):
+    """A long calendar (time) spread: sell the ``front`` expiry, buy the ``back`` expiry, same strike
+    (``strike`` rule on the front expiry, default at the money) and right: a debit that gains from time decay
+    of the front month and from a rise in the back month's implied vol.  Closed by ``exits`` (``dte_exit``
+    counts days left on the front month); a package whose front leg settled is closed the next bar."""
+
+    kind: Literal["calendar"] = "calendar"
+    right: Literal["C", "P"] = "C"
+    strike: StrikeRule = StrikeRule(by="atm", value=0.0)
+    front: DteWindow = DteWindow(min=20, max=40, target=30)
+    back: DteWindow = DteWindow(min=50, max=100, target=60)
+    exits: CalendarExits = CalendarExits()
+    sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.01)
+    max_open: Annotated[int, Field(ge=1, le=50)] = 1
+    entry_regimes: list[Regime] | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> CalendarConfig:
+        if self.back.min <= self.front.max:
+            raise ValueError(f"back.min ({self.back.min}) must be beyond front.max ({self.front.max}): the back "
+                             "month must expire after the front month")
+        return self
+
+
 class EmaCrossoverConfig(_Model):
     """Buy a call when the fast EMA crosses above the slow one, a put when it crosses below (backtrader's
     EMA and CrossOver on the close); expiry: the first third-Friday monthly at least ``min_dte`` away."""
@@ -357,7 +438,9 @@ class IvRankRouterConfig(_Model):
     * regime ``neutral`` → stand aside;
     * IV rank >= ``sell_above`` and regime in ``sell_regimes`` → sell premium (``sell_structure``);
     * IV rank <= ``buy_below`` and regime in ``buy_regimes`` (the regime says IV will expand) → buy
-      premium (``buy_structure``, ATM);
+      premium (``buy_structure``): an ATM ``straddle``, a ``strangle`` at ``strangle_delta``, a
+      ``call_debit_spread`` or ``put_debit_spread`` (long at the money, short ``debit_width`` further out),
+      or ``debit_spreads`` (both: the long straddle with short wings, cheaper and of defined cost);
     * contracts = ``base`` sizing x regime multiplier x confidence multiplier (:mod:`risk.sizing`);
       confidence is ``high`` beyond ``strong_sell``/``strong_buy``, else ``medium``.
     """
@@ -370,10 +453,12 @@ class IvRankRouterConfig(_Model):
     sell_regimes: list[Regime] = ["high_vol", "iv_contraction", "low_vol"]
     buy_regimes: list[Regime] = ["iv_expansion"]
     sell_structure: Literal["iron_condor", "put_credit_spread"] = "iron_condor"
-    buy_structure: Literal["straddle", "strangle"] = "straddle"
+    buy_structure: Literal["straddle", "strangle", "call_debit_spread", "put_debit_spread", "debit_spreads"] = \
+        "straddle"
     short_delta: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.16
     strangle_delta: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.30
     width: WidthRule = WidthRule(pct=0.02)
+    debit_width: WidthRule = WidthRule(pct=0.03)
     dte: DteWindow = DteWindow(min=30, max=50, target=45)
     sell_exits: CreditSpreadExits = CreditSpreadExits()
     buy_exits: LongPremiumExits = LongPremiumExits()
@@ -399,7 +484,9 @@ StrategyConfig = Annotated[
     | PutCreditSpreadConfig
     | IronCondorConfig
     | EmaCrossoverConfig
-    | IvRankRouterConfig,
+    | IvRankRouterConfig
+    | ButterflyConfig
+    | CalendarConfig,
     Field(discriminator="kind"),
 ]
 
@@ -423,7 +510,7 @@ class OptionsBacktestConfig(_Model):
     end: dt.date
     initial_cash: Annotated[float, Field(gt=0.0)] = 1_000_000.0
     strategy: StrategyConfig
-    chains: ChainConfig = ChainConfig()
+    chain: ChainConfig = ChainConfig()
     market: MarketConfig = MarketConfig()
     execution: ExecutionConfig = ExecutionConfig()
     commissions: Commissions = Commissions()
@@ -431,6 +518,22 @@ class OptionsBacktestConfig(_Model):
     interest: InterestConfig = InterestConfig()
     tracking: TrackingConfig = TrackingConfig()
     outputs: OutputConfig = OutputConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_chains(cls, data: Any) -> Any:
+        """Configs (and recorded runs) written before ``chain.source``: ``chains: {mode: ...}``."""
+        if not isinstance(data, dict) or "chains" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("chains")
+        if "chain" in data:
+            raise ValueError("chains: replaced by chain.source; give only chain")
+        mode = legacy.get("mode", "observed_else_modeled") if isinstance(legacy, dict) else legacy
+        if mode not in LEGACY_CHAIN_MODES:
+            raise ValueError(f"chains.mode: {mode!r} is not one of {sorted(LEGACY_CHAIN_MODES)} (now chain.source)")
+        data["chain"] = {"source": LEGACY_CHAIN_MODES[mode]}
+        return data
 
     @field_validator("underlying")
     @classmethod

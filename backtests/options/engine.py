@@ -17,7 +17,8 @@ Per bar, in this order (all at the bar's end-of-day prices — an EOD chain has 
    from observed vs modeled quotes.
 
 Opening orders that would leave the account with negative excess buying power (see :mod:`margin`) are
-rejected and recorded; closing orders are never blocked.
+rejected and recorded, unless they raise it (a covered call written while the account is in a deficit);
+closing orders are never blocked.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from backtests.options import fills as fx
 from backtests.options import margin as mg
 from backtests.options.account import Account, Leg, Position
 from backtests.options.config import (
-    ChainMode,
+    ChainSourceMode,
     Commissions,
     Delay,
     ExitRules,
@@ -45,7 +46,7 @@ from backtests.options.config import (
     OptionsBacktestConfig,
 )
 from backtests.options.contracts import MULTIPLIER, Contract, monthly_expiries, settlement_dates
-from backtests.options.errors import OrderError
+from backtests.options.errors import ChainError, OrderError
 from backtests.options.orders import CloseOrder, OptionOrder, Order, ShareOrder
 from backtests.options.quotes import ChainSnapshot, ChainSource, LegQuotes, Market
 
@@ -69,7 +70,7 @@ class EngineSettings:
     underlying: str
     settlement: Literal["cash", "physical"] = "cash"
     dividend_yield: float = 0.0
-    chain_mode: ChainMode = "observed_else_modeled"
+    chain_source: ChainSourceMode = "auto"
     fill: FillConfig = field(default_factory=FillConfig)
     delay: Delay = "next_bar"
     commissions: Commissions = field(default_factory=Commissions)
@@ -81,7 +82,7 @@ class EngineSettings:
     def from_config(cls, cfg: OptionsBacktestConfig, default_delay: Delay) -> EngineSettings:
         return cls(
             underlying=cfg.underlying, settlement=cfg.settlement, dividend_yield=cfg.market.dividend_yield,
-            chain_mode=cfg.chains.mode, fill=cfg.execution.fill, delay=cfg.execution.delay or default_delay,
+            chain_source=cfg.chain.source, fill=cfg.execution.fill, delay=cfg.execution.delay or default_delay,
             commissions=cfg.commissions, margin=cfg.margin, interest=cfg.interest,
             settlement_price=cfg.market.settlement_price,
         )
@@ -160,6 +161,18 @@ class Context:
     def first_bar(self) -> bool:
         return self._e.bars_seen == 1
 
+    @property
+    def settings(self) -> EngineSettings:
+        return self._e.settings
+
+    def buying_power(self) -> float:
+        """Excess buying power now (equity minus every requirement, see :mod:`margin`)."""
+        return self._e.excess()[0]
+
+    def skip(self, tag: str, reason: str, **details: float) -> None:
+        """Record an entry the strategy decided not to make, and why (the run's ``skipped`` frame)."""
+        self._e.skips.append({"date": self.date, "tag": tag, "reason": reason, **details})
+
 
 class Engine:
     def __init__(self, settings: EngineSettings, chains: ChainSource, strategy: Strategy, initial_cash: float,
@@ -179,6 +192,7 @@ class Engine:
             self.monthly_settlements = set()
         self._settle_cache: dict[dt.date, dt.date | None] = {}
         self.pending: list[Order] = []
+        self.skips: list[dict[str, Any]] = []
         self.daily: list[dict[str, Any]] = []
         self.leg_days = {"observed": 0, "modeled": 0}
         self.bars_seen = 0
@@ -196,13 +210,25 @@ class Engine:
     def snapshot(self) -> ChainSnapshot | None:
         if not self._snap_loaded:
             self._snap_loaded = True
-            frame = self.chains.chain(self.settings.underlying, self.bar.date, self.settings.chain_mode)
+            frame = self.chains.chain(self.settings.underlying, self.bar.date, self.settings.chain_source)
             if frame is not None and len(frame):
                 self._snap = ChainSnapshot(frame, self.market(), self.settings.underlying)
         return self._snap
 
-    def quotes(self, contracts: Sequence[Contract], last_iv: Sequence[float] | None = None) -> LegQuotes:
-        """Quotes of ``contracts`` today (cached per bar)."""
+    def quotes(self, contracts: Sequence[Contract], last_iv: Sequence[float] | None = None,
+               settling_ok: bool = False) -> LegQuotes:
+        """Quotes of ``contracts`` today (cached per bar).  With ``chain.source: observed`` a contract the day's
+        chain does not quote is an error (``settling_ok``: except one that settles today)."""
+        q = self._quotes(contracts, last_iv)
+        if self.settings.chain_source == "observed" and q.fallback.any():
+            for c, missing in zip(contracts, q.fallback, strict=True):
+                if missing and not (settling_ok and self.settle_date(c.expiry) == self.bar.date):
+                    raise ChainError(
+                        f"chain.source observed: no quote for {c.label()} on {self.bar.date} in option_quotes "
+                        "(use chain.source: auto to price gaps with the model)")
+        return q
+
+    def _quotes(self, contracts: Sequence[Contract], last_iv: Sequence[float] | None = None) -> LegQuotes:
         missing = [c for c in contracts if c not in self._quote_cache]
         if missing:
             ivs = None
@@ -276,7 +302,7 @@ class Engine:
         if not legs:
             return
         q = self.quotes([leg.contract for leg in legs], [leg.iv if math.isfinite(leg.iv) else leg.entry_iv
-                                                          for leg in legs])
+                                                          for leg in legs], settling_ok=True)
         for i, leg in enumerate(legs):
             leg.mark, leg.iv, leg.delta = float(q.mid[i]), float(q.iv[i]), float(q.delta[i])
             leg.gamma, leg.vega, leg.theta, leg.modeled = float(q.gamma[i]), float(q.vega[i]), float(q.theta[i]), \
@@ -336,25 +362,63 @@ class Engine:
 
     def _open(self, order: OptionOrder, contracts: list[Contract], qty: np.ndarray, prices: np.ndarray,
               fees: float, q: LegQuotes) -> None:
-        spot = self.bar.close
-        legs = [
-            Leg(c, int(qty[i]), self.bar.date, float(prices[i]), fees * abs(qty[i]) / float(np.abs(qty).sum()),
+        per_unit = qty / order.units
+        units, why = order.units, self._open_refusal(order, contracts, qty, prices, fees, q)
+        if why is not None and order.fit and order.units > 1:
+            lo, hi = 0, order.units - 1  # the largest number of units that fits (the checks are monotone in it)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                n = per_unit * mid
+                ok = self._open_refusal(order, contracts, n, prices, self._option_fees(n), q) is None
+                lo, hi = (mid, hi) if ok else (lo, mid - 1)
+            if lo > 0:
+                units, why = lo, None
+        if why is not None:
+            reason, details = why
+            self.account.reject(self.bar.date, order.tag, reason, **details)
+            return
+        qty = per_unit * units
+        fees = self._option_fees(qty)
+        legs = self._legs(contracts, qty, prices, fees, q)
+        entry_net = float(np.sum(qty * prices)) / units
+        sources = ["modeled" if m else "observed" for m in q.modeled]
+        reason = order.reason if units == order.units else f"{order.reason} (fitted: {units} of {order.units})"
+        self.account.open_position(self.bar.date, order.tag, legs, units, entry_net, self.bar.regime,
+                                   order.exits, order.meta, fees, self.bar.close, reason, sources)
+
+    def _option_fees(self, qty: np.ndarray) -> float:
+        return fx.option_commission(float(np.abs(qty).sum()), self.settings.commissions)
+
+    def _legs(self, contracts: list[Contract], qty: np.ndarray, prices: np.ndarray, fees: float,
+              q: LegQuotes) -> list[Leg]:
+        spot, total = self.bar.close, float(np.abs(qty).sum())
+        return [
+            Leg(c, int(qty[i]), self.bar.date, float(prices[i]), fees * abs(qty[i]) / total,
                 float(q.iv[i]), float(q.delta[i]), spot, mark=float(q.mid[i]), iv=float(q.iv[i]),
                 delta=float(q.delta[i]), gamma=float(q.gamma[i]), vega=float(q.vega[i]), theta=float(q.theta[i]),
                 modeled=bool(q.modeled[i]))
             for i, c in enumerate(contracts)
         ]
+
+    def _open_refusal(self, order: OptionOrder, contracts: list[Contract], qty: np.ndarray, prices: np.ndarray,
+                      fees: float, q: LegQuotes) -> tuple[str, dict[str, float]] | None:
+        """Why an opening of ``qty`` contracts per leg cannot fill now (reason, details), or ``None``."""
+        new = Position(-1, order.tag, self._legs(contracts, qty, prices, fees, q), self.bar.date, 1, 0.0,
+                       self.bar.regime)
+        if order.covered:
+            need = 0.0
+            for pos in [*self.account.positions.values(), new]:
+                pos_qty, _, phi, _ = pos.arrays()
+                need += mg.short_calls_to_cover(pos_qty, phi)
+            held = max(self.account.shares, 0.0)
+            if need > held + 1e-9:
+                return "short calls not covered by shares held", {"shares_needed": need, "shares_held": held}
         cash_after = self.account.cash - float(np.sum(qty * MULTIPLIER * prices)) - fees
-        new = Position(-1, order.tag, legs, self.bar.date, order.units, 0.0, self.bar.regime)
         excess, req = self.excess(extra=new, cash=cash_after)
-        if self.settings.margin.enabled and excess < -1e-6:
-            self.account.reject(self.bar.date, order.tag, "insufficient buying power", requirement=req,
-                                excess_after=excess, equity=self.account.equity(spot))
-            return
-        entry_net = float(np.sum(qty * prices)) / order.units
-        sources = ["modeled" if m else "observed" for m in q.modeled]
-        self.account.open_position(self.bar.date, order.tag, legs, order.units, entry_net, self.bar.regime,
-                                   order.exits, order.meta, fees, spot, order.reason, sources)
+        if self.settings.margin.enabled and excess < -1e-6 and excess < self.excess()[0] - 1e-9:
+            return "insufficient buying power", {"requirement": req, "excess_after": excess,
+                                                 "equity": self.account.equity(self.bar.close)}
+        return None
 
     def _close(self, pos: Position, prices: np.ndarray, fees: float, q: LegQuotes, reason: str) -> None:
         total = float(np.abs([leg.qty for leg in pos.legs]).sum())
@@ -366,17 +430,31 @@ class Engine:
     def _execute_shares(self, order: ShareOrder) -> None:
         side = 1.0 if order.shares > 0 else -1.0
         price = self.bar.close + side * self.settings.fill.share_slippage
-        fees = fx.share_commission(order.shares, self.settings.commissions)
         reducing = self.account.shares != 0 and np.sign(self.account.shares) != side
+        shares = order.shares
         if not reducing and self.settings.margin.enabled:
             acc = self.account
-            cash_after = acc.cash - order.shares * price - fees
-            excess, req = self.excess(cash=cash_after, shares=acc.shares + order.shares)
-            if excess < -1e-6:
+
+            def excess_after(n: int) -> tuple[float, float]:
+                fees = fx.share_commission(n, self.settings.commissions)
+                return self.excess(cash=acc.cash - n * price - fees, shares=acc.shares + n)
+
+            floor = order.reserve if order.fit_lot else 0.0
+            excess, req = excess_after(shares)
+            if excess < floor - 1e-6 and order.fit_lot > 0 and side > 0:
+                lots = shares // order.fit_lot
+                while lots > 0 and excess_after(lots * order.fit_lot)[0] < floor - 1e-6:
+                    lots -= 1
+                if lots > 0:
+                    shares = lots * order.fit_lot
+                    excess, req = excess_after(shares)
+            if excess < floor - 1e-6:
                 acc.reject(self.bar.date, "shares", "insufficient buying power", requirement=req, excess_after=excess,
                            equity=acc.equity(self.bar.close))
                 return
-        self.account.trade_shares(self.bar.date, float(order.shares), price, fees, order.reason)
+        fees = fx.share_commission(shares, self.settings.commissions)
+        reason = order.reason if shares == order.shares else f"{order.reason} (fitted: {shares} of {order.shares})"
+        self.account.trade_shares(self.bar.date, float(shares), price, fees, reason)
 
     # ------------------------------------------------------------------ margin
     def excess(self, extra: Position | None = None, cash: float | None = None,
@@ -451,7 +529,12 @@ class Engine:
         delta = acc.shares
         gamma = vega = theta = 0.0
         legs = 0
+        short_calls = long_puts = calls_to_cover = 0.0
         for pos in acc.positions.values():
+            qty, _, phi, _ = pos.arrays()
+            short_calls += float(-qty[(phi > 0) & (qty < 0)].sum())
+            long_puts += float(qty[(phi < 0) & (qty > 0)].sum())
+            calls_to_cover += mg.short_calls_to_cover(qty, phi)
             for leg in pos.legs:
                 n = leg.qty * MULTIPLIER
                 delta += n * leg.delta
@@ -467,7 +550,10 @@ class Engine:
             "shares_value": acc.shares * bar.close, "options_value": acc.options_value(), "equity": equity,
             "requirement": req, "excess": excess, "delta": delta, "gamma": gamma, "vega": vega, "theta": theta,
             "open_positions": len(acc.positions), "open_legs": legs, "fees_cum": acc.fees,
-            "interest_cum": acc.interest, "dividends_cum": acc.dividends, "rate": bar.rate, "regime": bar.regime, "iv_rank": bar.iv_rank,
+            "interest_cum": acc.interest, "dividends_cum": acc.dividends, "rate": bar.rate, "regime": bar.regime,
+            "iv_rank": bar.iv_rank, "short_calls": short_calls, "long_puts": long_puts,
+            "uncovered_calls": max(0.0, calls_to_cover - max(acc.shares, 0.0)) / MULTIPLIER,
+            "protected_shares": min(max(acc.shares, 0.0), long_puts * MULTIPLIER),
         })
 
 

@@ -44,7 +44,7 @@ REQUIRED = ("expiry", "strike", "right", "bid", "ask")
 class ChainSource(Protocol):
     """Anything that returns the option chain of an underlying on a date."""
 
-    def chain(self, underlying: str, date: dt.date, mode: str = "observed_else_modeled") -> pd.DataFrame: ...
+    def chain(self, underlying: str, date: dt.date, mode: str = "auto") -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from backtests.options.config import OptionsBacktestConfig
 from backtests.options.runner import BacktestResult
 from quantlake.config import paths
 
-FRAMES = ("trades", "fills", "daily", "positions", "open_positions", "rejections", "regimes")
+FRAMES = ("trades", "fills", "daily", "positions", "open_positions", "rejections", "skipped", "regimes")
 
 
 def output_dir(config: OptionsBacktestConfig) -> Path:

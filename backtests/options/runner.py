@@ -30,7 +30,9 @@ TRADE_COLUMNS = [
 ]
 FILL_COLUMNS = ["date", "position_id", "tag", "action", "contract", "expiry", "strike", "right", "qty", "price",
                 "fees", "iv", "delta", "spot", "source", "reason"]
-REJECTION_COLUMNS = ["date", "tag", "reason", "requirement", "excess_after", "equity", "limit"]
+REJECTION_COLUMNS = ["date", "tag", "reason", "requirement", "excess_after", "equity", "limit", "shares_needed",
+                     "shares_held"]
+SKIP_COLUMNS = ["date", "tag", "reason"]
 POSITION_COLUMNS = ["position_id", "tag", "opened", "closed", "units", "entry_net", "exit_net", "pnl", "fees",
                     "exit_reason", "regime_at_entry", "days_held"]
 
@@ -51,11 +53,12 @@ class BacktestResult:
     initial_cash: float
     extra: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, Path] = field(default_factory=dict)
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIP_COLUMNS))  # entries not made
 
     def summary(self) -> dict[str, float]:
         keys = ("final_equity", "total_return", "cagr", "ann_vol", "sharpe", "max_drawdown", "positions",
-                "win_rate", "fees", "interest", "dividends", "rejections", "margin_call_days", "leg_days_observed",
-                "leg_days_modeled")
+                "win_rate", "fees", "interest", "dividends", "rejections", "entries_skipped", "margin_call_days",
+                "uncovered_call_days", "leg_days_observed", "leg_days_modeled")
         return {k: self.metrics[k] for k in keys if k in self.metrics}
 
 
@@ -78,6 +81,11 @@ def collect(name: str, engine: Engine, initial_cash: float, seconds: float) -> B
     metrics = mx.overall(daily, positions, initial_cash)
     metrics["rejections"] = float(sum(1 for r in acc.rejections if r["reason"] != "limit not filled"))
     metrics["unfilled_limits"] = float(sum(1 for r in acc.rejections if r["reason"] == "limit not filled"))
+    metrics["entries_skipped"] = float(len(engine.skips))
+    metrics["uncovered_call_days"] = float((daily["uncovered_calls"] > 0).sum())
+    summarize = getattr(engine.strategy, "summarize", None)
+    if callable(summarize):
+        metrics.update(summarize(daily))
     metrics["leg_days_observed"] = float(engine.leg_days["observed"])
     metrics["leg_days_modeled"] = float(engine.leg_days["modeled"])
     total = engine.leg_days["observed"] + engine.leg_days["modeled"]
@@ -98,6 +106,7 @@ def collect(name: str, engine: Engine, initial_cash: float, seconds: float) -> B
         name=name, daily=daily, trades=_frame(acc.trades, TRADE_COLUMNS), fills=_frame(acc.fills, FILL_COLUMNS),
         positions=positions, open_positions=_frame(open_legs), rejections=_frame(acc.rejections, REJECTION_COLUMNS), regimes=regimes,
         metrics=metrics, leg_days=dict(engine.leg_days), seconds=seconds, initial_cash=initial_cash, extra=extra,
+        skipped=pd.DataFrame(engine.skips) if engine.skips else pd.DataFrame(columns=SKIP_COLUMNS),
     )
 
 

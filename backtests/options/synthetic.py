@@ -29,7 +29,7 @@ class QuoteTable:
         self._by_date = {d: g.reset_index(drop=True) for d, g in q.groupby("quote_date")}
         self.calls = 0
 
-    def chain(self, underlying: str, date: dt.date, mode: str = "observed_else_modeled") -> pd.DataFrame:
+    def chain(self, underlying: str, date: dt.date, mode: str = "auto") -> pd.DataFrame:
         self.calls += 1
         empty = pd.DataFrame(columns=["quote_date", "expiry", "strike", "right", "bid", "ask", "source"])
         return self._by_date.get(date, empty)
@@ -57,7 +57,7 @@ class BlackScholesChains:
     def _at(value: float | Mapping[dt.date, float], day: dt.date) -> float:
         return float(value[day]) if isinstance(value, Mapping) else float(value)
 
-    def chain(self, underlying: str, date: dt.date, mode: str = "observed_else_modeled") -> pd.DataFrame:
+    def chain(self, underlying: str, date: dt.date, mode: str = "auto") -> pd.DataFrame:
         from features.pricing import bs_price
 
         self.calls += 1

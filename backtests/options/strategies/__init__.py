@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 from backtests.options.config import (
+    ButterflyConfig,
     BuyWriteConfig,
+    CalendarConfig,
     CoveredCallConfig,
     EmaCrossoverConfig,
     IronCondorConfig,
@@ -20,10 +22,11 @@ from backtests.options.strategies.income import BuyWrite, CoveredCall, Protectiv
 from backtests.options.strategies.router import IvRankRouter, route
 from backtests.options.strategies.signals import EmaCrossover
 from backtests.options.strategies.spreads import IronCondor, PutCreditSpread, credit_package
+from backtests.options.strategies.structures import Butterfly, Calendar
 
 StrategyConfigModel = (
     CoveredCallConfig | ProtectivePutConfig | BuyWriteConfig | PutWriteConfig | PutCreditSpreadConfig
-    | IronCondorConfig | EmaCrossoverConfig | IvRankRouterConfig
+    | IronCondorConfig | EmaCrossoverConfig | IvRankRouterConfig | ButterflyConfig | CalendarConfig
 )
 
 
@@ -42,10 +45,14 @@ def build_strategy(cfg: StrategyConfigModel) -> Strategy:
         return IronCondor(cfg)
     if isinstance(cfg, EmaCrossoverConfig):
         return EmaCrossover(cfg)
+    if isinstance(cfg, ButterflyConfig):
+        return Butterfly(cfg)
+    if isinstance(cfg, CalendarConfig):
+        return Calendar(cfg)
     return IvRankRouter(cfg)
 
 
 __all__ = [
-    "BuyWrite", "CoveredCall", "EmaCrossover", "IronCondor", "IvRankRouter", "ProtectivePut", "PutCreditSpread",
+    "Butterfly", "BuyWrite", "Calendar", "CoveredCall", "EmaCrossover", "IronCondor", "IvRankRouter", "ProtectivePut", "PutCreditSpread",
     "PutWrite", "build_strategy", "credit_package", "route",
 ]

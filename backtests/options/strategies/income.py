@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
+
 from backtests.options import selection as sel
 from backtests.options.config import (
     BuyWriteConfig,
     CoveredCallConfig,
     Delay,
+    DteWindow,
     ProtectivePutConfig,
     PutWriteConfig,
     RollRule,
     StrikeRule,
 )
-from backtests.options.contracts import MULTIPLIER, Right
+from backtests.options.contracts import MULTIPLIER, Contract, Right
 from backtests.options.engine import Context
+from backtests.options.fills import share_commission
 from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg, ShareOrder
 from backtests.options.strategies.base import contracts_for
 
@@ -39,74 +44,172 @@ def _needs_roll(ctx: Context, tag: str, roll: RollRule) -> list[Order]:
 
 
 class _StockPlusOption:
-    """Hold shares in 100-lots and one option position on them (short calls or long puts), rolled by rule."""
+    """Hold shares in 100-lots and options on them (short calls or long puts), rolled by rule.
+
+    Shares first: options are written or bought only against shares **held** (not against a purchase still
+    pending), ``ratio`` (the cover or protection ratio) of them, in whole contracts.  The share purchase is
+    sized so that it fits the account's buying power after commissions and slippage (and, for protective
+    puts, leaves room for the puts); the engine trims it to whole lots that fit at the fill's price.  Short
+    calls go out as ``covered`` orders, which the engine refuses to fill beyond the shares held.
+    """
 
     name = "stock_plus_option"
     default_delay: Delay = "next_bar"
     right: Right = "C"
     ratio = -1
+    metric_prefix = "cover"
 
-    def __init__(self, shares: int | None, rule: StrikeRule, dte: object, roll: RollRule, rebuy: bool) -> None:
-        self.target_shares = shares
-        self.rule, self.dte, self.roll, self.rebuy = rule, dte, roll, rebuy
-        self._bought_once = False
-        self.horizon_days = int(getattr(dte, "max", 365))  # the longest expiry it may hold
+    def __init__(self, shares: int | None, rule: StrikeRule, dte: DteWindow, roll: RollRule, rebuy: bool,
+                 coverage: float) -> None:
+        self.fixed_shares = shares
+        self.rule, self.dte, self.roll, self.rebuy, self.coverage = rule, dte, roll, rebuy, coverage
+        self._held_once = False
+        self._short_of_options = False
+        self.horizon_days = dte.max  # the longest expiry it may hold
 
+    # ------------------------------------------------------------------ decisions
     def on_bar(self, ctx: Context) -> list[Order]:
         orders: list[Order] = []
-        if self.target_shares is None:
-            self.target_shares = _lots_of(ctx)
-        held = ctx.shares + ctx.pending_shares()
-        if held < self.target_shares and (self.rebuy or not self._bought_once):
-            orders.append(ShareOrder(int(self.target_shares - held), "buy shares"))
-            held = self.target_shares
-        self._bought_once = True
+        held = ctx.shares
+        self._held_once = self._held_once or held > 0
+        orders += self._share_order(ctx, held)
         rolls = _needs_roll(ctx, self.name, self.roll)
         orders += rolls
         rolled = {r.position_id for r in rolls if isinstance(r, CloseOrder)}
-        on = sum(abs(leg.qty) for p in ctx.positions(self.name) if p.id not in rolled for leg in p.legs)
-        want = int(held // MULTIPLIER) - on - ctx.pending_contracts(self.name)
-        order = self._option_order(ctx, want)
+        staying = [p for p in ctx.positions(self.name) if p.id not in rolled]
+        on = sum(abs(leg.qty) for p in staying for leg in p.legs)
+        want = math.floor(max(held, 0.0) * self.coverage / MULTIPLIER + 1e-9) - on - ctx.pending_contracts(self.name)
+        freed = sum(leg.qty * MULTIPLIER * leg.mark for p in ctx.positions(self.name) if p.id in rolled
+                    for leg in p.legs if math.isfinite(leg.mark))
+        order = self._option_order(ctx, want, freed)
         if order is not None:
             orders.append(order)
         return orders
 
-    def _option_order(self, ctx: Context, contracts: int) -> OptionOrder | None:
-        if contracts <= 0:
-            return None
+    def _share_order(self, ctx: Context, held: float) -> list[Order]:
+        if held < 0 or (self._held_once and not self.rebuy and held == 0):
+            return []
+        have = held + ctx.pending_shares()
+        if self.fixed_shares is not None:
+            need = self.fixed_shares - int(have)
+        elif have == 0:
+            need = self._affordable_shares(ctx)
+        else:
+            return []
+        if need <= 0:
+            return []
+        reserve = self._reserve_per_lot(ctx) * (need // int(MULTIPLIER))
+        return [ShareOrder(need, "buy shares", fit_lot=int(MULTIPLIER), reserve=reserve)]
+
+    def _affordable_shares(self, ctx: Context) -> int:
+        """Whole 100-lots that the buying power pays for after commissions, slippage and the reserve."""
+        st = ctx.settings
+        price = ctx.spot + st.fill.share_slippage
+        per_lot = MULTIPLIER * (price - ctx.spot + st.margin.stock * ctx.spot) + self._reserve_per_lot(ctx)
+        if not st.margin.enabled:
+            per_lot = MULTIPLIER * price + self._reserve_per_lot(ctx)
+        budget = ctx.buying_power() if st.margin.enabled else ctx.cash
+        lots = max(math.floor(budget / (per_lot + MULTIPLIER * st.commissions.per_share)), 0)
+        while lots > 0 and lots * per_lot + share_commission(lots * MULTIPLIER, st.commissions) > budget:
+            lots -= 1
+        return lots * int(MULTIPLIER)
+
+    def _reserve_per_lot(self, ctx: Context) -> float:
+        return 0.0
+
+    def _pick(self, ctx: Context) -> Contract | None:
         chain = ctx.chain()
         if chain is None:
             return None
-        expiry = sel.pick_expiry(chain, self.dte)  # type: ignore[arg-type]
+        expiry = sel.pick_expiry(chain, self.dte)
         if expiry is None:
             return None
-        c = sel.by_rule(chain, ctx.underlying, expiry, self.right, ctx.spot, self.rule, need_bid=self.ratio < 0)
+        return sel.by_rule(chain, ctx.underlying, expiry, self.right, ctx.spot, self.rule, need_bid=self.ratio < 0)
+
+    def _option_order(self, ctx: Context, contracts: int, freed: float) -> OptionOrder | None:
+        if contracts <= 0:
+            return None
+        c = self._pick(ctx)
         if c is None:
             return None
-        return OptionOrder((OrderLeg(c, self.ratio),), contracts, self.name, reason="entry")
+        return OptionOrder((OrderLeg(c, self.ratio),), contracts, self.name, reason="entry", fit=True,
+                           covered=self.ratio < 0 and self.right == "C")
+
+    # ------------------------------------------------------------------ report
+    def summarize(self, daily: pd.DataFrame) -> dict[str, float]:
+        """The cover/protection actually held (from the day's open legs, never from what was ordered)."""
+        shares = daily["shares"].clip(lower=0.0)
+        holding = shares > 0
+        covered = self._covered_shares(daily)
+        target = np.floor(shares * self.coverage / MULTIPLIER + 1e-9) * MULTIPLIER
+        ratio = (covered[holding] / shares[holding]) if holding.any() else pd.Series(dtype=float)
+        p = self.metric_prefix
+        return {f"{p}.target_ratio": self.coverage,
+                f"{p}.mean_ratio": float(ratio.mean()) if len(ratio) else float("nan"),
+                f"{p}.short_days": float((holding & (covered < target - 1e-9)).sum()),
+                f"{p}.share_days": float(holding.sum())}
+
+    def _covered_shares(self, daily: pd.DataFrame) -> pd.Series:
+        return np.minimum(daily["short_calls"] * MULTIPLIER, daily["shares"].clip(lower=0.0))
 
 
 class CoveredCall(_StockPlusOption):
-    """Long shares, short one call per 100 shares (delta target, DTE window, roll rule); assignment sells
-    the shares at the strike, which are bought back next bar when ``rebuy_shares``."""
+    """Long shares, short calls on ``cover_ratio`` of them, one per 100 shares (delta target, DTE window, roll
+    rule); assignment sells the shares at the strike, which are bought back next bar when ``rebuy_shares``,
+    and the calls are written again once the shares are held."""
 
     name = "covered_call"
     right: Right = "C"
     ratio = -1
+    metric_prefix = "cover"
 
     def __init__(self, cfg: CoveredCallConfig) -> None:
-        super().__init__(cfg.shares, cfg.call, cfg.dte, cfg.roll, cfg.rebuy_shares)
+        super().__init__(cfg.shares, cfg.call, cfg.dte, cfg.roll, cfg.rebuy_shares, cfg.cover_ratio)
 
 
 class ProtectivePut(_StockPlusOption):
-    """Long shares, long one put per 100 shares (strike rule, DTE window, rolled before expiry)."""
+    """Long shares, long puts on ``protection_ratio`` of them (strike rule, DTE window, rolled before expiry).
+
+    The share purchase leaves room for the first puts; a put order is sized to the buying power left (the
+    engine trims it again at the fill), so a roll the account cannot fully pay for buys fewer puts.  The
+    daily ``protected_shares`` and the ``protection.*`` metrics count the puts actually held."""
 
     name = "protective_put"
     right: Right = "P"
     ratio = 1
+    metric_prefix = "protection"
 
     def __init__(self, cfg: ProtectivePutConfig) -> None:
-        super().__init__(cfg.shares, cfg.put, cfg.dte, cfg.roll, True)
+        super().__init__(cfg.shares, cfg.put, cfg.dte, cfg.roll, True, cfg.protection_ratio)
+
+    def _put_cost(self, ctx: Context, c: Contract) -> float:
+        q = ctx.quotes([c])
+        return float(q.ask[0] + ctx.settings.fill.slippage) * MULTIPLIER + ctx.settings.commissions.per_contract
+
+    def _reserve_per_lot(self, ctx: Context) -> float:
+        c = self._pick(ctx)
+        return 0.0 if c is None else self._put_cost(ctx, c) * self.coverage
+
+    def _option_order(self, ctx: Context, contracts: int, freed: float) -> OptionOrder | None:
+        if contracts <= 0:
+            return None
+        c = self._pick(ctx)
+        if c is None:
+            return None
+        cost = self._put_cost(ctx, c)
+        budget = ctx.buying_power() + freed
+        n = min(contracts, max(math.floor(budget / cost), 0)) if cost > 0 else contracts
+        if n <= 0:
+            if not self._short_of_options:
+                ctx.skip(self.name, f"cannot pay for a put: {cost:,.2f} each, buying power {budget:,.2f}",
+                         wanted=float(contracts), cost=cost, buying_power=budget)
+            self._short_of_options = True
+            return None
+        self._short_of_options = False
+        return OptionOrder((OrderLeg(c, self.ratio),), n, self.name, reason="entry", fit=True)
+
+    def _covered_shares(self, daily: pd.DataFrame) -> pd.Series:
+        return daily["protected_shares"]
 
 
 class BuyWrite:

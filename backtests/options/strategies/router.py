@@ -8,10 +8,12 @@ from typing import Literal
 
 from backtests.options import selection as sel
 from backtests.options.config import Delay, IvRankRouterConfig, StrikeRule
+from backtests.options.contracts import Right
 from backtests.options.engine import Context
 from backtests.options.orders import OptionOrder, Order, OrderLeg
-from backtests.options.strategies.base import contracts_for, net_mid
+from backtests.options.strategies.base import contracts_for, max_loss_per_share, net_mid
 from backtests.options.strategies.spreads import credit_package
+from backtests.options.strategies.structures import debit_vertical
 
 Route = Literal["sell", "buy", "aside"]
 
@@ -53,6 +55,8 @@ class IvRankRouter:
         units = int(adaptive_quantity(float(order.units), bar.regime, confidence, self.cfg.adaptive))
         if units <= 0:
             self.decisions["sized_to_zero"] += 1
+            ctx.skip(self.name, f"adaptive sizing: {order.units} contract(s) x regime {bar.regime} x confidence "
+                                f"{confidence} rounds to 0", base_units=float(order.units))
             return []
         order.units = units
         order.meta.update({"route": decision, "confidence": confidence, "iv_rank": bar.iv_rank})
@@ -65,7 +69,7 @@ class IvRankRouter:
         if built is None:
             return None
         legs, credit, max_loss = built
-        n = contracts_for(ctx, self.cfg.base, max_loss, legs[-1].contract.strike)
+        n = contracts_for(ctx, self.cfg.base, max_loss, legs[-1].contract.strike, self.name)
         if n <= 0:
             return None
         return OptionOrder(tuple(legs), n, self.name, reason="sell_premium", exits=self.cfg.sell_exits,
@@ -78,18 +82,31 @@ class IvRankRouter:
         expiry = sel.pick_expiry(chain, self.cfg.dte)
         if expiry is None:
             return None
-        if self.cfg.buy_structure == "straddle":
+        structure = self.cfg.buy_structure
+        legs: list[OrderLeg] | None
+        if structure == "straddle":
             call = sel.at_the_money(chain, ctx.underlying, expiry, "C", ctx.spot)
             put = None if call is None else sel.at_the_money(chain, ctx.underlying, expiry, "P", call.strike)
-        else:
+            legs = None if call is None or put is None else [OrderLeg(put, 1), OrderLeg(call, 1)]
+        elif structure == "strangle":
             call = sel.by_delta(chain, ctx.underlying, expiry, "C", self.cfg.strangle_delta)
             put = sel.by_delta(chain, ctx.underlying, expiry, "P", self.cfg.strangle_delta)
-        if call is None or put is None:
+            legs = None if call is None or put is None else [OrderLeg(put, 1), OrderLeg(call, 1)]
+        else:
+            distance = self.cfg.debit_width.distance(ctx.spot)
+            rights: list[Right] = (["C"] if structure == "call_debit_spread" else
+                                   ["P"] if structure == "put_debit_spread" else ["P", "C"])
+            legs = []
+            for right in rights:
+                vertical = debit_vertical(ctx, chain, expiry, right, distance)
+                if vertical is None:
+                    return None
+                legs += vertical
+        if not legs:
             return None
-        legs = [OrderLeg(put, 1), OrderLeg(call, 1)]
         debit = net_mid(ctx, legs)
-        n = contracts_for(ctx, self.cfg.base, debit, call.strike)
+        n = contracts_for(ctx, self.cfg.base, max_loss_per_share(legs, debit), legs[-1].contract.strike, self.name)
         if n <= 0:
             return None
         return OptionOrder(tuple(legs), n, self.name, reason="buy_premium", exits=self.cfg.buy_exits,
-                           meta={"debit_mid": debit})
+                           meta={"debit_mid": debit, "structure": structure})

@@ -50,7 +50,7 @@ class EmaCrossover:
             return orders
         legs = [OrderLeg(c, 1)]
         debit = net_mid(ctx, legs)
-        n = contracts_for(ctx, self.cfg.sizing, debit, c.strike)
+        n = contracts_for(ctx, self.cfg.sizing, debit, c.strike, self.name)
         if n > 0:
             orders.append(OptionOrder(tuple(legs), n, self.name, reason=f"ema_cross_{'up' if cross > 0 else 'down'}",
                                       exits=self.cfg.exits))

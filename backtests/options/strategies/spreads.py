@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from backtests.options import selection as sel
 from backtests.options.config import (
-    Delay,
     DteWindow,
     ExitRules,
     IronCondorConfig,
@@ -15,8 +14,8 @@ from backtests.options.config import (
     WidthRule,
 )
 from backtests.options.engine import Context
-from backtests.options.orders import OptionOrder, Order, OrderLeg
-from backtests.options.strategies.base import contracts_for, net_mid
+from backtests.options.orders import OrderLeg
+from backtests.options.strategies.base import PackageStrategy, net_mid
 
 
 def credit_package(ctx: Context, dte: DteWindow, width: WidthRule, put_rule: StrikeRule | None,
@@ -50,36 +49,20 @@ def credit_package(ctx: Context, dte: DteWindow, width: WidthRule, put_rule: Str
     return legs, credit, max_loss
 
 
-class _CreditSpread:
+class _CreditSpread(PackageStrategy):
     name = "credit_spread"
-    default_delay: Delay = "next_bar"
 
     def __init__(self, dte: DteWindow, width: WidthRule, put_rule: StrikeRule | None, call_rule: StrikeRule | None,
                  exits: ExitRules, sizing: SizingConfig, max_open: int, entry_regimes: list[str] | None) -> None:
+        super().__init__(exits, sizing, max_open, entry_regimes, dte.max)
         self.dte, self.width, self.put_rule, self.call_rule = dte, width, put_rule, call_rule
-        self.exits, self.sizing, self.max_open, self.entry_regimes = exits, sizing, max_open, entry_regimes
-        self.horizon_days = dte.max
-        uses = []
-        if exits.exit_regimes:
-            uses.append(f"strategy.exits.exit_regimes={list(exits.exit_regimes)}")
-        if entry_regimes is not None:
-            uses.append(f"strategy.entry_regimes={list(entry_regimes)}")
-        self.regime_uses: tuple[str, ...] = tuple(uses)
 
-    def on_bar(self, ctx: Context) -> list[Order]:
-        if len(ctx.positions(self.name)) + ctx.pending_opens(self.name) >= self.max_open:
-            return []
-        if self.entry_regimes is not None and ctx.bar.regime not in self.entry_regimes:
-            return []
+    def build(self, ctx: Context) -> tuple[list[OrderLeg], dict[str, float]] | None:
         built = credit_package(ctx, self.dte, self.width, self.put_rule, self.call_rule)
         if built is None:
-            return []
-        legs, credit, max_loss = built
-        n = contracts_for(ctx, self.sizing, max_loss, legs[-1].contract.strike)
-        if n <= 0:
-            return []
-        meta = {"credit_mid": credit, "max_loss": max_loss}
-        return [OptionOrder(tuple(legs), n, self.name, exits=self.exits, meta=meta)]
+            return None
+        legs, credit, _ = built
+        return legs, {"credit_mid": credit}
 
 
 class PutCreditSpread(_CreditSpread):
