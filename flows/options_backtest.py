@@ -24,5 +24,8 @@ def options_backtest_flow(config: dict[str, Any] | str) -> dict[str, Any] | Stat
     logger.info("%s: final equity %.2f, CAGR %.2f%%, max drawdown %.2f%%, %d positions; MLflow run %s",
                 cfg.name, m["final_equity"], 100 * m["cagr"], 100 * m["max_drawdown"], int(m["positions"]), run_id)
     logger.info("leg-days priced: %d observed, %d modeled", result.leg_days["observed"], result.leg_days["modeled"])
+    if len(result.skipped):
+        logger.info("%d entries skipped (skipped.parquet says why), first: %s", len(result.skipped),
+                    result.skipped.iloc[0]["reason"])
     return {"run_id": run_id, "metrics": result.summary(), "files": {k: str(v) for k, v in result_files(result).items()},
             "result": result}

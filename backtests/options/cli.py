@@ -35,7 +35,8 @@ def _print_result(run_id: str, result: object) -> None:
         console.print(r)
     console.print(f"MLflow run: {run_id}")
     for label, path in result_files(result).items():
-        if label in ("equity", "greeks", "trades", "daily", "metrics"):
+        if label in ("equity", "greeks", "trades", "daily", "metrics") or (
+                label in ("skipped", "rejections") and len(getattr(result, label))):
             console.print(f"  {label}: {path}")
 
 
