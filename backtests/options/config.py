@@ -315,6 +315,15 @@ class PutWriteConfig(_Model):
     start_immediately: bool = False
 
 
+class PackageEntries(_Model):
+    """What every one-package-per-entry strategy shares: risk sizing, how many may be open, in which regimes
+    to enter (None: any)."""
+
+    sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.02)
+    max_open: Annotated[int, Field(ge=1, le=50)] = 1
+    entry_regimes: list[Regime] | None = None
+
+
 class CreditSpreadExits(ExitRules):
     profit_target: Annotated[float, Field(gt=0.0, le=10.0)] | None = 0.5
     stop_loss: Annotated[float, Field(gt=0.0, le=20.0)] | None = 2.0
@@ -322,27 +331,21 @@ class CreditSpreadExits(ExitRules):
     exit_regimes: list[Regime] = ["iv_expansion"]
 
 
-class PutCreditSpreadConfig(_Model):
+class PutCreditSpreadConfig(PackageEntries):
     kind: Literal["put_credit_spread"] = "put_credit_spread"
     short_put: StrikeRule = StrikeRule(by="delta", value=0.20)
     width: WidthRule = WidthRule(pct=0.02)
     dte: DteWindow = DteWindow(min=30, max=50, target=45)
     exits: CreditSpreadExits = CreditSpreadExits()
-    sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.02)
-    max_open: Annotated[int, Field(ge=1, le=50)] = 1
-    entry_regimes: list[Regime] | None = None  # None: enter in any regime
 
 
-class IronCondorConfig(_Model):
+class IronCondorConfig(PackageEntries):
     kind: Literal["iron_condor"] = "iron_condor"
     short_put: StrikeRule = StrikeRule(by="delta", value=0.16)
     short_call: StrikeRule = StrikeRule(by="delta", value=0.16)
     width: WidthRule = WidthRule(pct=0.02)
     dte: DteWindow = DteWindow(min=30, max=50, target=45)
     exits: CreditSpreadExits = CreditSpreadExits()
-    sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.02)
-    max_open: Annotated[int, Field(ge=1, le=50)] = 1
-    entry_regimes: list[Regime] | None = None
 
 
 class DebitExits(ExitRules):
@@ -351,7 +354,7 @@ class DebitExits(ExitRules):
     dte_exit: Annotated[int, Field(ge=0)] | None = 5
 
 
-class ButterflyConfig(_Model):
+class ButterflyConfig(PackageEntries):
     """A butterfly around ``center`` (default: the strike nearest the spot), wings ``width`` away on each
     side, on the expiry the ``dte`` window picks.
 
@@ -370,8 +373,6 @@ class ButterflyConfig(_Model):
     dte: DteWindow = DteWindow(min=20, max=50, target=30)
     exits: DebitExits = DebitExits()
     sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.01)
-    max_open: Annotated[int, Field(ge=1, le=50)] = 1
-    entry_regimes: list[Regime] | None = None
 
 
 class CalendarExits(ExitRules):
@@ -380,7 +381,7 @@ class CalendarExits(ExitRules):
     dte_exit: Annotated[int, Field(ge=0)] | None = 2  # days left on the front month
 
 
-class CalendarConfig(_Model):
+class CalendarConfig(PackageEntries):
     """A long calendar (time) spread: sell the ``front`` expiry, buy the ``back`` expiry, same strike
     (``strike`` rule on the front expiry, default at the money) and right: a debit that gains from time decay
     of the front month and from a rise in the back month's implied vol.  Closed by ``exits`` (``dte_exit``
@@ -393,8 +394,6 @@ class CalendarConfig(_Model):
     back: DteWindow = DteWindow(min=50, max=100, target=60)
     exits: CalendarExits = CalendarExits()
     sizing: SizingConfig = SizingConfig(method="risk", risk_fraction=0.01)
-    max_open: Annotated[int, Field(ge=1, le=50)] = 1
-    entry_regimes: list[Regime] | None = None
 
     @model_validator(mode="after")
     def _order(self) -> CalendarConfig:

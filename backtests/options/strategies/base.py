@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 
-from backtests.options.config import Delay, ExitRules, SizingConfig
+from backtests.options import selection as sel
+from backtests.options.config import Delay, DteWindow, ExitRules, PackageEntries, SizingConfig
 from backtests.options.contracts import MULTIPLIER, Contract
 from backtests.options.engine import Context
 from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg
@@ -39,6 +42,15 @@ def contracts_for(ctx: Context, sizing: SizingConfig, max_loss_per_share: float,
     else:
         n = math.floor(equity * sizing.notional_fraction / (strike * MULTIPLIER) + 1e-9)
     return int(min(max(n, 0.0), sizing.max_contracts))
+
+
+def chain_expiry(ctx: Context, window: DteWindow) -> tuple[pd.DataFrame, dt.date] | None:
+    """Today's chain and its expiry in ``window`` (:func:`selection.pick_expiry`), or ``None``."""
+    chain = ctx.chain()
+    if chain is None:
+        return None
+    expiry = sel.pick_expiry(chain, window)
+    return None if expiry is None else (chain, expiry)
 
 
 def net_mid(ctx: Context, legs: list[OrderLeg]) -> float:
@@ -74,15 +86,15 @@ class PackageStrategy:
     name = "package"
     default_delay: Delay = "next_bar"
 
-    def __init__(self, exits: ExitRules, sizing: SizingConfig, max_open: int, entry_regimes: list[str] | None,
-                 horizon_days: int) -> None:
-        self.exits, self.sizing, self.max_open, self.entry_regimes = exits, sizing, max_open, entry_regimes
+    def __init__(self, entries: PackageEntries, exits: ExitRules, horizon_days: int) -> None:
+        self.exits, self.sizing, self.max_open = exits, entries.sizing, entries.max_open
+        self.entry_regimes = list(entries.entry_regimes) if entries.entry_regimes is not None else None
         self.horizon_days = horizon_days
         uses = []
         if exits.exit_regimes:
             uses.append(f"strategy.exits.exit_regimes={list(exits.exit_regimes)}")
-        if entry_regimes is not None:
-            uses.append(f"strategy.entry_regimes={list(entry_regimes)}")
+        if self.entry_regimes is not None:
+            uses.append(f"strategy.entry_regimes={self.entry_regimes}")
         self.regime_uses: tuple[str, ...] = tuple(uses)
         self.legs_per_package = 0
 

@@ -23,7 +23,7 @@ from backtests.options.contracts import MULTIPLIER, Contract, Right
 from backtests.options.engine import Context
 from backtests.options.fills import share_commission
 from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg, ShareOrder
-from backtests.options.strategies.base import contracts_for
+from backtests.options.strategies.base import chain_expiry, contracts_for
 
 
 def _lots_of(ctx: Context, fraction: float = 1.0) -> int:
@@ -118,12 +118,10 @@ class _StockPlusOption:
         return 0.0
 
     def _pick(self, ctx: Context) -> Contract | None:
-        chain = ctx.chain()
-        if chain is None:
+        found = chain_expiry(ctx, self.dte)
+        if found is None:
             return None
-        expiry = sel.pick_expiry(chain, self.dte)
-        if expiry is None:
-            return None
+        chain, expiry = found
         return sel.by_rule(chain, ctx.underlying, expiry, self.right, ctx.spot, self.rule, need_bid=self.ratio < 0)
 
     def _option_order(self, ctx: Context, contracts: int, freed: float) -> OptionOrder | None:
@@ -132,8 +130,15 @@ class _StockPlusOption:
         c = self._pick(ctx)
         if c is None:
             return None
-        return OptionOrder((OrderLeg(c, self.ratio),), contracts, self.name, reason="entry", fit=True,
+        n = self._affordable_contracts(ctx, c, contracts, freed)
+        if n <= 0:
+            return None
+        return OptionOrder((OrderLeg(c, self.ratio),), n, self.name, reason="entry", fit=True,
                            covered=self.ratio < 0 and self.right == "C")
+
+    def _affordable_contracts(self, ctx: Context, c: Contract, contracts: int, freed: float) -> int:
+        """How many of the ``contracts`` wanted to order (writing calls needs no cash)."""
+        return contracts
 
     # ------------------------------------------------------------------ report
     def summarize(self, daily: pd.DataFrame) -> dict[str, float]:
@@ -190,23 +195,15 @@ class ProtectivePut(_StockPlusOption):
         c = self._pick(ctx)
         return 0.0 if c is None else self._put_cost(ctx, c) * self.coverage
 
-    def _option_order(self, ctx: Context, contracts: int, freed: float) -> OptionOrder | None:
-        if contracts <= 0:
-            return None
-        c = self._pick(ctx)
-        if c is None:
-            return None
+    def _affordable_contracts(self, ctx: Context, c: Contract, contracts: int, freed: float) -> int:
         cost = self._put_cost(ctx, c)
         budget = ctx.buying_power() + freed
         n = min(contracts, max(math.floor(budget / cost), 0)) if cost > 0 else contracts
-        if n <= 0:
-            if not self._short_of_options:
-                ctx.skip(self.name, f"cannot pay for a put: {cost:,.2f} each, buying power {budget:,.2f}",
-                         wanted=float(contracts), cost=cost, buying_power=budget)
-            self._short_of_options = True
-            return None
-        self._short_of_options = False
-        return OptionOrder((OrderLeg(c, self.ratio),), n, self.name, reason="entry", fit=True)
+        if n <= 0 and not self._short_of_options:
+            ctx.skip(self.name, f"cannot pay for a put: {cost:,.2f} each, buying power {budget:,.2f}",
+                     wanted=float(contracts), cost=cost, buying_power=budget)
+        self._short_of_options = n <= 0
+        return n
 
     def _covered_shares(self, daily: pd.DataFrame) -> pd.Series:
         return daily["protected_shares"]

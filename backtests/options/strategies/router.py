@@ -11,7 +11,7 @@ from backtests.options.config import Delay, IvRankRouterConfig, StrikeRule
 from backtests.options.contracts import Right
 from backtests.options.engine import Context
 from backtests.options.orders import OptionOrder, Order, OrderLeg
-from backtests.options.strategies.base import contracts_for, max_loss_per_share, net_mid
+from backtests.options.strategies.base import chain_expiry, contracts_for, max_loss_per_share, net_mid
 from backtests.options.strategies.spreads import credit_package
 from backtests.options.strategies.structures import debit_vertical
 
@@ -76,12 +76,10 @@ class IvRankRouter:
                            meta={"credit_mid": credit, "max_loss": max_loss})
 
     def _buy(self, ctx: Context) -> OptionOrder | None:
-        chain = ctx.chain()
-        if chain is None:
+        found = chain_expiry(ctx, self.cfg.dte)
+        if found is None:
             return None
-        expiry = sel.pick_expiry(chain, self.cfg.dte)
-        if expiry is None:
-            return None
+        chain, expiry = found
         structure = self.cfg.buy_structure
         legs: list[OrderLeg] | None
         if structure == "straddle":

@@ -6,16 +6,14 @@ from __future__ import annotations
 from backtests.options import selection as sel
 from backtests.options.config import (
     DteWindow,
-    ExitRules,
     IronCondorConfig,
     PutCreditSpreadConfig,
-    SizingConfig,
     StrikeRule,
     WidthRule,
 )
 from backtests.options.engine import Context
 from backtests.options.orders import OrderLeg
-from backtests.options.strategies.base import PackageStrategy, net_mid
+from backtests.options.strategies.base import PackageStrategy, chain_expiry, net_mid
 
 
 def credit_package(ctx: Context, dte: DteWindow, width: WidthRule, put_rule: StrikeRule | None,
@@ -23,12 +21,10 @@ def credit_package(ctx: Context, dte: DteWindow, width: WidthRule, put_rule: Str
     """Legs of a put vertical, a call vertical, or both (iron condor); with the net credit per share at
     mid and the maximum loss per share (wider side's width - credit).  ``None`` if the chain cannot build
     it or the credit is not positive."""
-    chain = ctx.chain()
-    if chain is None:
+    found = chain_expiry(ctx, dte)
+    if found is None:
         return None
-    expiry = sel.pick_expiry(chain, dte)
-    if expiry is None:
-        return None
+    chain, expiry = found
     legs: list[OrderLeg] = []
     widths: list[float] = []
     for right, rule in (("P", put_rule), ("C", call_rule)):
@@ -52,10 +48,10 @@ def credit_package(ctx: Context, dte: DteWindow, width: WidthRule, put_rule: Str
 class _CreditSpread(PackageStrategy):
     name = "credit_spread"
 
-    def __init__(self, dte: DteWindow, width: WidthRule, put_rule: StrikeRule | None, call_rule: StrikeRule | None,
-                 exits: ExitRules, sizing: SizingConfig, max_open: int, entry_regimes: list[str] | None) -> None:
-        super().__init__(exits, sizing, max_open, entry_regimes, dte.max)
-        self.dte, self.width, self.put_rule, self.call_rule = dte, width, put_rule, call_rule
+    def __init__(self, cfg: PutCreditSpreadConfig | IronCondorConfig, put_rule: StrikeRule | None,
+                 call_rule: StrikeRule | None) -> None:
+        super().__init__(cfg, cfg.exits, cfg.dte.max)
+        self.dte, self.width, self.put_rule, self.call_rule = cfg.dte, cfg.width, put_rule, call_rule
 
     def build(self, ctx: Context) -> tuple[list[OrderLeg], dict[str, float]] | None:
         built = credit_package(ctx, self.dte, self.width, self.put_rule, self.call_rule)
@@ -69,13 +65,11 @@ class PutCreditSpread(_CreditSpread):
     name = "put_credit_spread"
 
     def __init__(self, cfg: PutCreditSpreadConfig) -> None:
-        super().__init__(cfg.dte, cfg.width, cfg.short_put, None, cfg.exits, cfg.sizing, cfg.max_open,
-                         list(cfg.entry_regimes) if cfg.entry_regimes is not None else None)
+        super().__init__(cfg, cfg.short_put, None)
 
 
 class IronCondor(_CreditSpread):
     name = "iron_condor"
 
     def __init__(self, cfg: IronCondorConfig) -> None:
-        super().__init__(cfg.dte, cfg.width, cfg.short_put, cfg.short_call, cfg.exits, cfg.sizing, cfg.max_open,
-                         list(cfg.entry_regimes) if cfg.entry_regimes is not None else None)
+        super().__init__(cfg, cfg.short_put, cfg.short_call)

@@ -17,7 +17,7 @@ from backtests.options.config import ButterflyConfig, CalendarConfig, StrikeRule
 from backtests.options.contracts import Contract, Right
 from backtests.options.engine import Context
 from backtests.options.orders import OrderLeg
-from backtests.options.strategies.base import PackageStrategy
+from backtests.options.strategies.base import PackageStrategy, chain_expiry
 
 
 def _listed(chain: pd.DataFrame, expiry: dt.date, right: Right) -> np.ndarray:
@@ -88,17 +88,14 @@ class Butterfly(PackageStrategy):
     name = "butterfly"
 
     def __init__(self, cfg: ButterflyConfig) -> None:
-        super().__init__(cfg.exits, cfg.sizing, cfg.max_open,
-                         list(cfg.entry_regimes) if cfg.entry_regimes is not None else None, cfg.dte.max)
+        super().__init__(cfg, cfg.exits, cfg.dte.max)
         self.cfg = cfg
 
     def build(self, ctx: Context) -> tuple[list[OrderLeg], dict[str, float]] | None:
-        chain = ctx.chain()
-        if chain is None:
+        found = chain_expiry(ctx, self.cfg.dte)
+        if found is None:
             return None
-        expiry = sel.pick_expiry(chain, self.cfg.dte)
-        if expiry is None:
-            return None
+        chain, expiry = found
         legs = butterfly_legs(chain, ctx.underlying, expiry, ctx.spot, self.cfg.style, self.cfg.center,
                               self.cfg.width.distance(ctx.spot))
         return None if legs is None else (legs, {"center": legs[1].contract.strike})
@@ -110,8 +107,7 @@ class Calendar(PackageStrategy):
     name = "calendar"
 
     def __init__(self, cfg: CalendarConfig) -> None:
-        super().__init__(cfg.exits, cfg.sizing, cfg.max_open,
-                         list(cfg.entry_regimes) if cfg.entry_regimes is not None else None, cfg.back.max)
+        super().__init__(cfg, cfg.exits, cfg.back.max)
         self.cfg = cfg
 
     def build(self, ctx: Context) -> tuple[list[OrderLeg], dict[str, float]] | None:
