@@ -16,6 +16,8 @@ changed.  Incremental rules, per table:
   equal to a full rebuild (tested).  A change of the VIX series re-labels every symbol from that date.
 * ``features_options`` / ``features_option_flow``: quote dates from the first changed quote (or changed
   Treasury yield, or changed underlying close) on.
+* ``features_surface`` (:mod:`features.surface`): the same quote dates, from ``features_options`` and
+  ``features_option_flow`` (built first); its rolling columns read the stored rows before them.
 * ``features_macro`` / ``features_positioning``: small; recomputed and replaced whole when their input
   changed.
 
@@ -43,7 +45,17 @@ from features import incremental, sql_runner
 from features.errors import UnknownFeatureTableError
 from features.incremental import BuildNote
 from features.settings import FeatureSettings
-from features.tables import FEATURE_TABLES, MACRO, OPTION_FLOW, OPTIONS, POSITIONING, REGIME, technical_spec
+from features.surface import build_surface
+from features.tables import (
+    FEATURE_TABLES,
+    MACRO,
+    OPTION_FLOW,
+    OPTIONS,
+    POSITIONING,
+    REGIME,
+    SURFACE,
+    technical_spec,
+)
 from features.udfs import register_udfs
 from quantlake.lake import Lake
 from quantlake.tables import CORE_TABLES, TableSpec, register
@@ -442,7 +454,11 @@ BUILDERS: dict[str, Callable[[_Build, TableResult], None]] = {
     "features_positioning": build_positioning,
     "features_option_flow": build_option_flow,
     "features_options": build_options,
+    "features_surface": build_surface,
 }
+# a table built from other feature tables: they are built first, in the same build (FEATURE_TABLES order)
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"features_surface": ("features_options", "features_option_flow")}
+
 if tuple(BUILDERS) != FEATURE_TABLES:  # pragma: no cover - a programming error caught on import
     raise RuntimeError("features.build.BUILDERS and features.tables.FEATURE_TABLES disagree")
 
@@ -459,7 +475,8 @@ def resolve_tables(tables: Sequence[str] | None) -> list[str]:
             raise UnknownFeatureTableError(f"unknown feature table {t!r}; known: {', '.join(FEATURE_TABLES)}")
         if name not in out:
             out.append(name)
-    return out
+    out += [d for name in list(out) for d in DEPENDS_ON.get(name, ()) if d not in out]
+    return sorted(out, key=FEATURE_TABLES.index)
 
 
 def build_features(
@@ -519,7 +536,7 @@ def table_status(lake: Lake | None = None) -> list[dict[str, Any]]:
     """One row per feature table: description, key, and (when built) version, rows, date range, inputs."""
     lake = lake or Lake()
     specs = {REGIME.name: REGIME, MACRO.name: MACRO, POSITIONING.name: POSITIONING}
-    specs |= {OPTION_FLOW.name: OPTION_FLOW, OPTIONS.name: OPTIONS}
+    specs |= {OPTION_FLOW.name: OPTION_FLOW, OPTIONS.name: OPTIONS, SURFACE.name: SURFACE}
     out = []
     for name in FEATURE_TABLES:
         spec = specs.get(name) or technical_spec()

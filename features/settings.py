@@ -96,10 +96,34 @@ class OptionSettings(_Model):
     )
 
 
+class SurfaceSettings(_Model):
+    """``features_surface`` (see sql/features_surface.sql): windows, the shortest expiry used, and the
+    thresholds of its HV/IV regime rule set."""
+
+    min_dte: int = Field(default=7, ge=0, le=60, description="expiries closer than this are not used")
+    rank_window: int = Field(default=252, ge=2, le=2520, description="observations in iv_rank/iv_pctl")
+    hv_window: int = Field(default=20, ge=2, le=252, description="returns in hv_20")
+    expansion_hv_iv: float = Field(default=0.9, gt=0, description="iv_expansion: hv_iv_ratio above ...")
+    expansion_rank: float = Field(default=50.0, ge=0, le=100, description="... and iv_rank_252 above")
+    contraction_hv_iv: float = Field(default=0.6, gt=0, description="iv_contraction: hv_iv_ratio below")
+    high_rank: float = Field(default=70.0, ge=0, le=100, description="high_vol: iv_rank_252 at or above")
+    low_rank: float = Field(default=25.0, ge=0, le=100, description="low_vol: iv_rank_252 at or below")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SurfaceSettings:
+        if self.contraction_hv_iv >= self.expansion_hv_iv:
+            raise ValueError(f"contraction_hv_iv ({self.contraction_hv_iv}) must be below expansion_hv_iv "
+                             f"({self.expansion_hv_iv})")
+        if self.low_rank >= self.high_rank:
+            raise ValueError(f"low_rank ({self.low_rank}) must be below high_rank ({self.high_rank})")
+        return self
+
+
 class FeatureSettings(_Model):
     technical: TechnicalSettings = TechnicalSettings()
     regime: RegimeRules = RegimeRules()
     options: OptionSettings = OptionSettings()
+    surface: SurfaceSettings = SurfaceSettings()
     warmup_rows: int = Field(
         default=260,
         ge=0,

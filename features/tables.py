@@ -170,6 +170,40 @@ OPTIONS = TableSpec(
     description="Per-quote option analytics: mid, spread, moneyness, T, IV and Greeks (sql/features_options.sql).",
 )
 
+SURFACE = TableSpec(
+    name="features_surface",
+    keys=("underlying", "date"),
+    schema=_schema(
+        [
+            ("underlying", pa.string()),
+            ("date", pa.date32()),
+            ("spot", F64),
+            ("atm_iv_30", F64),
+            ("atm_iv_60", F64),
+            ("atm_iv_30_vendor", F64),
+            ("expiry_before_30", pa.date32()),
+            ("expiry_after_30", pa.date32()),
+            ("iv_put_25d_30", F64),
+            ("iv_call_25d_30", F64),
+            ("skew_25d", F64),
+            ("term_slope", F64),
+            ("iv_rank_252", F64),
+            ("iv_pctl_252", F64),
+            ("hv_20", F64),
+            ("hv_iv_ratio", F64),
+            ("put_call_volume_ratio", F64),
+            ("put_call_oi_ratio", F64),
+            ("gex_1pct", F64),
+            ("regime", pa.string()),
+            ("n_quotes", pa.int64()),
+            ("n_expiries", pa.int64()),
+        ]
+    ),
+    date_column="date",
+    description="Per-underlying implied-vol surface: 30/60-day ATM IV, IV rank, 25-delta skew, term slope, "
+    "HV/IV, put/call ratios, dealer gamma, HV/IV regime (sql/features_surface.sql).",
+)
+
 TECHNICAL = technical_spec()
 
 FEATURE_TABLES: tuple[str, ...] = (
@@ -179,7 +213,8 @@ FEATURE_TABLES: tuple[str, ...] = (
     "features_positioning",
     "features_option_flow",
     "features_options",
+    "features_surface",
 )
 
-for _spec in (TECHNICAL, REGIME, MACRO, POSITIONING, OPTION_FLOW, OPTIONS):
+for _spec in (TECHNICAL, REGIME, MACRO, POSITIONING, OPTION_FLOW, OPTIONS, SURFACE):
     register(_spec)

@@ -37,6 +37,7 @@ KEYS = {
     "features_positioning": ["market_code", "report_type", "report_date"],
     "features_option_flow": ["underlying", "quote_date"],
     "features_options": ["quote_date", "underlying", "expiry", "strike", "right"],
+    "features_surface": ["underlying", "date"],
 }
 DATE_COL = {
     "features_technical": "date",
@@ -45,6 +46,7 @@ DATE_COL = {
     "features_positioning": "report_date",
     "features_option_flow": "quote_date",
     "features_options": "quote_date",
+    "features_surface": "date",
 }
 
 
@@ -425,6 +427,7 @@ def test_incremental_build_equals_full_build(full_lake: Lake, truncated_lake: La
         "features_positioning": "full",
         "features_option_flow": "incremental",
         "features_options": "incremental",
+        "features_surface": "incremental",
     }
     new_bars = len(frames["equity_bars"]) - len(_until(frames, CUT)["equity_bars"])
     assert report["features_technical"].rows == new_bars < 10_000
@@ -454,6 +457,7 @@ def test_incremental_build_equals_full_build(full_lake: Lake, truncated_lake: La
         == spy_rows + (eb[eb["symbol"] == "^VIX"]["date"] >= D(2016, 6, 1)).sum()
     )
     assert report["features_options"].detail == "quote dates from 2018-04-24"  # the new vintage's first day
+    assert report["features_surface"].detail == "quote dates from 2018-04-24"
     ref = Lake(tmp_path / "reference")
     shutil.copytree(lake.root, ref.root)
     build_features(ref, full=True)

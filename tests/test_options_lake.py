@@ -187,3 +187,48 @@ def test_modeling_fewer_expiries_changes_no_number(sample_lake) -> None:  # type
     assert len(short.fills) > 8
     pd.testing.assert_frame_equal(short.fills, full.fills)
     pd.testing.assert_frame_equal(short.daily, full.daily)
+
+
+def test_iv_rank_is_the_underlyings_own_where_it_exists_and_says_so(sample_lake) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from features.tables import SURFACE
+    from quantlake.tables import TableSpec
+
+    days = pd.bdate_range("2016-01-04", "2016-02-26").date
+    own_from = D(2016, 2, 1)  # the underlying's rank exists from here (its chains' history got long enough)
+    regime_spec = TableSpec(name="features_regime", keys=("symbol", "date"), schema=pa.schema([
+        ("symbol", pa.string()), ("date", pa.date32()), ("vix", pa.float64()), ("vix_rank_252", pa.float64()),
+        ("regime", pa.string())]), date_column="date")
+    sample_lake.merge("features_regime", pd.DataFrame(
+        {"symbol": "^VIX", "date": days, "vix": 20.0, "vix_rank_252": 10.0, "regime": "iv_contraction"}),
+        spec=regime_spec)
+    surface = pd.DataFrame({"underlying": "^GSPC", "date": days,
+                            "iv_rank_252": [np.nan if d < own_from else 90.0 for d in days],
+                            "regime": ["neutral" if d < own_from else "iv_contraction" for d in days]})
+    full = SURFACE.schema.empty_table().to_pandas()
+    sample_lake.merge("features_surface", pd.concat([full, surface], ignore_index=True), spec=SURFACE)
+    base = {"name": "router", "underlying": "^GSPC", "start": "2016-01-04", "end": "2016-02-26",
+            "strategy": {"kind": "iv_rank_router", "base": {"method": "fixed", "contracts": 2}},
+            "commissions": NO_FEES}
+    res = run_backtest(parse_config(base), sample_lake)
+    d = res.daily
+    # VIX rank 10 % before the underlying's own exists, its own 90 % after; each bar names its source
+    assert d.loc[D(2016, 1, 29), "iv_rank"] == pytest.approx(0.10) and d.loc[D(2016, 1, 29), "iv_rank_source"] == "^VIX"
+    assert d.loc[own_from, "iv_rank"] == pytest.approx(0.90) and d.loc[own_from, "iv_rank_source"] == "^GSPC"
+    n_own = int((d.index >= own_from).sum())
+    assert res.metrics["iv_rank_days_underlying"] == n_own
+    assert res.metrics["iv_rank_days_vix"] == len(d) - n_own
+    # rank 10 % in iv_contraction: stand aside; rank 90 %: sell premium, decided on the first own-rank day
+    opens = res.fills[res.fills["action"] == "open"]
+    assert opens["date"].min() == D(2016, 2, 2)
+    # only the VIX's rank: never sells (10 %); only the underlying's: nothing before Feb 1 either
+    vix_only = run_backtest(parse_config({**base, "market": {"iv_rank": "vix"}}), sample_lake)
+    assert (vix_only.fills["action"] == "open").sum() == 0 and set(vix_only.daily["iv_rank_source"]) == {"^VIX"}
+    own_only = run_backtest(parse_config({**base, "market": {"iv_rank": "underlying"}}), sample_lake)
+    assert own_only.daily.loc[D(2016, 1, 29), "iv_rank_source"] == "" and np.isnan(
+        own_only.daily.loc[D(2016, 1, 29), "iv_rank"])
+    # the HV/IV rule set labels bars from features_surface: neutral (stand aside) before Feb 1
+    hv = run_backtest(parse_config({**base, "market": {"regime_rules": "hv_iv"}}), sample_lake)
+    assert hv.daily.loc[D(2016, 1, 29), "regime"] == "neutral" and hv.daily.loc[own_from, "regime"] == "iv_contraction"
+    assert hv.fills[hv.fills["action"] == "open"]["date"].min() == D(2016, 2, 2)

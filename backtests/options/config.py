@@ -123,6 +123,8 @@ class MarketConfig(_Model):
     ``settlement_price``: expiring options settle at the expiry day's ``close`` (PM-settled: equity options,
     SPX weeklies) or its ``open`` (AM-settled: SPX/RUT monthlies; an index with closes only has open = close).
     ``dividend_yield``: continuous yield used to price options and credited to shares held.
+    ``iv_rank`` / ``regime_rules``: where the IV rank and the regime label come from (see the fields); the run
+    says which it used (the daily ``iv_rank_source`` column, ``iv_rank_days_*`` metrics).
     """
 
     settlement: Literal["auto", "cash", "physical"] = "auto"
@@ -131,6 +133,12 @@ class MarketConfig(_Model):
     dividend_yield: Annotated[float, Field(ge=0.0, le=0.2)] = 0.0
     regime_symbol: str | None = None  # row of features_regime to use; None: the underlying, else ^VIX
     require_regime: bool = False
+    # IV rank strategies read: the underlying's own (features_surface.iv_rank_252) where it exists, else the
+    # VIX rank of features_regime (auto); only the underlying's (underlying); only the VIX's (vix)
+    iv_rank: Literal["auto", "underlying", "vix"] = "auto"
+    # regime labels: the VIX rules of features_regime (vix), or the underlying's HV/IV rule set of
+    # features_surface (hv_iv; needs observed chains of the underlying)
+    regime_rules: Literal["vix", "hv_iv"] = "vix"
 
     @field_validator("regime_symbol")
     @classmethod

@@ -1,10 +1,14 @@
 """The inputs of a backtest read from the lake, aligned on the underlying's trading days.
 
-* bars of the underlying (``equity_bars``; an index with closes only gets open/high/low = close);
+* bars of the underlying (``equity_bars``; an index with closes only gets open/high/low = close); an
+  underlying the lake has no bars for (SPX from chain files) trades on its chains' underlying level, one bar
+  per quote date, and the run says so (``bars_source``);
 * the risk-free rate (``macro_series``, first-published value of each date, percent bond-equivalent →
   continuously compounded decimal ``2 ln(1 + y/200)``), carried forward to each bar;
 * the regime, IV rank and VIX of ``features_regime`` when the table exists (a strategy that needs them,
-  or ``market.require_regime``, makes their absence an error).
+  or ``market.require_regime``, makes their absence an error); the underlying's own IV rank and HV/IV
+  regime from ``features_surface`` where its observed chains give them (``market.iv_rank``,
+  ``market.regime_rules``).
 
 A value for date t is one published at the close of t (DESIGN §5); nothing later is used.
 """
@@ -24,6 +28,7 @@ from quantlake.lake import Lake
 
 REGIMES = ("low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral", "unknown")
 REGIME_FALLBACK_SYMBOL = "^VIX"
+CHAIN_LEVELS = "option_quotes.underlying_price"  # bars_source of an underlying without equity_bars
 
 
 @dataclass
@@ -34,26 +39,50 @@ class MarketData:
     bars: pd.DataFrame
     start: dt.date  # first bar the engine trades (earlier bars only warm indicators up)
     has_regime: bool
+    bars_source: str = "equity_bars"  # or CHAIN_LEVELS: the chains' underlying level is the mark source
 
     @property
     def trading_dates(self) -> list[dt.date]:
         return [d.date() for d in self.bars.index]
 
 
-def _bars(lake: Lake, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+def _bars(lake: Lake, symbol: str, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, str]:
+    """Daily bars of ``symbol`` and where they come from: ``equity_bars``, else (an index such as SPX whose
+    bars are not in the lake) the underlying level its option chains were quoted against."""
     df = lake.read("equity_bars", columns=["date", "open", "high", "low", "close", "volume"],
-                   where="symbol = ? AND date >= ? AND date <= ?", params=[symbol, start, end])
-    df = df.dropna(subset=["close"])
-    df = df[df["close"] > 0]
+                   where="symbol = ? AND date >= ? AND date <= ?", params=[symbol, start, end]) \
+        if lake.exists("equity_bars") else pd.DataFrame()
+    source = "equity_bars"
+    if not df.empty:
+        df = df.dropna(subset=["close"])
+        df = df[df["close"] > 0]
     if df.empty:
-        raise MarketDataError(f"no equity_bars for {symbol} between {start} and {end} "
-                              f"(ingest it first, e.g. `quantlake ingest equity --source sample`)")
+        df, source = _chain_levels(lake, symbol, start, end), CHAIN_LEVELS
+    if df.empty:
+        raise MarketDataError(f"no equity_bars for {symbol} between {start} and {end}, and no option_quotes with "
+                              f"its level (ingest it first, e.g. `quantlake ingest equity --source sample`)")
     df["date"] = pd.to_datetime(df["date"])
     df = df.sort_values("date").drop_duplicates("date").set_index("date")
     for col in ("open", "high", "low"):
         df[col] = df[col].fillna(df["close"])
     df["volume"] = df["volume"].fillna(0.0)
-    return df.astype(float)
+    return df.astype(float), source
+
+
+def _chain_levels(lake: Lake, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """One bar per quote date of ``symbol``'s chains: the median ``underlying_price`` of the day's quotes as
+    open, high, low and close (a daily chain snapshot has one level: marks, fills and settlements all use
+    it, AM- and PM-settled expiries alike)."""
+    if not lake.exists("option_quotes"):
+        return pd.DataFrame()
+    q = lake.read("option_quotes", columns=["quote_date", "underlying_price"],
+                  where="underlying = ? AND quote_date >= ? AND quote_date <= ? AND underlying_price > 0",
+                  params=[symbol, start, end])
+    if q.empty:
+        return pd.DataFrame()
+    level = q.groupby("quote_date")["underlying_price"].median()
+    return pd.DataFrame({"date": level.index, "open": level.to_numpy(), "high": level.to_numpy(),
+                         "low": level.to_numpy(), "close": level.to_numpy(), "volume": 0.0})
 
 
 def bey_to_continuous(percent: pd.Series) -> pd.Series:
@@ -79,25 +108,58 @@ def rate_series(lake: Lake, cfg: RateConfig, dates: pd.DatetimeIndex) -> pd.Seri
     return out.fillna(cfg.fallback).rename("rate")
 
 
-def regime_frame(lake: Lake, cfg: OptionsBacktestConfig, dates: pd.DatetimeIndex) -> pd.DataFrame | None:
-    """regime, iv_rank (0..1) and vix per bar from ``features_regime``, or ``None`` without the table."""
+def _vix_frame(lake: Lake, cfg: OptionsBacktestConfig) -> pd.DataFrame | None:
+    """features_regime rows of ``market.regime_symbol`` (else the underlying, else ^VIX), indexed by date."""
     if not lake.exists("features_regime"):
         return None
     symbols = [cfg.market.regime_symbol] if cfg.market.regime_symbol else [cfg.underlying, REGIME_FALLBACK_SYMBOL]
     for sym in symbols:
         df = lake.read("features_regime", where="symbol = ? AND date <= ?", params=[sym, cfg.end])
         if not df.empty:
-            break
-    else:
+            df["date"] = pd.to_datetime(df["date"])
+            df.attrs["symbol"] = sym
+            return df.sort_values("date").drop_duplicates("date").set_index("date")
+    return None
+
+
+def _surface_frame(lake: Lake, cfg: OptionsBacktestConfig) -> pd.DataFrame | None:
+    """features_surface rows of the underlying (its own IV rank and HV/IV regime), indexed by date."""
+    if not lake.exists("features_surface"):
+        return None
+    df = lake.read("features_surface", columns=["date", "iv_rank_252", "regime"],
+                   where="underlying = ? AND date <= ?", params=[cfg.underlying, cfg.end])
+    if df.empty:
         return None
     df["date"] = pd.to_datetime(df["date"])
-    df = df.sort_values("date").drop_duplicates("date").set_index("date")
+    return df.sort_values("date").drop_duplicates("date").set_index("date")
+
+
+def regime_frame(lake: Lake, cfg: OptionsBacktestConfig, dates: pd.DatetimeIndex) -> pd.DataFrame | None:
+    """regime, iv_rank (0..1), iv_rank_source and vix per bar, or ``None`` when the lake has no regime for
+    the rules chosen (``market.regime_rules``).
+
+    IV rank (``market.iv_rank``): ``auto`` takes the underlying's own ``features_surface.iv_rank_252`` on
+    the days it exists and the VIX rank (``features_regime.vix_rank_252``) on the others; ``underlying`` or
+    ``vix`` only one of them.  ``iv_rank_source`` names the one each bar used (``<underlying>`` or the
+    features_regime symbol), empty where there is none."""
+    vix, own = _vix_frame(lake, cfg), _surface_frame(lake, cfg)
     out = pd.DataFrame(index=dates)
-    out["regime"] = df["regime"].astype(object).reindex(dates) if "regime" in df else None
-    # vix_rank_252 is 0..100 (sql/features_regime.sql); strategies read IV rank as a fraction 0..1
-    rank = df["vix_rank_252"].astype(float) / 100.0 if "vix_rank_252" in df else pd.Series(np.nan, index=df.index)
-    out["iv_rank"] = rank.reindex(dates)
-    out["vix"] = df["vix"].astype(float).reindex(dates) if "vix" in df else np.nan
+    nan = pd.Series(np.nan, index=dates)
+    # ranks are 0..100 in the feature tables; strategies read IV rank as a fraction 0..1
+    vix_rank = vix["vix_rank_252"].astype(float).reindex(dates) / 100.0 if vix is not None and "vix_rank_252" in vix \
+        else nan
+    own_rank = own["iv_rank_252"].astype(float).reindex(dates) / 100.0 if own is not None else nan
+    mode = cfg.market.iv_rank
+    use_own = own_rank.notna() if mode != "vix" else pd.Series(False, index=dates)
+    use_vix = ~use_own & vix_rank.notna() if mode != "underlying" else pd.Series(False, index=dates)
+    out["iv_rank"] = own_rank.where(use_own, vix_rank.where(use_vix))
+    vix_name = vix.attrs.get("symbol", REGIME_FALLBACK_SYMBOL) if vix is not None else ""
+    out["iv_rank_source"] = np.where(use_own, cfg.underlying, np.where(use_vix, vix_name, ""))
+    out["vix"] = vix["vix"].astype(float).reindex(dates) if vix is not None and "vix" in vix else np.nan
+    labels = own if cfg.market.regime_rules == "hv_iv" else vix
+    if labels is None:
+        return None
+    out["regime"] = labels["regime"].astype(object).reindex(dates) if "regime" in labels else None
     out["regime"] = out["regime"].where(out["regime"].isin(REGIMES), "unknown")
     return out
 
@@ -111,25 +173,28 @@ def load_market(cfg: OptionsBacktestConfig, lake: Lake, warmup_days: int = 0,
     whose regime rules silently never fire.
     """
     first = cfg.start - dt.timedelta(days=warmup_days)
-    bars = _bars(lake, cfg.underlying, first, cfg.end)
+    bars, source = _bars(lake, cfg.underlying, first, cfg.end)
     dates = pd.DatetimeIndex(bars.index)
     bars["rate"] = rate_series(lake, cfg.market.rate, dates).to_numpy()
     reg = regime_frame(lake, cfg, dates)
     uses = [*regime_uses, *(["market.require_regime=true"] if cfg.market.require_regime else [])]
     if reg is None:
         if uses:
-            where = (f"for {cfg.market.regime_symbol}" if cfg.market.regime_symbol
-                     else f"for {cfg.underlying} or {REGIME_FALLBACK_SYMBOL}")
-            state = "has no features_regime table" if not lake.exists("features_regime") else \
-                f"has no features_regime rows {where}"
+            if cfg.market.regime_rules == "hv_iv":
+                table, where = "features_surface", f"for {cfg.underlying} (market.regime_rules=hv_iv needs its " \
+                    "observed chains)"
+            else:
+                table, where = "features_regime", (f"for {cfg.market.regime_symbol}" if cfg.market.regime_symbol
+                                                   else f"for {cfg.underlying} or {REGIME_FALLBACK_SYMBOL}")
+            state = f"has no {table} table" if not lake.exists(table) else f"has no {table} rows {where}"
             raise MarketDataError(
                 f"{strategy} needs the market regime ({'; '.join(uses)}) but the lake {state}; build the "
                 "regime features first (`quantlake features build`), or remove those settings")
-        bars["regime"], bars["iv_rank"], bars["vix"] = "unknown", np.nan, np.nan
+        bars["regime"], bars["iv_rank"], bars["vix"], bars["iv_rank_source"] = "unknown", np.nan, np.nan, ""
     else:
         bars = bars.join(reg)
         bars["regime"] = bars["regime"].fillna("unknown")
     start = cfg.start
     if not (bars.index >= pd.Timestamp(start)).any():
         raise MarketDataError(f"no bars of {cfg.underlying} on or after {start}")
-    return MarketData(cfg.underlying, bars, start, reg is not None)
+    return MarketData(cfg.underlying, bars, start, reg is not None, source)

@@ -68,5 +68,6 @@ def log_result(run: Any, result: BacktestResult, files: dict[str, Path]) -> None
         "options.leg_days_modeled": result.leg_days["modeled"],
         "options.strategy": result.extra.get("strategy", ""),
         "options.underlying": result.extra.get("underlying", ""),
+        "options.bars_source": result.extra.get("bars_source", ""),
         "options.seconds": f"{result.seconds:.2f}",  # a tag, not a metric: timing is not reproducible
     })

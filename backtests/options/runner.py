@@ -172,5 +172,19 @@ def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains
     settings = EngineSettings.from_config(config, strat.default_delay)
     source = chains if chains is not None else default_chain_source(lake, getattr(strat, "horizon_days", None))
     result = _run(config.name, market, source, strat, settings, config.initial_cash)
-    result.extra.update(has_regime=market.has_regime, strategy=strat.name, underlying=config.underlying)
+    result.extra.update(has_regime=market.has_regime, strategy=strat.name, underlying=config.underlying,
+                        bars_source=market.bars_source)
+    _iv_rank_sources(result, market)
     return result
+
+
+def _iv_rank_sources(result: BacktestResult, market: MarketData) -> None:
+    """Say which IV rank each bar used: the daily ``iv_rank_source`` column and counts per source."""
+    if "iv_rank_source" not in market.bars:
+        return
+    src = market.bars["iv_rank_source"].reindex(pd.DatetimeIndex(pd.to_datetime(result.daily.index))).fillna("")
+    result.daily["iv_rank_source"] = src.to_numpy()
+    counts = src[src != ""].value_counts()
+    result.metrics["iv_rank_days_underlying"] = float(counts.get(market.underlying, 0))
+    result.metrics["iv_rank_days_vix"] = float(counts.drop(market.underlying, errors="ignore").sum())
+    result.extra["iv_rank_source"] = {str(k): int(v) for k, v in counts.items()}
