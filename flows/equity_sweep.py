@@ -55,12 +55,16 @@ def equity_research_flow(
     return digest
 
 
-def task_runner(kind: str = "thread", workers: int = 2) -> Any:
-    """``thread``: a thread pool; ``dask``: a local Dask cluster of ``workers`` processes (one thread each)."""
+def task_runner(kind: str = "thread", workers: int = 2, address: str | None = None) -> Any:
+    """``thread``: a thread pool; ``dask``: the existing Dask cluster at ``address`` (``tcp://HOST:PORT``), or
+    else a local Dask cluster of ``workers`` processes (one thread each)."""
     if kind == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     if kind == "dask":
         from prefect_dask import DaskTaskRunner
+
+        if address:
+            return DaskTaskRunner(address=address)
 
         return DaskTaskRunner(
             cluster_kwargs={
@@ -79,11 +83,13 @@ def run_equity_flow(
     runner: str = "thread",
     workers: int = 2,
     as_of: dict[str, int] | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
-    """Run :func:`equity_research_flow` with the chosen task runner (Prefect ephemeral mode by default).
+    """Run :func:`equity_research_flow` with the chosen task runner (Prefect ephemeral mode by default);
+    ``dask_address`` submits the chunks to that existing Dask cluster.
 
     A quantlake error inside the flow is raised here (Prefect re-raises the Failed state's exception)."""
-    out = equity_research_flow.with_options(task_runner=task_runner(runner, workers))(
+    out = equity_research_flow.with_options(task_runner=task_runner(runner, workers, dask_address))(
         config=config, job=job, as_of=as_of
     )
     if not isinstance(out, dict):  # a Failed state returned instead of raised

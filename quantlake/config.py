@@ -100,3 +100,19 @@ def setting(section: str, key: str) -> str | None:
         raise ConfigError(f"{path}: '{section}' must be a mapping (e.g. '{section}: {{{key}: ...}}')")
     value = block.get(key)
     return None if value is None else str(value)
+
+
+def dask_address(explicit: str | None = None) -> str | None:
+    """The Dask scheduler to run research on: ``explicit`` (``--dask-address``), else
+    ``$QUANTLAKE_DASK_ADDRESS``, else ``dask.address`` in the config file; None = no existing cluster."""
+    import re
+
+    from quantlake.errors import ConfigError
+
+    value = explicit or os.environ.get("QUANTLAKE_DASK_ADDRESS") or setting("dask", "address")
+    if not value:
+        return None
+    value = value.strip()
+    if not re.fullmatch(r"(tcp|tls|ws|wss|inproc)://[A-Za-z0-9.\-\[\]:_]+:\d{1,5}", value):
+        raise ConfigError(f"Dask address {value!r}: expected tcp://HOST:PORT (the scheduler's address)")
+    return value

@@ -51,7 +51,8 @@ def test_every_deployment_runs_a_flow_that_accepts_its_parameters() -> None:
 
     deps = deployments()
     expected = {"ingest-equity", "ingest-macro", "ingest-options", "ingest-cot", "build-features", "daily-scan",
-                "paper-trade", "equity-sweep", "options-backtest", "train-models", "promote-models"}  # fmt: skip
+                "paper-trade", "equity-sweep", "options-backtest", "train-models", "promote-models",
+                "equity-sweep-docker", "build-features-docker"}  # fmt: skip
     assert set(deps) == expected
     for name, d in deps.items():
         flow = load_flow(d["entrypoint"])
@@ -65,7 +66,7 @@ def test_every_deployment_runs_a_flow_that_accepts_its_parameters() -> None:
         else:
             assert missing == [], f"{name}: required parameters without a value: {missing}"
         flow.validate_parameters(params)  # types as Prefect will check them on every run
-        assert d["work_pool"]["name"] == "quantlake-process"
+        assert d["work_pool"]["name"] == ("quantlake-docker" if name.endswith("-docker") else "quantlake-process")
 
 
 def test_parameter_payloads_are_valid_configs() -> None:

@@ -75,11 +75,11 @@ def test_filtered_reads_work_after_merges_that_update_rows(lake: Lake) -> None:
 def test_pins_make_every_read_use_that_version(lake: Lake) -> None:
     lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0)]))
     lake.merge("equity_bars", bars([("A", "2020-01-03", 2.0)]))
-    pinned = Lake(lake.root, pins={"equity_bars": 0})
+    pinned = Lake(lake.uri, pins={"equity_bars": 0})
     assert len(pinned.read("equity_bars")) == 1
     assert pinned.query("select count(*) n from equity_bars")["n"].iloc[0] == 1
     assert pinned.versions_read == {"equity_bars": 0}
-    assert len(Lake(lake.root).read("equity_bars")) == 2
+    assert len(Lake(lake.uri).read("equity_bars")) == 2
 
 
 def test_connect_exposes_views_and_as_of(lake: Lake) -> None:
@@ -140,7 +140,7 @@ def test_replace_with_predicate_only_touches_matching_rows(lake: Lake) -> None:
     got = lake.read("features_test")
     assert got["x"].tolist() == [9.0, 2.0]
     # a lake opened without the code that declared the table still knows its key
-    assert Lake(lake.root).spec("features_test").keys == ("symbol", "date")
+    assert Lake(lake.uri).spec("features_test").keys == ("symbol", "date")
 
 
 def test_merge_into_table_keyed_on_reserved_words(lake: Lake) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from clirun import run_main
 
 from quantlake.lake import Lake, connect
 
@@ -47,17 +47,9 @@ def _part_file(lake: Lake) -> str:
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """Exit code and stderr of one command (its stdout is kept in ``run_cli.out``)."""
-    from quantlake import cli
-
-    monkeypatch.setattr(sys, "argv", ["quantlake", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    got = capsys.readouterr()
-    run_cli.out = got.out  # type: ignore[attr-defined]
-    return code, got.err
+    code, out, err = run_main(monkeypatch, capsys, *args)
+    run_cli.out = out  # type: ignore[attr-defined]
+    return code, err
 
 
 def _attacks(lake: Lake, outside: Path) -> dict[str, str]:

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from clirun import run_main
 
 from quantlake.lake import Lake
 
@@ -18,17 +18,7 @@ def _bars(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
                          "close": [r[2] for r in rows], "source": "t"})
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from quantlake import cli
-
-    monkeypatch.setattr(sys, "argv", ["quantlake", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    got = capsys.readouterr()
-    return code, got.out, got.err
+_cli = run_main
 
 
 def test_views_script_pins_current_versions_where_the_folder_is_stale(

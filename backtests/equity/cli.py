@@ -17,12 +17,19 @@ ConfigOpt = Annotated[
 ]
 RunnerOpt = Annotated[str, typer.Option(help="task runner: thread | dask | none (no Prefect)")]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="threads or Dask worker processes")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="run the chunks on this existing Dask cluster, tcp://HOST:PORT "
+                 "(default: $QUANTLAKE_DASK_ADDRESS, else dask.address in the config file)"),
+]
 AsOfOpt = Annotated[
     list[str] | None, typer.Option("--as-of", help="pin a table version, TABLE=VERSION (repeatable)")
 ]
 
 
-def _run(command: str, config: Path, runner: str, workers: int, as_of: list[str] | None) -> None:
+def _run(
+    command: str, config: Path, runner: str, workers: int, as_of: list[str] | None, dask_address: str | None = None
+) -> None:
     from rich.console import Console
 
     from backtests.equity.config import MonteCarloConfig, SweepConfig, WalkForwardConfig, load_config
@@ -40,10 +47,20 @@ def _run(command: str, config: Path, runner: str, workers: int, as_of: list[str]
     pins = parse_as_of(as_of or [])
     if runner not in ("thread", "dask", "none"):
         raise UserInputError(f"--runner: unknown task runner {runner!r}; choose thread, dask or none")
+    from quantlake.config import dask_address as configured_dask
+
+    address = configured_dask(dask_address)
+    if address and runner == "none":
+        if dask_address:
+            raise UserInputError("--dask-address needs a Prefect task runner: drop --runner none")
+        address = None  # a configured cluster is for flows; --runner none runs here
+    if address:
+        runner = "dask"
     from backtests.equity import jobs
 
     job = jobs.JOB_FOR_COMMAND[command]
-    console.print(f"[bold]{command}[/] {cfg.name}: {cfg.strategy.kind}, runner={runner}")
+    where = f" at {address}" if address else ""
+    console.print(f"[bold]{command}[/] {cfg.name}: {cfg.strategy.kind}, runner={runner}{where}")
     data = cfg.model_dump(mode="json")
     if runner == "none":
         from quantlake.lake import Lake
@@ -54,7 +71,9 @@ def _run(command: str, config: Path, runner: str, workers: int, as_of: list[str]
     else:
         from flows.equity_sweep import run_equity_flow
 
-        digest = run_equity_flow(data, job=job, runner=runner, workers=workers, as_of=pins or None)
+        digest = run_equity_flow(
+            data, job=job, runner=runner, workers=workers, as_of=pins or None, dask_address=address
+        )
     _print(console, digest)
 
 
@@ -92,21 +111,24 @@ def _print(console: Any, digest: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("sweep")
     def sweep(
-        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None
+        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None,
+        dask_address: DaskOpt = None,
     ) -> None:
         """Equity parameter sweep (vectorbt): metrics per combination, heatmaps, tearsheet, overfitting."""
-        _run("sweep", config, runner, workers, as_of)
+        _run("sweep", config, runner, workers, as_of, dask_address)
 
     @app.command("walkforward")
     def walkforward(
-        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None
+        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None,
+        dask_address: DaskOpt = None,
     ) -> None:
         """Walk-forward optimization (rolling or anchored) of an equity sweep."""
-        _run("walkforward", config, runner, workers, as_of)
+        _run("walkforward", config, runner, workers, as_of, dask_address)
 
     @app.command("montecarlo")
     def montecarlo(
-        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None
+        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None,
+        dask_address: DaskOpt = None,
     ) -> None:
         """Monte Carlo (bootstrap, shuffle, parametric) of a sweep's selected combination."""
-        _run("montecarlo", config, runner, workers, as_of)
+        _run("montecarlo", config, runner, workers, as_of, dask_address)
