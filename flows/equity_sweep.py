@@ -1,6 +1,6 @@
 """Flow: an equity research run (sweep, optional walk-forward and Monte Carlo) as one MLflow run, its symbol
 chunks fanned out as Prefect tasks on the chosen task runner (threads by default, or a local Dask cluster
-through ``prefect-dask``).  The work is in :mod:`backtests.equity`; this module only orchestrates."""
+through ``prefect-dask``), or as Dask tasks on an existing cluster (``dask_address``).  The work is in :mod:`backtests.equity`; this module only orchestrates."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,14 +32,23 @@ def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
 @flow(name="equity-research", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
 @quantlake_errors_fail_cleanly
 def equity_research_flow(
-    config: dict[str, Any], job: str = "equity.sweep", as_of: dict[str, int] | None = None
+    config: dict[str, Any],
+    job: str = "equity.sweep",
+    as_of: dict[str, int] | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any] | State[Any]:
-    """Run research job ``job`` (``equity.sweep|walkforward|montecarlo``) on ``config`` (a JSON-able mapping)."""
+    """Run research job ``job`` (``equity.sweep|walkforward|montecarlo``) on ``config`` (a JSON-able mapping).
+
+    Chunks run as tasks on the flow's task runner, or on the existing Dask cluster at ``dask_address``
+    (default ``$QUANTLAKE_DASK_ADDRESS`` / ``dask.address`` of the config file)."""
     from backtests.equity.jobs import summary
+    from quantlake.cluster import cluster_runner
+    from quantlake.config import dask_address as configured_dask
     from tracking.jobs import run_job
 
     lake = Lake(pins=as_of)
-    with use_runner(prefect_runner):
+    address = configured_dask(dask_address)
+    with use_runner(cluster_runner(address) if address else prefect_runner):
         run_id = run_job(job, config, lake, run_name=str(config.get("name") or job))
     digest = summary(run_id)
     m = digest.get("metrics", {})
@@ -55,16 +64,13 @@ def equity_research_flow(
     return digest
 
 
-def task_runner(kind: str = "thread", workers: int = 2, address: str | None = None) -> Any:
-    """``thread``: a thread pool; ``dask``: the existing Dask cluster at ``address`` (``tcp://HOST:PORT``), or
-    else a local Dask cluster of ``workers`` processes (one thread each)."""
+def task_runner(kind: str = "thread", workers: int = 2) -> Any:
+    """``thread``: a thread pool; ``dask``: a local Dask cluster of ``workers`` processes (one thread each).
+    (An existing cluster is not a task runner here: see ``dask_address`` of :func:`equity_research_flow`.)"""
     if kind == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     if kind == "dask":
         from prefect_dask import DaskTaskRunner
-
-        if address:
-            return DaskTaskRunner(address=address)
 
         return DaskTaskRunner(
             cluster_kwargs={
@@ -89,8 +95,8 @@ def run_equity_flow(
     ``dask_address`` submits the chunks to that existing Dask cluster.
 
     A quantlake error inside the flow is raised here (Prefect re-raises the Failed state's exception)."""
-    out = equity_research_flow.with_options(task_runner=task_runner(runner, workers, dask_address))(
-        config=config, job=job, as_of=as_of
+    out = equity_research_flow.with_options(task_runner=task_runner("thread" if dask_address else runner, workers))(
+        config=config, job=job, as_of=as_of, dask_address=dask_address
     )
     if not isinstance(out, dict):  # a Failed state returned instead of raised
         raise UserInputError(f"equity research flow failed: {out}")

@@ -9,6 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +74,22 @@ def test_docker_work_pool_deployments_run_the_images_code() -> None:
     assert deployments["equity-sweep-docker"]["parameters"] == deployments["equity-sweep"]["parameters"]
     # process deployments keep running from the checkout (no pull step)
     assert all("pull" not in d for d in deployments.values() if d["work_pool"]["name"] == "quantlake-process")
+
+
+def test_unreachable_dask_scheduler_is_one_line_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clirun import run_main
+    from servers import free_port
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("strategy: {kind: sma_cross, params: {fast: 5, slow: 20}}\nsymbols: [SPY]\n")
+    monkeypatch.setenv("QUANTLAKE_HOME", str(tmp_path / "home"))
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "--config", str(cfg), "--dask-address",
+                            f"tcp://127.0.0.1:{free_port()}")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "cannot reach the Dask scheduler" in err, err
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "--config", str(cfg), "--dask-address", "nonsense")
+    assert code == 2 and "expected tcp://HOST:PORT" in err, err
+    monkeypatch.setenv("QUANTLAKE_DASK_ADDRESS", "tcp://[bad")
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "--config", str(cfg))
+    assert code == 2 and "expected tcp://HOST:PORT" in err, err

@@ -55,6 +55,9 @@ def _run(
             raise UserInputError("--dask-address needs a Prefect task runner: drop --runner none")
         address = None  # a configured cluster is for flows; --runner none runs here
     if address:
+        from quantlake.cluster import check_reachable
+
+        check_reachable(address)
         runner = "dask"
     from backtests.equity import jobs
 
