@@ -20,6 +20,7 @@ A **writable** session (``writable=True``) is a plain DuckDB connection whose vi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -236,9 +237,17 @@ def check_read_only(sql: str) -> None:
             )
 
 
+_SIGNED = re.compile(r"\?[^\s'\"]*X-Amz-[^\s'\"]*")
+
+
+def scrub_signed_urls(text: str) -> str:
+    """Drop the query string of presigned S3 URLs (their signature grants access) from a message."""
+    return _SIGNED.sub("?<signed>", text)
+
+
 def query_error(exc: duckdb.Error) -> QueryError:
-    """One line for a failed query; refusals by the read-only session say so."""
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """One line for a failed query; refusals by the read-only session say so.  Presigned URLs are cut."""
+    first = scrub_signed_urls(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if isinstance(exc, duckdb.PermissionException) or "disabled by configuration" in first \
             or "configuration has been locked" in first or "read-only lake session" in first:
         return QueryError(f"the lake is read-only here: {first}")
