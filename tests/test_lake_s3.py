@@ -106,3 +106,17 @@ def test_duckdb_views_script_reads_the_s3_lake(lake: Lake, tmp_path: Path) -> No
     secret = next(line for line in script.splitlines() if line.startswith("CREATE OR REPLACE SECRET"))
     con.execute(secret)  # what a DuckDB CLI session runs first (credentials from the AWS variables)
     assert con.execute("SELECT count(*) FROM equity_bars").fetchone() == (7,)
+
+
+def test_s3_vacuum_aborts_uploads_killed_writers_left(lake: Lake) -> None:
+    import datetime as dt
+
+    lake.merge("equity_bars", _bars(3))
+    bucket, _, prefix = lake.uri[len("s3://"):].partition("/")
+    s3 = boto3.client("s3")
+    key = f"{prefix}/equity_bars/part-00001-dead-writer-c000.snappy.parquet"
+    s3.create_multipart_upload(Bucket=bucket, Key=key)  # what a writer killed mid-upload leaves
+    removed = lake.vacuum("equity_bars", retention_hours=0, staging_older_than=dt.timedelta(0))
+    assert any("part-00001-dead-writer" in r for r in removed), removed
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert len(lake.read("equity_bars")) == 3
