@@ -137,7 +137,12 @@ class LakeStore:
             root = self.local_root
             if not root.is_dir():
                 return []
-            return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
+            from deltalake import DeltaTable
+
+            # a folder whose creation failed (disk full, killed) may hold an empty _delta_log: not a table
+            return sorted(
+                p.name for p in root.iterdir() if (p / "_delta_log").is_dir() and DeltaTable.is_deltatable(str(p))
+            )
         client = self.client()
         names: list[str] = []
         try:

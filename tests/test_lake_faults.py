@@ -46,6 +46,8 @@ for label, write in (("merge", lambda: lake.merge("equity_bars", big)),
         print(label, "committed", flush=True)
     except QuantlakeError as exc:  # what the CLI prints
         print(f"{label} error: {exc}", flush=True)
+print("tables", ",".join(lake.tables()), "query", lake.query("SELECT count(*) AS n FROM equity_bars")["n"].iloc[0],
+      flush=True)
 print("version", lake.version("equity_bars"), "rows", len(lake.read("equity_bars")), flush=True)
 """
 
@@ -76,6 +78,7 @@ def _check_plain(res: subprocess.CompletedProcess[str], words: str) -> None:
     assert "Traceback" not in res.stderr
     # the table is still at its previous version with its rows
     assert lines[-1] == "version 0 rows 1000", lines[-1]
+    assert lines[-2] == "tables equity_bars query 1000", lines[-2]  # the failed creation left no table behind
 
 
 @pytest.mark.slow
