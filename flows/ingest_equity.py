@@ -22,7 +22,12 @@ def ingest_equity_flow(
     end: dt.date | None = None,
     full: bool = False,
     progress: bool = True,
+    csv_options: dict[str, Any] | None = None,
+    cross_check: bool = True,
+    tolerance: float = 0.005,
 ) -> list[dict[str, Any]] | State[Any]:
+    """``source`` may be a chain (``yahoo,stooq``): fallback, cross-checked closes, daily quotas."""
     reports = run_ingest("equity", source, keys=symbols, path=path, start=start, end=end, full=full,
-                         progress=progress, network_fetch=network_fetch)
+                         progress=progress, network_fetch=network_fetch, csv_options=csv_options,
+                         cross_check=cross_check, tolerance=tolerance)
     return finish(reports)

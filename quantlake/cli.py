@@ -69,7 +69,7 @@ app.add_typer(lake_app, name="lake")
 app.add_typer(ingest_app, name="ingest")
 
 # packages that contribute commands; each module exposes register(app: typer.Typer)
-_PLUGINS = ("features.cli", "backtests.cli", "risk.cli", "tracking.cli", "execution.cli")
+_PLUGINS = ("features.cli", "features.bars_cli", "backtests.cli", "risk.cli", "tracking.cli", "execution.cli")
 
 
 def _version_callback(value: bool) -> None:
@@ -87,6 +87,15 @@ def _root(
     ] = False,
 ) -> None:
     """quantlake: data lands once in a versioned lake; every computation is a query or a pure function."""
+    _upgrade_lake()
+
+
+def _upgrade_lake() -> None:
+    """A lake written by an earlier version is upgraded once, with one line on stderr (quantlake.migrations)."""
+    from quantlake.lake import Lake
+    from quantlake.migrations import upgrade_if_needed
+
+    upgrade_if_needed(Lake(), say=lambda msg: err_console.print(msg, highlight=False, soft_wrap=True, markup=False))
 
 
 class OutputFormat(StrEnum):
@@ -347,17 +356,35 @@ def ingest_equity_cmd(
     start: DateOpt = None,
     end: DateOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Ignore watermarks and refetch everything.")] = False,
+    interval: Annotated[
+        str | None, typer.Option(help="csv: bar interval of intraday files (default: inferred, e.g. 5m).")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="csv: time zone of timestamps without an offset (default: the exchange's).")
+    ] = None,
+    calendar: Annotated[str, typer.Option(help="csv: trading calendar of intraday rows: XNYS | 24/7.")] = "XNYS",
+    bar_time: Annotated[str, typer.Option(help="csv: intraday timestamps mark the bar's open | close.")] = "open",
+    cross_check: Annotated[
+        bool, typer.Option(help="Chains (yahoo,stooq): ask every source and record closes that disagree.")
+    ] = True,
+    tolerance: Annotated[float, typer.Option(help="Chains: relative close difference that is a disagreement.")] = 0.005,
     progress: ProgressOpt = True,
     flow: FlowOpt = True,
 ) -> None:
-    """Daily bars (and splits/dividends) → equity_bars, corporate_actions."""
+    """Daily bars (and splits/dividends) → equity_bars, corporate_actions; intraday rows of csv files → bars.
+    A comma-separated --source (yahoo,stooq) is a chain: fallback, cross-checked closes, daily quotas."""
     from quantlake.sources import check_source, get_source
     from quantlake.tables import validate_symbol
 
     check_source("equity", source)
     syms = [validate_symbol(s) for s in _symbols(symbols) or []] or None
-    src = get_source(source, path)  # fail fast on a bad source/path/file before Prefect starts
-    known = src.symbols()
+    csv_opts: dict[str, Any] = {}
+    if source == "csv":
+        csv_opts = {"interval": interval, "tz": tz, "calendar": calendar, "bar_time": bar_time}
+    known: list[str] = []
+    if "," not in source:  # a chain's sources were checked by name above
+        src = get_source(source, path, **csv_opts)  # fail fast on a bad source/path/file before Prefect starts
+        known = src.symbols()
     unknown = [s for s in syms or [] if known and s not in known]
     if unknown:
         from quantlake.errors import InvalidSymbolError
@@ -366,7 +393,74 @@ def ingest_equity_cmd(
             f"unknown symbol(s) for source {source!r}: {', '.join(unknown)}; available: {', '.join(known)}"
         )
     _ingest("equity", flow, source=source, symbols=syms, path=str(path) if path else None,
-            start=_date(start), end=_date(end), full=full, progress=progress)
+            start=_date(start), end=_date(end), full=full, progress=progress, csv_options=csv_opts or None,
+            cross_check=cross_check, tolerance=tolerance)
+    if source == "csv":
+        _print_gaps()
+
+
+@ingest_app.command("crypto")
+def ingest_crypto_cmd(
+    exchange: Annotated[str, typer.Option(help="ccxt exchange id (binance, kraken, coinbase, ...).")] = "binance",
+    symbols: Annotated[str, typer.Option(help="Comma-separated pairs, e.g. BTC/USDT,ETH/USDT.")] = "BTC/USDT",
+    interval: Annotated[str, typer.Option(help="Candle interval: 1m, 5m, 15m, 1h, 4h, 1d, ...")] = "1h",
+    start: DateOpt = None,
+    end: DateOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Ignore watermarks (default start: a year ago).")] = False,
+    base_url: Annotated[
+        str | None, typer.Option(help="Send the exchange's API requests to this server (a mirror or proxy).")
+    ] = None,
+    progress: ProgressOpt = True,
+    flow: FlowOpt = True,
+) -> None:
+    """Crypto OHLCV candles (ccxt; stored as EXCHANGE:BASE/QUOTE) → bars, instruments."""
+    from quantlake.calendars import check_interval
+    from quantlake.ingest_crypto import parse_pairs
+    from quantlake.sources.crypto import CryptoSource
+
+    pairs = parse_pairs(_symbols(symbols) or [])
+    check_interval(interval)
+    CryptoSource(exchange)  # an unknown exchange fails here, before Prefect starts
+    kwargs: dict[str, Any] = {"exchange": exchange, "symbols": pairs, "interval": interval, "start": _date(start),
+                              "end": _date(end), "full": full, "base_url": base_url, "progress": progress}
+    if flow:
+        from flows.ingest_crypto import ingest_crypto_flow
+
+        _print_reports(ingest_crypto_flow(**kwargs))
+    else:
+        from quantlake.ingest import failures_error
+        from quantlake.ingest_crypto import run_ingest_crypto
+
+        reports = run_ingest_crypto(**kwargs)
+        _print_reports(reports)
+        err = failures_error(reports)
+        if err is not None:
+            raise err
+    _print_gaps(interval)
+
+
+def _print_gaps(interval: str | None = None) -> None:
+    """One line per symbol with intraday bars missing inside its sessions (reported, never filled in)."""
+    from features.bars import gaps
+    from quantlake.calendars import is_intraday
+    from quantlake.display import console as display_console
+    from quantlake.lake import Lake
+
+    lake = Lake()
+    if not lake.exists("bars"):
+        return
+    intervals = [interval] if interval else list(lake.query("SELECT DISTINCT interval FROM bars")["interval"])
+    for iv in sorted(i for i in intervals if is_intraday(str(i))):
+        g = gaps(lake, interval=str(iv))
+        if g.empty:
+            continue
+        per = g.groupby("symbol", as_index=False)["missing_bars"].agg(missing="sum", runs="count")
+        for row in per.itertuples(index=False):
+            display_console().print(
+                f"{row.symbol}: {int(row.missing)} {iv} bar(s) missing inside sessions in {int(row.runs)} gap(s) "
+                f"(quantlake bars gaps --symbols {row.symbol} --interval {iv})",
+                style="yellow", markup=False, highlight=False, soft_wrap=True,
+            )
 
 
 @ingest_app.command("options")

@@ -119,6 +119,12 @@ def _commit(lake: Lake, table: str, batches: list[RawBatch], report: IngestRepor
             report.reasons[_reason_kind(reason)] += 1
     good_all = pd.concat([g for g in goods if len(g)], ignore_index=True) if any(len(g) for g in goods) else None
     if good_all is not None:
+        if table == "equity_bars":  # daily bars carry interval 1d and their session's open instant
+            from quantlake.bars import add_daily_keys
+            from quantlake.migrations import upgrade_if_needed
+
+            upgrade_if_needed(lake)
+            good_all = add_daily_keys(good_all)
         report.add_commit(lake.merge(table, good_all, note=note))
     elif lake.exists(table):
         report.version = lake.version(table)
@@ -206,12 +212,32 @@ def ingest_equity(
     limiter = RateLimiter(rate_limit)
     today = dt.date.today()
 
+    intraday = IngestReport("bars", source.name)  # rows with a time of day (issue 15) land in `bars`
+
+    def commit_bars(batches: list[RawBatch]) -> None:
+        note = f"ingest equity {source.name}"
+        _commit(lake, "equity_bars", [b for b in batches if b.table != "bars"], bars, note=note)
+        intraday_batches = [b for b in batches if b.table == "bars"]
+        _commit(lake, "bars", intraday_batches, intraday, note=note)
+        if intraday_batches:  # each symbol's calendar and time zone, as the files were read
+            from quantlake.bars import instrument_rows
+            from quantlake.calendars import NYSE
+
+            opts = getattr(source, "intraday", None)
+            syms = sorted({s for b in intraday_batches for s in b.frame["symbol"] if ":" not in str(s)})
+            if syms:
+                cal = opts.calendar if opts is not None else NYSE
+                lake.merge("instruments", instrument_rows(syms, cal, source.name), note=note)
+
+    def out(*reports: IngestReport) -> list[IngestReport]:
+        return [r for r in reports if r is bars or r.rows_read or r.failures]
+
     # file sources with long files: ingest each file as a batch so row numbers refer to the file
     whole_files = getattr(source, "batches", None)
     if whole_files is not None and not symbols:
         file_batches: list[RawBatch] = whole_files()
-        _commit(lake, "equity_bars", file_batches, bars, note=f"ingest equity {source.name}")
-        return [bars]
+        commit_bars(file_batches)
+        return out(bars, intraday)
 
     pending_bars: list[RawBatch] = []
     pending_actions: list[RawBatch] = []
@@ -238,9 +264,9 @@ def ingest_equity(
             if len(pending_bars) >= chunk_size or i == len(syms):
                 # actions first: a split recorded in this run makes its price jump acceptable
                 _commit(lake, "corporate_actions", pending_actions, actions, note=f"ingest {source.name}")
-                _commit(lake, "equity_bars", pending_bars, bars, note=f"ingest equity {source.name}")
+                commit_bars(pending_bars)
                 pending_bars, pending_actions = [], []
-    return [bars, actions] if actions.rows_read else [bars]
+    return out(bars, actions, intraday)
 
 
 # --------------------------------------------------------------------------------------------------- options

@@ -30,7 +30,7 @@ def uses_network(kind: str, source: str, path: str | None = None) -> bool:
     """Whether this ingest calls a network service (``cot`` with a downloaded ``--path`` does not)."""
     if kind == "cot":
         return path is None
-    return source in NETWORK_SOURCES
+    return source in NETWORK_SOURCES or "," in source  # a chain is made of network sources
 
 
 def run_ingest(
@@ -45,14 +45,26 @@ def run_ingest(
     report_types: list[str] | None = None,
     progress: bool = True,
     network_fetch: Fetch | None = None,
+    csv_options: dict[str, Any] | None = None,
+    cross_check: bool = True,
+    tolerance: float = 0.005,
 ) -> list[IngestReport]:
     """Ingest ``kind`` (equity, options, macro, cot) from ``source``; ``keys`` are symbols, underlyings or
-    series ids.  Network calls go through ``network_fetch`` (default: retried in-process)."""
+    series ids.  Network calls go through ``network_fetch`` (default: retried in-process).  Equity only:
+    ``csv_options`` (intraday files: interval, tz, calendar, bar_time) and, for a chain ``yahoo,stooq``,
+    ``cross_check``/``tolerance`` (:mod:`quantlake.source_chain`)."""
     check_source(kind, source)
     fetch: Fetch = (network_fetch or retrying_fetch) if uses_network(kind, source, path) else direct_fetch
     lake = Lake()
+    if kind == "equity" and "," in source:
+        from quantlake.source_chain import build_chain, ingest_equity_chain
+
+        chain = build_chain(source, lake, cross_check=cross_check, tolerance=tolerance)
+        rates = [r for r in (rate_limit(s.name) for s in chain.sources) if r]
+        return ingest_equity_chain(lake, chain, keys, start, end, full=full, fetch=fetch,
+                                   rate_limit=min(rates) if rates else None, progress=progress)
     if kind == "equity":
-        src = get_source(source, path)
+        src = get_source(source, path, **(csv_options or {}))
         return ingest_equity(lake, src, keys, start, end, full=full, fetch=fetch, rate_limit=rate_limit(source),
                              progress=progress)
     if kind == "options":

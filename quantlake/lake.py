@@ -250,7 +250,12 @@ class Lake:
         Read-only (the session can read those snapshots' files and nothing else; see
         :mod:`quantlake.lake_sql`) unless ``writable=True`` is asked for explicitly.
         """
-        return open_session(self.snapshots(as_of), self.store, writable=writable, con=con)
+        snaps = self.snapshots(as_of)
+        con = open_session(snaps, self.store, writable=writable, con=con)
+        from quantlake.bars import register_views  # derived views over the tables (all_bars)
+
+        register_views(con, snaps)
+        return con
 
     def query(
         self, sql: str, params: list[Any] | None = None, as_of: Mapping[str, int] | None = None

@@ -15,15 +15,23 @@ import pyarrow as pa
 from quantlake.errors import InvalidSymbolError, TableNotFoundError
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9.^=\-]{1,15}$")
+# exchange-qualified crypto pairs as stored in the lake: EXCHANGE:BASE/QUOTE (BINANCE:BTC/USDT).  Letters and
+# digits only around the ':' and '/', so such a symbol can never carry a quote, a path step ('..') or SQL.
+CRYPTO_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}:[A-Z0-9]{1,15}/[A-Z0-9]{1,15}$")
+# either form: what a column of the bar tables may hold
+ANY_SYMBOL_RE = re.compile(f"(?:{SYMBOL_RE.pattern})|(?:{CRYPTO_SYMBOL_RE.pattern})")
 TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def validate_symbol(symbol: str) -> str:
-    """Normalise (strip, upper-case) and validate a ticker before it touches a path or a query."""
+    """Normalise (strip, upper-case) and validate a ticker before it touches a path or a query.
+
+    Tickers (``AAPL``, ``BRK-B``, ``^VIX``) and exchange-qualified crypto pairs (``BINANCE:BTC/USDT``)."""
     s = symbol.strip().upper()
-    if not SYMBOL_RE.fullmatch(s):
+    if not (SYMBOL_RE.fullmatch(s) or CRYPTO_SYMBOL_RE.fullmatch(s)):
         raise InvalidSymbolError(
-            f"invalid symbol {symbol!r}: use 1-15 characters from A-Z, 0-9 and . ^ = - (e.g. AAPL, BRK-B, ^VIX)"
+            f"invalid symbol {symbol!r}: use 1-15 characters from A-Z, 0-9 and . ^ = - (e.g. AAPL, BRK-B, ^VIX), "
+            "or EXCHANGE:BASE/QUOTE for a crypto pair (e.g. BINANCE:BTC/USDT)"
         )
     return s
 
@@ -61,12 +69,62 @@ EQUITY_BARS = TableSpec(
             ("volume", pa.float64()),
             ("source", pa.string()),
             ("ingested_at", _TS),
+            # added by the interval upgrade (quantlake.migrations): always "1d" here, and the session's open
+            # instant in UTC; rows of lakes written before it are filled in by the one-time upgrade
+            ("interval", pa.string()),
+            ("ts", _TS),
         ]
     ),
     date_column="date",
     volatile=("ingested_at",),
     description="Daily bars. OHLC split-adjusted as the vendor gives them; adj_close also dividend-adjusted. "
     "open/high/low/volume may be null for close-only series (indices, some vendors).",
+)
+
+BARS = TableSpec(
+    name="bars",
+    keys=("symbol", "interval", "ts"),
+    schema=pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("interval", pa.string()),  # 1m, 5m, 15m, 1h, 4h, 1d (crypto), ... (quantlake.calendars)
+            ("ts", _TS),  # the bar's OPEN instant in UTC
+            ("date", pa.date32()),  # exchange-local date of ts (the session date; UTC date for 24/7)
+            ("open", pa.float64()),
+            ("high", pa.float64()),
+            ("low", pa.float64()),
+            ("close", pa.float64()),
+            ("adj_close", pa.float64()),
+            ("volume", pa.float64()),
+            ("source", pa.string()),
+            ("ingested_at", _TS),
+        ]
+    ),
+    date_column="date",
+    volatile=("ingested_at",),
+    description="Bars at any interval that are not daily equity bars (those stay in equity_bars): intraday "
+    "equities and crypto at every interval.  ts is the bar's open in UTC; a bar covers [ts, ts + interval).",
+)
+
+INSTRUMENTS = TableSpec(
+    name="instruments",
+    keys=("symbol",),
+    schema=pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("asset_class", pa.string()),  # equity | crypto
+            ("exchange", pa.string()),  # BINANCE, XNYS, ...
+            ("calendar", pa.string()),  # XNYS | 24/7 (quantlake.calendars)
+            ("timezone", pa.string()),  # IANA zone of the exchange's local dates
+            ("base", pa.string()),
+            ("quote", pa.string()),
+            ("source", pa.string()),
+            ("ingested_at", _TS),
+        ]
+    ),
+    volatile=("ingested_at",),
+    description="Per symbol: exchange, trading calendar and time zone. Symbols without a row default to NYSE "
+    "(EXCHANGE:BASE/QUOTE pairs to 24/7 UTC).",
 )
 
 CORPORATE_ACTIONS = TableSpec(
@@ -184,8 +242,52 @@ REJECTED_ROWS = TableSpec(
     volatile=("rejected_at",),
 )
 
+SOURCE_QUOTA = TableSpec(
+    name="source_quota",
+    keys=("source", "day"),
+    schema=pa.schema(
+        [
+            ("source", pa.string()),
+            ("day", pa.date32()),  # UTC day the requests were made
+            ("requests", pa.int64()),  # requests made that day (by every run)
+            ("quota", pa.int64()),  # the daily quota in force when they were counted
+            ("updated_at", _TS),
+        ]
+    ),
+    date_column="day",
+    volatile=("updated_at",),
+    description="Requests made to each network source per UTC day, against its daily quota.",
+)
+
+SOURCE_DISAGREEMENTS = TableSpec(
+    name="source_disagreements",
+    keys=("table", "symbol", "date", "source", "other_source"),
+    schema=pa.schema(
+        [
+            ("table", pa.string()),
+            ("symbol", pa.string()),
+            ("date", pa.date32()),
+            ("source", pa.string()),  # the source whose row was stored
+            ("other_source", pa.string()),  # the source it was checked against
+            ("column", pa.string()),  # close
+            ("value", pa.float64()),
+            ("other_value", pa.float64()),
+            ("rel_diff", pa.float64()),  # |value / other_value - 1|
+            ("tolerance", pa.float64()),
+            ("checked_at", _TS),
+        ]
+    ),
+    date_column="date",
+    volatile=("checked_at",),
+    description="Rows where two sources of a chain disagree by more than the tolerance, with both values.",
+)
+
 CORE_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (EQUITY_BARS, CORPORATE_ACTIONS, OPTION_QUOTES, MACRO_SERIES, COT_POSITIONS, REJECTED_ROWS)
+    t.name: t
+    for t in (
+        EQUITY_BARS, CORPORATE_ACTIONS, OPTION_QUOTES, MACRO_SERIES, COT_POSITIONS, REJECTED_ROWS, BARS, INSTRUMENTS,
+        SOURCE_QUOTA, SOURCE_DISAGREEMENTS,
+    )
 }
 
 _REGISTRY: dict[str, TableSpec] = dict(CORE_TABLES)

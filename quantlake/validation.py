@@ -19,7 +19,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from quantlake.sources.base import ROW_NO, RawBatch
-from quantlake.tables import SYMBOL_RE, get_spec
+from quantlake.tables import ANY_SYMBOL_RE, SYMBOL_RE, get_spec
 
 PRICE_COLS = ("open", "high", "low", "close", "adj_close")
 # close-to-close ratios that look like a split or reverse split nobody recorded
@@ -50,17 +50,23 @@ def _price_col(col: str, required: bool) -> pa.Column:
     return pa.Column(float, [_finite(col), _positive(col)], nullable=not required, required=False, coerce=True)
 
 
-def _symbol_check(col: str) -> pa.Check:
-    return pa.Check(lambda s: s.astype(str).str.fullmatch(SYMBOL_RE.pattern), error=f"{col} is not a valid symbol")
+def _symbol_check(col: str, pattern: str = SYMBOL_RE.pattern) -> pa.Check:
+    return pa.Check(lambda s: s.astype(str).str.fullmatch(pattern), error=f"{col} is not a valid symbol")
 
 
 def _tol(a: pd.Series) -> pd.Series:
     return a.abs() * 1e-6 + 1e-9
 
 
-def equity_schema(required: tuple[str, ...], today: dt.date) -> pa.DataFrameSchema:
+def equity_schema(required: tuple[str, ...], today: dt.date, intraday: bool = False) -> pa.DataFrameSchema:
+    """Rules of ``equity_bars`` rows; with ``intraday`` those of ``bars`` (any interval, crypto symbols,
+    a UTC ``ts`` that must not be in the future)."""
+
     def not_future(s: pd.Series) -> pd.Series:
         return pd.to_datetime(s) <= pd.Timestamp(today)
+
+    def ts_not_future(s: pd.Series) -> pd.Series:
+        return pd.to_datetime(s, utc=True) <= pd.Timestamp.now(tz="UTC")
 
     def high_ge_low(d: pd.DataFrame) -> pd.Series:
         return d["high"].isna() | d["low"].isna() | (d["high"] >= d["low"] - _tol(d["low"]))
@@ -73,10 +79,19 @@ def equity_schema(required: tuple[str, ...], today: dt.date) -> pa.DataFrameSche
 
         return check
 
+    keys: dict[str, pa.Column] = {
+        "symbol": pa.Column(str, _symbol_check("symbol")),
+        "date": pa.Column(checks=pa.Check(not_future, error="date is in the future"), nullable=False),
+    }
+    if intraday:
+        keys = {
+            "symbol": pa.Column(str, _symbol_check("symbol", ANY_SYMBOL_RE.pattern)),
+            "interval": pa.Column(str, nullable=False),
+            "ts": pa.Column(checks=pa.Check(ts_not_future, error="ts is in the future"), nullable=False),
+        }
     return pa.DataFrameSchema(
         {
-            "symbol": pa.Column(str, _symbol_check("symbol")),
-            "date": pa.Column(checks=pa.Check(not_future, error="date is in the future"), nullable=False),
+            **keys,
             **{c: _price_col(c, c in required) for c in PRICE_COLS},
             "volume": pa.Column(float, [_finite("volume"), _nonneg("volume")], nullable="volume" not in required,
                                 required=False, coerce=True),
@@ -153,8 +168,8 @@ def cot_schema() -> pa.DataFrameSchema:
 
 def _schema_for(batch: RawBatch, settings: ValidationSettings) -> pa.DataFrameSchema:
     today = settings.today or dt.date.today()
-    if batch.table == "equity_bars":
-        return equity_schema(batch.required or ("close",), today)
+    if batch.table in ("equity_bars", "bars"):
+        return equity_schema(batch.required or ("close",), today, intraday=batch.table == "bars")
     return {
         "option_quotes": option_schema,
         "macro_series": macro_schema,
@@ -216,7 +231,7 @@ def _jump_reasons(
     ok = frame[[i not in reasons for i in frame.index]].dropna(subset=["close"])
     ok = ok[ok["close"] > 0]
     for symbol, g in ok.groupby("symbol", sort=False):
-        g = g.sort_values("date")
+        g = g.sort_values("ts" if "ts" in g.columns else "date", kind="stable")
         closes = g["close"].to_numpy(dtype=float)
         prev = np.roll(closes, 1)
         prev_dates = np.roll(g["date"].to_numpy(), 1)
@@ -256,6 +271,10 @@ def split_batch(
     _duplicate_reasons(frame, spec.keys, reasons)
     if batch.table == "equity_bars" and len(frame):
         _jump_reasons(frame, settings, known_splits or set(), prev_close or {}, reasons)
+    elif batch.table == "bars" and len(frame):  # within the batch; crypto pairs have no splits
+        stock = frame[~frame["symbol"].astype(str).str.contains(":", regex=False)]
+        for _, g in stock.groupby("interval", sort=False):
+            _jump_reasons(g.sort_values("ts"), settings, known_splits or set(), {}, reasons)
 
     bad_idx = sorted(i for i, r in reasons.items() if r)
     rejects = [

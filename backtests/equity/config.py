@@ -253,6 +253,10 @@ class SweepConfig(_Model):
     )
     start: dt.date | None = None
     end: dt.date | None = None
+    interval: str = Field(
+        default="1d",
+        description="bar interval: 1d (equity_bars) or any interval the lake holds or can resample to (5m, 1h, 4h...)",
+    )
     search: SearchConfig = Field(default_factory=SearchConfig)
     costs: CostsConfig = Field(default_factory=CostsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
@@ -274,6 +278,29 @@ class SweepConfig(_Model):
         if not out:
             raise ValueError("list is empty (omit it for every symbol)")
         return out
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        from quantlake.calendars import check_interval
+        from quantlake.errors import UserInputError
+
+        try:
+            return check_interval(v)
+        except UserInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars a year at ``interval`` on the symbols' calendar (252 for daily NYSE bars, 8,760 for hourly
+        crypto): the annualization of every statistic of the run."""
+        from quantlake.calendars import calendar_for_symbol, periods_per_year
+
+        syms = self.symbols or [s for p in self.pairs or [] for s in p.split("/")]
+        cals = {calendar_for_symbol(s) for s in syms} or {"XNYS"}
+        if len(cals) > 1:
+            raise ConfigError("symbols: crypto pairs (24/7) and exchange symbols cannot be mixed in one sweep")
+        return periods_per_year(self.interval, cals.pop())
 
     @field_validator("pairs")
     @classmethod

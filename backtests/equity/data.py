@@ -97,15 +97,27 @@ def load_bars(
     start: dt.date | None = None,
     end: dt.date | None = None,
     price: str = "close",
+    interval: str = "1d",
 ) -> Bars:
-    """Bars of ``symbols`` (None: every symbol) between ``start`` and ``end`` from ``equity_bars``."""
-    where, params = symbol_date_filter(symbols, start, end, "close IS NOT NULL")
-    df = lake.read(
-        "equity_bars",
-        columns=["symbol", "date", "open", "high", "low", "close", "adj_close", "volume"],
-        where=where,
-        params=params,
-    )
+    """Bars of ``symbols`` (None: every symbol) between ``start`` and ``end`` from ``equity_bars``; at any
+    other ``interval`` (or for crypto pairs) the closed bars of :func:`features.bars.resample`, indexed by
+    their open instant (UTC)."""
+    if interval != "1d" or any(":" in s for s in symbols or []):
+        if not symbols:
+            raise UserInputError(f"symbols: list them for {interval} bars")
+        from features.bars import resample
+
+        df = resample(lake, symbols, interval, start, end)
+        df = df[df["close"].notna()].assign(date=pd.to_datetime(df["ts"], utc=True).dt.tz_convert(None))
+        df = df[["symbol", "date", "open", "high", "low", "close", "adj_close", "volume"]]
+    else:
+        where, params = symbol_date_filter(symbols, start, end, "close IS NOT NULL")
+        df = lake.read(
+            "equity_bars",
+            columns=["symbol", "date", "open", "high", "low", "close", "adj_close", "volume"],
+            where=where,
+            params=params,
+        )
     found = set(df["symbol"].unique())
     missing = [s for s in (symbols or []) if s not in found]
     if missing:

@@ -129,6 +129,7 @@ def unit_metrics(
     init_cash: float,
     sums: dict[str, np.ndarray],
     unit_rows: np.ndarray,
+    ann_factor: float = ANN_FACTOR,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Metrics per unit (column of ``value``) over its own life.
 
@@ -152,7 +153,7 @@ def unit_metrics(
         r = np.ascontiguousarray(raw[a:b][:, cols])
         r = np.nan_to_num(r, nan=0.0)
         rets[a:b, cols] = r
-        for k, v in returns_metrics(r).items():
+        for k, v in returns_metrics(r, ann_factor).items():
             out[k][cols] = v
         out["exposure"][cols] = in_position[a:b][:, cols].mean(axis=0)
     out.update(trade_metrics(sums))

@@ -20,7 +20,6 @@ from backtests.equity.sweep import Detail, SweepResult, detail, run_sweep
 from backtests.research.montecarlo import MonteCarloResult, monte_carlo
 from backtests.research.walkforward import WalkForwardResult, walk_forward
 from quantlake import stats as qstats
-from quantlake.calendars import TRADING_DAYS_PER_YEAR
 from quantlake.config import paths
 from quantlake.lake import Lake
 
@@ -49,8 +48,9 @@ class ResearchResult:
             }
         )
         out.update(s.overfitting())
-        out["dsr.sharpe_annualized"] = s.dsr.sharpe * math.sqrt(TRADING_DAYS_PER_YEAR)
-        out["dsr.sr0_annualized"] = s.dsr.sr0 * math.sqrt(TRADING_DAYS_PER_YEAR)
+        ppy = s.config.periods_per_year
+        out["dsr.sharpe_annualized"] = s.dsr.sharpe * math.sqrt(ppy)
+        out["dsr.sr0_annualized"] = s.dsr.sr0 * math.sqrt(ppy)
         if self.walkforward is not None:
             wf = self.walkforward
             out.update({f"wf.oos.{k}": v for k, v in wf.oos_metrics.items()})
@@ -83,7 +83,7 @@ def run_research(config: SweepConfig, lake: Lake) -> ResearchResult:
     det = detail(sweep)
     out = ResearchResult(sweep, det)
     if config.walkforward is not None:
-        out.walkforward = walk_forward(sweep.returns, config.walkforward, config.metric)
+        out.walkforward = walk_forward(sweep.returns, config.walkforward, config.metric, config.periods_per_year)
         out.walkforward.windows["oos_trades"] = _oos_trades(sweep, out.walkforward, det)
     if config.montecarlo is not None:
         closed = det.trades[det.trades["status"] == "closed"]
@@ -120,10 +120,11 @@ def oos_gate_metrics(res: ResearchResult) -> dict[str, float]:
         return {}
     r = wf.oos_returns.to_numpy()
     trial = res.sweep.returns.reindex(wf.oos_returns.index).fillna(0.0).to_numpy()
-    trial_sharpes = qstats.sharpe_ratio(trial, TRADING_DAYS_PER_YEAR)
-    dsr = qstats.deflated_sharpe_ratio(r, len(trial_sharpes), trial_sharpes, TRADING_DAYS_PER_YEAR)
+    ppy = res.sweep.config.periods_per_year  # bars a year at the sweep's interval (252 for daily NYSE bars)
+    trial_sharpes = qstats.sharpe_ratio(trial, ppy)
+    dsr = qstats.deflated_sharpe_ratio(r, len(trial_sharpes), trial_sharpes, ppy)
     return {
-        "oos_sharpe": float(qstats.sharpe_ratio(r, TRADING_DAYS_PER_YEAR)),
+        "oos_sharpe": float(qstats.sharpe_ratio(r, res.sweep.config.periods_per_year)),
         "oos_max_drawdown": wf.oos_metrics["max_drawdown"],
         "oos_trades": float(wf.windows["oos_trades"].sum()),
         "oos_dsr": float(dsr),

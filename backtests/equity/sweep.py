@@ -42,6 +42,7 @@ class ChunkTask:
     force_exit: np.ndarray | None = None  # (T, S) regime exits
     x_bars: Bars | None = None  # pairs: the X legs
     chunk_id: int = 0
+    periods_per_year: float = M.ANN_FACTOR  # bars a year at the sweep's interval (quantlake.calendars)
 
     @property
     def units(self) -> list[str]:
@@ -109,7 +110,8 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
     sim = simulate_chunk(task)
     n_combos, n_inst = len(task.combos), len(task.bars.symbols)
     table, rets = M.unit_metrics(
-        sim.value, sim.in_position, sim.alive, task.execution.init_cash, sim.sums, sim.unit_rows
+        sim.value, sim.in_position, sim.alive, task.execution.init_cash, sim.sums, sim.unit_rows,
+        task.periods_per_year,
     )
     table.insert(0, "combo", np.repeat(task.combos.index.to_numpy(), n_inst))
     table.insert(1, "unit", np.tile(np.asarray(task.units, dtype=object), n_combos))
@@ -191,10 +193,12 @@ def rank_order(values: pd.Series, metric: str) -> pd.Series:
     return values.sort_values(ascending=metric in LOWER_IS_BETTER, na_position="last")
 
 
-def summarize(combos: pd.DataFrame, table: pd.DataFrame, returns: pd.DataFrame) -> pd.DataFrame:
-    """Per combination: return metrics of the combined daily returns, pooled trade statistics, mean
+def summarize(
+    combos: pd.DataFrame, table: pd.DataFrame, returns: pd.DataFrame, periods_per_year: float = M.ANN_FACTOR
+) -> pd.DataFrame:
+    """Per combination: return metrics of the combined per-bar returns, pooled trade statistics, mean
     exposure and mean per-unit Sharpe."""
-    ret = M.returns_table(returns)
+    ret = M.returns_table(returns, periods_per_year)
     grouped = table.groupby("combo", sort=True)
     sums = grouped[list(M.TRADE_SUMS)].sum().reindex(combos.index)
     trade = pd.DataFrame(M.trade_metrics(sums), index=combos.index)
@@ -250,7 +254,7 @@ def prepare(
             )
         legs = [p.split("/") for p in config.pairs or []]
         symbols = list(dict.fromkeys(s for leg in legs for s in leg))
-        bars = load_bars(lake, symbols, config.start, config.end, config.execution.price)
+        bars = load_bars(lake, symbols, config.start, config.end, config.execution.price, config.interval)
         pos = {s: i for i, s in enumerate(bars.symbols)}
         y = bars.take([pos[a] for a, _ in legs])
         x = bars.take([pos[b] for _, b in legs])
@@ -263,11 +267,12 @@ def prepare(
                 config.execution,
                 x_bars=x.take(ix),
                 chunk_id=i,
+                periods_per_year=config.periods_per_year,
             )
             for i, ix in enumerate(_chunks(len(legs), config.chunk_size))
         ]
         return combos, tasks, {"bars": y, "x_bars": x}, notes
-    bars = load_bars(lake, config.symbols, config.start, config.end, config.execution.price)
+    bars = load_bars(lake, config.symbols, config.start, config.end, config.execution.price, config.interval)
     entry_ok, force_exit, notes = _masks(lake, bars, config)
     if sdef.needs_ohlc:
         co = [s for s, ok in zip(bars.symbols, bars.has_ohlc, strict=True) if not ok]
@@ -289,6 +294,7 @@ def prepare(
                 None if entry_ok is None else entry_ok[:, ix],
                 None if force_exit is None else force_exit[:, ix],
                 chunk_id=i,
+                periods_per_year=config.periods_per_year,
             )
         )
     return combos, tasks, {"bars": bars, "entry_ok": entry_ok, "force_exit": force_exit}, notes
@@ -313,7 +319,7 @@ def run_sweep(config: SweepConfig, lake: Lake) -> SweepResult:
     with np.errstate(invalid="ignore", divide="ignore"):
         combined = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     returns = pd.DataFrame(combined, index=index, columns=combos.index)
-    summary = summarize(combos, table, returns)
+    summary = summarize(combos, table, returns, config.periods_per_year)
     order = rank_order(summary[config.metric], config.metric)
     best = int(order.index[0])
     clean = returns.dropna(how="all").fillna(0.0).to_numpy()

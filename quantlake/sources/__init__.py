@@ -8,12 +8,12 @@ from typing import Any
 from quantlake.errors import UserInputError
 
 LOCAL_SOURCES = ("sample", "csv")
-NETWORK_SOURCES = ("yahoo", "fred", "cot")
+NETWORK_SOURCES = ("yahoo", "fred", "cot", "stooq")
 
 # which sources can feed each ingest command (the CLI validates --source against this before anything runs,
 # and its help lists exactly these); a new source adds its name to the kinds it supports
 SOURCES_FOR: dict[str, tuple[str, ...]] = {
-    "equity": ("sample", "csv", "yahoo"),
+    "equity": ("sample", "csv", "yahoo", "stooq"),
     "options": ("sample", "yahoo"),
     "macro": ("sample", "fred"),
     "cot": ("cot",),
@@ -29,8 +29,19 @@ def sources_for(kind: str) -> tuple[str, ...]:
 
 
 def check_source(kind: str, name: str) -> str:
-    """``name`` if it can feed ``kind``, else a one-line user error listing the valid sources."""
+    """``name`` if it can feed ``kind``, else a one-line user error listing the valid sources.
+
+    Equity also takes a chain of network sources, ``yahoo,stooq`` (:mod:`quantlake.source_chain`)."""
     valid = sources_for(kind)
+    if kind == "equity" and "," in name:
+        from quantlake.source_chain import parse_chain
+
+        parts = parse_chain(name)
+        for part in parts:
+            check_source(kind, part)
+            if part in LOCAL_SOURCES:
+                raise UserInputError(f"--source {name!r}: a chain is made of network sources, not {part}")
+        return name
     if name not in valid:
         other = [k for k, names in SOURCES_FOR.items() if name in names]
         hint = f" ({name!r} provides {', '.join(other)})" if other else ""
@@ -50,8 +61,9 @@ def get_source(name: str, path: Path | str | None = None, **kwargs: Any) -> Any:
         if path is None:
             raise UserInputError("--source csv needs --path DIR (a directory of SYMBOL.csv/.parquet files)")
         from quantlake.sources.csvdir import CsvSource
+        from quantlake.sources.intraday_files import IntradayOptions
 
-        return CsvSource(path)
+        return CsvSource(path, IntradayOptions(**kwargs) if kwargs else None)
     if name in NETWORK_SOURCES:
         from quantlake.sources import network
 

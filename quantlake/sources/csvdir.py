@@ -13,6 +13,7 @@ from pathlib import Path
 from quantlake.errors import InvalidSymbolError, MalformedFileError, UserInputError
 from quantlake.sources.base import RawBatch
 from quantlake.sources.files import ALIASES, _canon, read_bars_file, symbol_from_filename
+from quantlake.sources.intraday_files import IntradayOptions
 
 NAME = "csv"
 SUFFIXES = (".csv", ".parquet")
@@ -49,8 +50,9 @@ class CsvSource:
     name = NAME
     incremental = False
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, intraday: IntradayOptions | None = None) -> None:
         self.path = Path(path).expanduser()
+        self.intraday = intraday
         if not self.path.exists():
             raise UserInputError(f"--path {self.path} does not exist")
         files = [self.path] if self.path.is_file() else sorted(
@@ -62,7 +64,7 @@ class CsvSource:
         self._long: dict[str, RawBatch] = {}
         for f in files:  # read every header now, so a malformed file fails before any work starts
             if self._has_symbol_column(f):
-                self._long[str(f)] = read_bars_file(f, NAME, symbol=None)
+                self._long[str(f)] = read_bars_file(f, NAME, symbol=None, intraday=intraday)
             else:
                 sym = symbol_from_filename(f)
                 if sym in self._per_symbol:
@@ -83,16 +85,16 @@ class CsvSource:
     def bars(self, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch:
         """All rows for ``symbol`` (whole long files are returned once, by :meth:`batches`)."""
         if symbol in self._per_symbol:
-            return read_bars_file(self._per_symbol[symbol], NAME, symbol)
+            return read_bars_file(self._per_symbol[symbol], NAME, symbol, self.intraday)
         for origin, b in self._long.items():
             if symbol in set(b.frame["symbol"]):
                 f = b.frame[b.frame["symbol"] == symbol].reset_index(drop=True)
-                return RawBatch("equity_bars", f, origin, [], required=b.required)
+                return RawBatch(b.table, f, origin, [], required=b.required)
         raise InvalidSymbolError(f"no data for symbol {symbol!r} in {self.path}")
 
     def batches(self) -> list[RawBatch]:
         """Every file as one batch (keeps unparsable rows of long files with their row numbers)."""
-        out = [read_bars_file(p, NAME, s) for s, p in self._per_symbol.items()]
+        out = [read_bars_file(p, NAME, s, self.intraday) for s, p in self._per_symbol.items()]
         return out + list(self._long.values())
 
     def actions(self, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> RawBatch | None:

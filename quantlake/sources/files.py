@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from quantlake.calendars import is_intraday
 from quantlake.errors import MalformedFileError
 from quantlake.sources.base import ROW_NO, RawBatch
-from quantlake.tables import SYMBOL_RE
+from quantlake.sources.intraday_files import IntradayOptions, has_time_of_day, parse_timestamps, to_bars
+from quantlake.tables import CRYPTO_SYMBOL_RE, SYMBOL_RE
 
 ALIASES = {
     "date": "date",
@@ -78,9 +80,17 @@ def parse_dates(raw: pd.Series) -> pd.Series:
 
 
 def bars_from_frame(
-    df: pd.DataFrame, origin: str, symbol: str | None, source: str, symbol_map: dict[str, str] | None = None
+    df: pd.DataFrame,
+    origin: str,
+    symbol: str | None,
+    source: str,
+    symbol_map: dict[str, str] | None = None,
+    intraday: IntradayOptions | None = None,
 ) -> RawBatch:
-    """Normalise a vendor frame into an ``equity_bars`` batch (values parsed, nothing validated yet)."""
+    """Normalise a vendor frame into an ``equity_bars`` batch (values parsed, nothing validated yet).
+
+    Rows with a time of day (or crypto pairs, or an intraday ``intraday.interval``) make a ``bars`` batch
+    instead (:mod:`quantlake.sources.intraday_files`)."""
     rename: dict[str, str] = {}
     for col in df.columns:
         canon = ALIASES.get(_canon(col))
@@ -106,11 +116,36 @@ def bars_from_frame(
     unparsable: list[tuple[int, str, dict[str, object]]] = []
     bad = pd.Series(False, index=df.index)
 
-    dates = parse_dates(df["date"])
-    bad_date = dates.isna()
-    for i in df.index[bad_date]:
-        unparsable.append((int(df.at[i, ROW_NO]), f"date is not a date (got {df.at[i, 'date']!r})", _raw(df, i)))
-    bad |= bad_date
+    opts = intraday or IntradayOptions()
+    raw_src = df  # rows as read, for rejected_rows
+    stamps = parse_timestamps(df["date"])
+    crypto = df["symbol"].astype(str).str.fullmatch(CRYPTO_SYMBOL_RE.pattern)
+    as_bars = has_time_of_day(stamps) or bool(crypto.any()) or (
+        opts.interval is not None and is_intraday(opts.interval)
+    )
+    if as_bars:
+        if not has_time_of_day(stamps) and opts.interval is None:
+            opts = IntradayOptions("1d", opts.tz, opts.calendar, opts.bar_time)
+        bad_date = stamps.isna()
+        for i in df.index[bad_date]:
+            unparsable.append(
+                (int(df.at[i, ROW_NO]), f"date is not a date/time (got {df.at[i, 'date']!r})", _raw(df, i))
+            )
+        orig = df
+        df, bad_zone = to_bars(df, stamps, origin, opts)
+        for i in df.index[bad_zone]:
+            unparsable.append(
+                (int(df.at[i, ROW_NO]), f"local time {orig.at[i, 'date']!r} does not exist or is ambiguous "
+                 "(daylight-saving change); give times with a UTC offset", _raw(orig, i))
+            )
+        bad |= bad_date | bad_zone
+        dates = df["date"]
+    else:
+        dates = parse_dates(df["date"])
+        bad_date = dates.isna()
+        for i in df.index[bad_date]:
+            unparsable.append((int(df.at[i, ROW_NO]), f"date is not a date (got {df.at[i, 'date']!r})", _raw(df, i)))
+        bad |= bad_date
 
     for col in NUMERIC:
         if col not in cols:
@@ -123,7 +158,7 @@ def bars_from_frame(
             wrong = num.isna() & ~blank & ~bad
             for i in df.index[wrong]:
                 unparsable.append(
-                    (int(df.at[i, ROW_NO]), f"{col} is not a number (got {raw.at[i]!r})", _raw(df, i))
+                    (int(df.at[i, ROW_NO]), f"{col} is not a number (got {raw.at[i]!r})", _raw(raw_src, i))
                 )
             bad |= wrong
             df[col] = num
@@ -133,16 +168,21 @@ def bars_from_frame(
     df = df[~bad].copy()
     df["source"] = source
     required = tuple(c for c in NUMERIC if c in cols)
-    keep = ["symbol", "date", *[c for c in NUMERIC if c in cols], "source", ROW_NO]
-    return RawBatch("equity_bars", df[keep].reset_index(drop=True), origin, unparsable, required=required)
+    keys = ["symbol", "interval", "ts", "date"] if as_bars else ["symbol", "date"]
+    keep = [*keys, *[c for c in NUMERIC if c in cols], "source", ROW_NO]
+    table = "bars" if as_bars else "equity_bars"
+    return RawBatch(table, df[keep].reset_index(drop=True), origin, unparsable, required=required)
 
 
 def _raw(df: pd.DataFrame, i: object) -> dict[str, object]:
-    return {str(k): (None if v is None else str(v)) for k, v in df.loc[i].drop(labels=[ROW_NO]).items()}
+    drop = [c for c in (ROW_NO, "interval", "ts") if c in df.columns]
+    return {str(k): (None if v is None else str(v)) for k, v in df.loc[i].drop(labels=drop).items()}
 
 
-def read_bars_file(path: Path, source: str, symbol: str | None = None) -> RawBatch:
+def read_bars_file(
+    path: Path, source: str, symbol: str | None = None, intraday: IntradayOptions | None = None
+) -> RawBatch:
     df = read_table_file(path)
     has_symbol_col = any(ALIASES.get(_canon(c)) == "symbol" for c in df.columns)
     sym = None if has_symbol_col else (symbol or symbol_from_filename(path))
-    return bars_from_frame(df, str(path), sym, source)
+    return bars_from_frame(df, str(path), sym, source, intraday=intraday)

@@ -14,6 +14,7 @@ from quantlake.errors import UserInputError
 if TYPE_CHECKING:
     from quantlake.sources.cot import CotSource
     from quantlake.sources.fred import FredSource
+    from quantlake.sources.stooq import StooqSource
     from quantlake.sources.yahoo import YahooSource
 
 # Calls per second the ingest flows allow per source (quantlake.ingest.RateLimiter spaces the adapter calls).
@@ -25,6 +26,8 @@ RATE_LIMITS: dict[str, float] = {
     "fred": 2.0,
     # static yearly files of a few MB from cftc.gov; one call is one download per year.
     "cot": 0.5,
+    # free CSV download; undocumented limits (it answers "Exceeded the daily hits limit" when hit)
+    "stooq": 1.0,
 }
 
 NAMES = tuple(RATE_LIMITS)
@@ -43,7 +46,7 @@ def _build(cls: type, name: str, kwargs: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-def get_source(name: str, **kwargs: Any) -> YahooSource | FredSource | CotSource:
+def get_source(name: str, **kwargs: Any) -> YahooSource | FredSource | CotSource | StooqSource:
     """A network source by name; ``kwargs`` go to its constructor (e.g. ``vintages=True`` for fred,
     ``path=`` for cot files you downloaded, ``base_url=`` for a mirror or a test server)."""
     if name == "yahoo":
@@ -58,4 +61,8 @@ def get_source(name: str, **kwargs: Any) -> YahooSource | FredSource | CotSource
         from quantlake.sources.cot import CotSource
 
         return _build(CotSource, name, kwargs)
+    if name == "stooq":
+        from quantlake.sources.stooq import StooqSource
+
+        return _build(StooqSource, name, kwargs)
     raise UserInputError(f"unknown network source {name!r}; choose one of {', '.join(NAMES)}")
