@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import importlib
 import inspect
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def test_every_deployment_runs_a_flow_that_accepts_its_parameters() -> None:
     deps = deployments()
     expected = {"ingest-equity", "ingest-macro", "ingest-options", "ingest-cot", "build-features", "daily-scan",
                 "paper-trade", "equity-sweep", "options-backtest", "train-models", "promote-models",
-                "equity-sweep-docker", "build-features-docker"}  # fmt: skip
+                "equity-sweep-docker", "build-features-docker", "hourly-crypto-scan"}  # fmt: skip
     assert set(deps) == expected
     for name, d in deps.items():
         flow = load_flow(d["entrypoint"])
@@ -116,7 +117,14 @@ def test_weekly_research_runs_on_weekends() -> None:
     assert "schedules" not in deps["promote-models"]
 
 
-@pytest.mark.parametrize("name", ["daily-scan"])
+def test_hourly_crypto_scan_runs_every_hour_after_the_bar_closes() -> None:
+    (schedule,) = deployments()["hourly-crypto-scan"]["schedules"]
+    runs = next_runs(schedule, 25, dt.datetime(2024, 7, 6, 23, 30, tzinfo=dt.UTC))  # a Saturday night: 24/7
+    assert all(r.minute == 5 for r in runs)
+    assert {(b - a).total_seconds() for a, b in itertools.pairwise(runs)} == {3600.0}
+
+
+@pytest.mark.parametrize("name", ["daily-scan", "hourly-crypto-scan"])
 def test_flow_module_has_no_future_annotations(name: str) -> None:
     """Flows must not use ``from __future__ import annotations`` (Prefect's parameter validation)."""
     path = ROOT / deployments()[name]["entrypoint"].split(":")[0]
