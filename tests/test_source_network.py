@@ -33,7 +33,7 @@ def test_bad_options_are_user_errors(tmp_path: Path) -> None:
 
 
 def test_rate_limits() -> None:
-    assert set(RATE_LIMITS) == {"yahoo", "fred", "cot"}
+    assert set(RATE_LIMITS) == {"yahoo", "fred", "cot", "stooq"}
     assert rate_limit("fred") == 2.0  # FRED allows 120 requests a minute
     assert all(0 < v <= 2 for v in RATE_LIMITS.values())
 
