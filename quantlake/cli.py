@@ -306,9 +306,7 @@ def _print_reports(summary: Any) -> None:
     from quantlake.display import Col, console, print_table
     from quantlake.lake import Lake
 
-    rows = _report_rows(summary)
-    for r in rows:
-        r["version"] = "-" if r["version"] is None else r["version"]
+    rows = _report_rows(summary)  # a table never committed has version None: an empty cell
     out = console()
     print_table(rows, [
         Col("table"), Col("source"), Col("rows_read", "read", "int"), Col("accepted", kind="int"),
