@@ -3,8 +3,9 @@
 ``equity_bars`` gained ``interval`` and ``ts`` (issue 15).  A lake written before that opens as it is (every
 reader works on it: the ``all_bars`` view derives the missing values), and the first command that runs on it
 upgrades it in one atomic commit, printing one line.  Earlier versions of the table stay readable as they
-were (runs pinned to them reproduce unchanged).  Rows another writer added without the new columns are
-filled in by the next ingest the same way.
+were (runs pinned to them reproduce unchanged).  Ingests always write both columns; rows another writer
+merged without them (a test, a benchmark) read through ``all_bars`` with the derived open instant, and
+``upgrade_if_needed(lake, check_rows=True)`` fills them in one commit.
 """
 
 from __future__ import annotations
