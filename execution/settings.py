@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from execution._model import ExecModel
 from quantlake.tables import validate_symbol
+from risk.position_sizing import SizingSpec
 
 Period = Annotated[int, Field(ge=2, le=1000)]
 Money = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -119,6 +120,8 @@ class TradeConfig(ExecModel):
     * ``circuit_failures`` / ``circuit_reset_seconds`` — consecutive broker failures that open the circuit
       breaker, and how long it stays open.
     * ``strict_reconcile`` — fail the run when the broker's positions differ from the audit trail.
+    * ``sizing`` — the equity sweeps' ``sizing:`` (:class:`risk.position_sizing.SizingSpec`) per symbol at
+      the trading date's close, at most ``max_position_fraction``; None: ``max_position_fraction`` × |signal|.
     """
 
     model: str
@@ -140,6 +143,7 @@ class TradeConfig(ExecModel):
     circuit_reset_seconds: Annotated[float, Field(gt=0.0)] = 300.0
     strict_reconcile: bool = False
     max_order_value_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    sizing: SizingSpec | None = None
 
     _sym = field_validator("symbols")(_symbols)
 

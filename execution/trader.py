@@ -357,6 +357,30 @@ def marks(lake: Lake, as_of: dt.date, symbols: list[str]) -> dict[str, float]:
     return {str(r.symbol): float(r.close) for r in got.itertuples(index=False)}
 
 
+def symbol_fractions(lake: Lake, cfg: TradeConfig, as_of: dt.date, symbols: list[str]) -> pd.Series:
+    """Equity fraction per symbol from ``cfg.sizing`` at ``as_of``'s close — the same
+    :func:`risk.position_sizing.equity_fractions` the equity sweeps use, on the symbol's bars up to
+    ``as_of`` — capped at ``max_position_fraction`` (``all_in`` gets exactly that)."""
+    from backtests.equity.indicators import atr
+    from risk.position_sizing import equity_fractions
+
+    spec = cfg.sizing
+    assert spec is not None
+    start = as_of - dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
+    bars = lake.read("equity_bars", columns=["symbol", "date", "high", "low", "close"],
+                     where="date >= ? AND date <= ? AND close IS NOT NULL", params=[start, as_of])  # fmt: skip
+    bars = bars[bars["symbol"].isin(symbols)]
+    out: dict[str, float] = {}
+    for symbol, g in bars.sort_values("date").groupby("symbol"):
+        c = g["close"].to_numpy(dtype=float)[:, None]
+        hi = g["high"].fillna(g["close"]).to_numpy(dtype=float)[:, None]
+        lo = g["low"].fillna(g["close"]).to_numpy(dtype=float)[:, None]
+        a = atr(hi, lo, c, spec.atr_period) if spec.method == "atr_risk" else None
+        out[str(symbol)] = float(equity_fractions(spec, c, a)[-1, 0])
+    frac = pd.Series(out, dtype=float).reindex(symbols).fillna(0.0)
+    return frac.clip(upper=cfg.max_position_fraction)
+
+
 def _orders_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=audit.ORDER_COLUMNS)
 
@@ -509,6 +533,8 @@ def _run(
         current[o.symbol] = current.get(o.symbol, 0.0) + o.remaining_signed
     risk_account = Account(equity=state.equity, cash=state.cash, peak_equity=peak)
     size_mult = drawdown_multiplier(risk_account, limits)
+    if cfg.sizing is not None:  # the config's sizing per symbol, at most max_position_fraction each
+        sig = sig * (symbol_fractions(lake, cfg, as_of, tradable) / cfg.max_position_fraction).reindex(sig.index)
     targets = target_quantities(
         sig, prices, state.equity, cfg.max_position_fraction, cfg.allow_short, size_mult if size_mult > 0 else 1.0
     )

@@ -2,7 +2,8 @@
 
 One :class:`SweepConfig` describes a whole run: the strategy and the values of its parameters to search,
 symbols or pairs and dates, costs and stops, execution timing, universe and regime filters, the metric that
-selects a combination, and optional walk-forward and Monte Carlo sections.  Every validation error names the
+selects a combination, position sizing (``sizing:``, :class:`risk.position_sizing.SizingSpec`), and optional
+walk-forward and Monte Carlo sections.  Every validation error names the
 field (``strategy.params.fast: ...``) and is raised as :class:`quantlake.errors.ConfigError` (exit code 2).
 
 A parameter value in ``strategy.params`` (and a cost such as ``sl_stop``) is either fixed (``fast: 10``),
@@ -32,6 +33,7 @@ from backtests.research.specs import (  # noqa: F401  (re-exported: equity confi
 )
 from quantlake.errors import ConfigError, InvalidSymbolError
 from quantlake.tables import validate_symbol as _validate_symbol
+from risk.position_sizing import SizingSpec
 
 Scalar = int | float | bool | str
 M = TypeVar("M", bound=BaseModel)
@@ -260,6 +262,9 @@ class SweepConfig(_Model):
     search: SearchConfig = Field(default_factory=SearchConfig)
     costs: CostsConfig = Field(default_factory=CostsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    sizing: SizingSpec = Field(
+        default_factory=SizingSpec, description="fraction of cash per entry (risk.position_sizing); all_in by default"
+    )
     universe: UniverseConfig = Field(default_factory=UniverseConfig)
     regime: RegimeConfig | None = None
     metric: str = Field(default="sharpe", description="metric that selects the best combination")
@@ -338,6 +343,8 @@ class SweepConfig(_Model):
             raise ValueError(
                 f"pairs: only the pairs strategy takes pairs (strategy is {self.strategy.kind!r})"
             )
+        if is_pairs and not self.sizing.is_all_in:
+            raise ValueError("sizing: the pairs strategy sizes its legs itself (remove sizing)")
         if self.start and self.end and self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}")
         if STRATEGIES[self.strategy.kind].uses_sl_stop and (

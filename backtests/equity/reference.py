@@ -7,7 +7,8 @@ stated in :mod:`backtests.equity.simulate`:
 * ``entries[t]`` / ``exits[t]`` are the signals *as traded on bar t* (already lagged by the caller) and fill
   at ``price[t]``; an entry and an exit on the same bar cancel; an entry while long or an exit while flat is
   ignored;
-* a buy spends all cash: ``size = (cash - fixed_fees) / (price (1 + slippage) (1 + fees))``; a sell closes
+* a buy spends all cash, or the share ``f`` of it the sizing gives: ``size = (f cash - fixed_fees) / (price
+  (1 + slippage) (1 + fees))``; a sell closes
   the whole position at ``price (1 - slippage)``; fees are ``fees × traded value + fixed_fees``;
 * stops are fractions of the entry bar's order price (before slippage) and are checked from the bar after
   the entry: the stop-loss level is ``ref (1 - sl)``; if the bar opens at or below it the exit is at the
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.equity.config import CostsConfig
-from backtests.equity.sweep import ChunkTask, Simulation, simulate_chunk
+from backtests.equity.sweep import ChunkTask, Simulation, entry_sizes, simulate_chunk
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,13 @@ def run_reference(
     sl_stop: float | np.ndarray = np.nan,
     sl_trail: bool = False,
     tp_stop: float = np.nan,
+    size_fraction: float | np.ndarray = 1.0,
 ) -> RefResult:
-    """Simulate one symbol (1-d arrays of equal length; ``sl_stop`` may be per bar, read on the entry bar)."""
+    """Simulate one symbol (1-d arrays of equal length; ``sl_stop`` and ``size_fraction`` — the share of cash
+    an entry spends — may be per bar, read on the entry bar)."""
     n = len(close)
     sl_arr = np.broadcast_to(np.asarray(sl_stop, dtype=float), (n,))
+    frac_arr = np.broadcast_to(np.asarray(size_fraction, dtype=float), (n,))
     o = close if open_ is None else open_
     hi = close if high is None else high
     lo = close if low is None else low
@@ -118,11 +122,12 @@ def run_reference(
             ref_sl = ref_tp = cur_sl = np.nan
         elif buy and not np.isnan(price[t]):
             fill = price[t] * (1 + slippage)
-            budget = (cash - fixed_fees) / (1 + fees)
+            spend = cash * frac_arr[t] if np.isfinite(frac_arr[t]) else 0.0
+            budget = (spend - fixed_fees) / (1 + fees)
             if budget > 0:
                 shares = budget / fill
-                entry_cost = cash
-                cash = 0.0
+                entry_cost = spend
+                cash -= spend
                 entry_i, entry_fill = t, fill
                 ref_sl = ref_tp = price[t]
                 cur_sl = sl_arr[t]
@@ -164,6 +169,8 @@ def check_chunk(task: ChunkTask, sim: Simulation | None = None) -> pd.DataFrame:
     price = order_price(task.bars, task.execution)
     close = pd.DataFrame(task.bars.close).ffill().to_numpy()
     rec = sim.pf.trades.values
+    sizes = entry_sizes(task)
+    lagged_sizes = None if sizes is None else (shift(sizes, np.nan) if lag else sizes)
     rows = []
     for c in range(n_c):
         row = task.combos.iloc[c]
@@ -190,6 +197,7 @@ def check_chunk(task: ChunkTask, sim: Simulation | None = None) -> pd.DataFrame:
                 sl_stop=sl,
                 sl_trail=trail,
                 tp_stop=_cost("tp_stop", row, task.costs),
+                size_fraction=1.0 if lagged_sizes is None else lagged_sizes[:, s],
             )
             v = rec[rec["col"] == col]
             same_bars = len(v) == len(ref.trades) and all(

@@ -3,7 +3,8 @@ of a chunk, or one ``Portfolio.from_orders`` call for the two legs of every pair
 
 Execution (DESIGN §5): signals are shifted one bar and fill at that bar's open (``next_open``; close-only
 symbols fall back to the close) or close (``next_close``), or fill on the signal bar's close (``close``).
-Orders are all-in (``size=inf``: all cash, fractional shares), fees and slippage are fractions of the traded
+Orders are all-in (``size=inf``: all cash, fractional shares) unless the config's ``sizing`` gives a
+fraction of cash per entry (``size_type="percent"``), fees and slippage are fractions of the traded
 value, stops are fractions of the entry bar's order price; a stop fills at the stop price (or the open when
 the bar gaps through it) less slippage, and is checked from the bar after the entry.
 """
@@ -62,9 +63,16 @@ def _tile(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def simulate_signals(
-    bars: Bars, signals: Signals, combos: pd.DataFrame, costs: CostsConfig, execution: ExecutionConfig
+    bars: Bars,
+    signals: Signals,
+    combos: pd.DataFrame,
+    costs: CostsConfig,
+    execution: ExecutionConfig,
+    size: np.ndarray | None = None,
 ) -> Any:
-    """One vectorbt portfolio with ``C * S`` columns (column ``c * S + s``)."""
+    """One vectorbt portfolio with ``C * S`` columns (column ``c * S + s``).  ``size``: (T, S) fraction of
+    the column's cash an entry after bar t spends (:func:`risk.position_sizing.equity_fractions`; lagged like
+    the signals); None = all in."""
     import vectorbt as vbt
 
     from backtests.equity.jit import enable_cache
@@ -90,6 +98,7 @@ def simulate_signals(
 
     no_bar = flex(np.nan)
     kwargs: dict[str, Any] = {
+        "size": np.inf,
         "open": no_bar,
         "high": no_bar,
         "low": no_bar,
@@ -108,6 +117,9 @@ def simulate_signals(
             sl_trail=flex(sl_trail, bool),
             tp_stop=flex(c["tp_stop"]),
         )
+    if size is not None:  # a fraction of the column's cash per entry, known at the signal's close
+        lagged = shift(size, np.nan) if lag else size
+        kwargs.update(size=_tile(np.asarray(lagged, dtype=float), n_combos), size_type="percent")
     if signals.has_shorts:
         kwargs.update(short_entries=shift(signals.short_entries, False) if lag else signals.short_entries)
         kwargs.update(short_exits=shift(signals.short_exits, False) if lag else signals.short_exits)
@@ -120,7 +132,6 @@ def simulate_signals(
         fixed_fees=flex(costs.fixed_fees),
         slippage=flex(c["slippage"]),
         init_cash=execution.init_cash,
-        size=np.inf,
         use_stops=use_stops,
         stop_entry_price="price",
         stop_exit_price="stopmarket",

@@ -29,6 +29,7 @@ from backtests.research.overfitting import DeflatedSharpe, PBOResult, deflated_s
 from backtests.research.runner import current_runner
 from quantlake.errors import ConfigError
 from quantlake.lake import Lake
+from risk.position_sizing import SizingSpec
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ChunkTask:
     x_bars: Bars | None = None  # pairs: the X legs
     chunk_id: int = 0
     periods_per_year: float = M.ANN_FACTOR  # bars a year at the sweep's interval (quantlake.calendars)
+    sizing: SizingSpec | None = None  # None or all_in: all cash per entry
 
     @property
     def units(self) -> list[str]:
@@ -77,6 +79,19 @@ def _tile(a: np.ndarray | None, n: int) -> np.ndarray | None:
     return None if a is None else np.tile(a, (1, n))
 
 
+def entry_sizes(task: ChunkTask) -> np.ndarray | None:
+    """(T, S) fraction of cash per entry from the config's ``sizing`` (None: all in)."""
+    spec = task.sizing
+    if spec is None or spec.is_all_in:
+        return None
+    from backtests.equity.indicators import atr
+    from risk.position_sizing import equity_fractions
+
+    b = task.bars
+    a = atr(b.high, b.low, b.close, spec.atr_period) if spec.method == "atr_risk" else None
+    return equity_fractions(spec, b.close, a)
+
+
 def simulate_chunk(task: ChunkTask) -> Simulation:
     sdef = STRATEGIES[task.kind]
     n_combos, n_inst = len(task.combos), len(task.bars.symbols)
@@ -84,7 +99,7 @@ def simulate_chunk(task: ChunkTask) -> Simulation:
     if task.x_bars is None:
         signals = sdef.fn(task.bars, task.combos)
         signals = signals.gate(_tile(task.entry_ok, n_combos), _tile(task.force_exit, n_combos))
-        pf = simulate_signals(task.bars, signals, task.combos, task.costs, task.execution)
+        pf = simulate_signals(task.bars, signals, task.combos, task.costs, task.execution, entry_sizes(task))
         del signals
         close = pd.DataFrame(task.bars.close).ffill().to_numpy()
         value, assets = M.value_from_orders(pf, np.tile(close, (1, n_combos)), init)
@@ -295,6 +310,7 @@ def prepare(
                 None if force_exit is None else force_exit[:, ix],
                 chunk_id=i,
                 periods_per_year=config.periods_per_year,
+                sizing=config.sizing,
             )
         )
     return combos, tasks, {"bars": bars, "entry_ok": entry_ok, "force_exit": force_exit}, notes

@@ -72,6 +72,15 @@ class Position:
         return float(sum(leg.qty * MULTIPLIER * leg.mark for leg in self.legs))
 
 
+def position_risk(pos: Position) -> float:
+    """Capital a position risked: its maximum loss (``meta["max_loss"]`` per share, credit spreads), else
+    the premium paid for a debit; 0 when neither is known."""
+    per_share = pos.meta.get("max_loss")
+    if per_share is None and pos.entry_net > 0:
+        per_share = pos.entry_net
+    return float(per_share) * MULTIPLIER * pos.units if per_share is not None and per_share > 0 else 0.0
+
+
 class Account:
     def __init__(self, cash: float) -> None:
         self.cash = float(cash)
@@ -150,7 +159,7 @@ class Account:
             "position_id": pos.id, "tag": pos.tag, "opened": pos.opened, "closed": day, "units": pos.units,
             "entry_net": pos.entry_net, "exit_net": exit_net, "pnl": pos.realized - pos.fees,
             "fees": pos.fees, "exit_reason": reason, "regime_at_entry": pos.regime,
-            "days_held": (day - pos.opened).days,
+            "days_held": (day - pos.opened).days, "risk": position_risk(pos),
         })
 
     def _fill(self, day: dt.date, pos: Position | None, leg: Leg | None, action: str, qty: float, price: float,

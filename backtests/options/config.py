@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from quantlake.errors import ConfigError, InvalidSymbolError, MalformedFileError
 from quantlake.tables import validate_symbol
+from risk.position_sizing import SizingSpec
 from risk.sizing import AdaptiveSizing
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -523,6 +524,7 @@ class OptionsBacktestConfig(_Model):
     commissions: Commissions = Commissions()
     margin: MarginConfig = MarginConfig()
     interest: InterestConfig = InterestConfig()
+    sizing: SizingSpec | None = None  # overrides the strategy's own sizing (risk.position_sizing; max-loss budget)
     tracking: TrackingConfig = TrackingConfig()
     outputs: OutputConfig = OutputConfig()
 

@@ -49,6 +49,7 @@ from backtests.options.contracts import MULTIPLIER, Contract, monthly_expiries, 
 from backtests.options.errors import ChainError, OrderError
 from backtests.options.orders import CloseOrder, OptionOrder, Order, ShareOrder
 from backtests.options.quotes import ChainSnapshot, ChainSource, LegQuotes, Market
+from risk.position_sizing import SizingSpec
 
 EXERCISE_THRESHOLD = 0.01  # OCC exercise by exception: in the money by at least one cent
 
@@ -77,6 +78,7 @@ class EngineSettings:
     margin: MarginConfig = field(default_factory=MarginConfig)
     interest: InterestConfig = field(default_factory=InterestConfig)
     settlement_price: Literal["close", "open"] = "close"
+    sizing: SizingSpec | None = None  # the config's top-level ``sizing:`` (None: each strategy's own)
 
     @classmethod
     def from_config(cls, cfg: OptionsBacktestConfig, default_delay: Delay) -> EngineSettings:
@@ -84,7 +86,7 @@ class EngineSettings:
             underlying=cfg.underlying, settlement=cfg.settlement, dividend_yield=cfg.market.dividend_yield,
             chain_source=cfg.chain.source, fill=cfg.execution.fill, delay=cfg.execution.delay or default_delay,
             commissions=cfg.commissions, margin=cfg.margin, interest=cfg.interest,
-            settlement_price=cfg.market.settlement_price,
+            settlement_price=cfg.market.settlement_price, sizing=cfg.sizing,
         )
 
 
@@ -173,6 +175,20 @@ class Context:
         """Record an entry the strategy decided not to make, and why (the run's ``skipped`` frame)."""
         self._e.skips.append({"date": self.date, "tag": tag, "reason": reason, **details})
 
+    # ------------------------------------------------------------------ config-level sizing
+    @property
+    def sizing(self) -> SizingSpec | None:
+        """The config's ``sizing:`` (None: the strategy sizes with its own settings)."""
+        return self._e.settings.sizing
+
+    def sizing_input(self, name: str) -> float:
+        """``vol_factor`` (target / realized vol, capped) or ``atr`` of the underlying at today's close."""
+        return float(self._e.sizing_inputs.get(self._e.bar.date, {}).get(name, float("nan")))
+
+    def closed_returns_on_risk(self) -> list[float]:
+        """P&L of each closed position over the capital it risked (maximum loss, else the premium paid)."""
+        return [float(p["pnl"]) / float(p["risk"]) for p in self._e.account.closed if p.get("risk", 0) > 0]
+
 
 class Engine:
     def __init__(self, settings: EngineSettings, chains: ChainSource, strategy: Strategy, initial_cash: float,
@@ -202,6 +218,7 @@ class Engine:
         self._snap_loaded = False
         self._quote_cache: dict[Contract, tuple[float, ...]] = {}
         self.ctx = Context(self)
+        self.sizing_inputs: dict[dt.date, dict[str, float]] = {}  # see sizing_inputs()
 
     # ------------------------------------------------------------------ market access
     def market(self) -> Market:
@@ -555,6 +572,28 @@ class Engine:
             "uncovered_calls": max(0.0, calls_to_cover - max(acc.shares, 0.0)) / MULTIPLIER,
             "protected_shares": min(max(acc.shares, 0.0), long_puts * MULTIPLIER),
         })
+
+
+def sizing_inputs(spec: SizingSpec | None, bars: pd.DataFrame) -> dict[dt.date, dict[str, float]]:
+    """Per date, what :func:`backtests.options.strategies.base.config_sized_contracts` reads, from the
+    underlying's bars up to that date: ``vol_factor`` (target / realized volatility, capped) and ``atr``."""
+    if spec is None or spec.method not in ("vol_target", "atr_risk") or bars.empty:
+        return {}
+    from backtests.equity.indicators import atr
+    from risk.position_sizing import SizingSpec as _Spec
+    from risk.position_sizing import equity_fractions
+
+    close = bars["close"].to_numpy(dtype=float)
+    if spec.method == "vol_target":
+        factor = equity_fractions(_Spec(method="vol_target", target_vol=spec.target_vol,
+                                        vol_window=spec.vol_window, cap=spec.cap), close)  # fmt: skip
+        values = {"vol_factor": factor}
+    else:
+        high = bars["high"].to_numpy(dtype=float) if "high" in bars else close
+        low = bars["low"].to_numpy(dtype=float) if "low" in bars else close
+        values = {"atr": atr(high[:, None], low[:, None], close[:, None], spec.atr_period)[:, 0]}
+    dates = [pd.Timestamp(d).date() for d in bars.index]
+    return {d: {k: float(v[i]) for k, v in values.items()} for i, d in enumerate(dates)}
 
 
 def exit_reason(pos: Position, bar: Bar, rules: ExitRules) -> str | None:

@@ -18,7 +18,7 @@ import pandas as pd
 from backtests.options import metrics as mx
 from backtests.options.config import OptionsBacktestConfig
 from backtests.options.driver import run_cerebro
-from backtests.options.engine import Engine, EngineSettings, Strategy
+from backtests.options.engine import Engine, EngineSettings, Strategy, sizing_inputs
 from backtests.options.market import MarketData, load_market
 from backtests.options.quotes import ChainSource
 from quantlake.lake import Lake
@@ -132,6 +132,7 @@ def _run(name: str, market: MarketData, chains: ChainSource, strategy: Strategy,
          initial_cash: float) -> BacktestResult:
     t0 = time.perf_counter()
     engine = Engine(settings, chains, strategy, initial_cash, market.trading_dates)
+    engine.sizing_inputs = sizing_inputs(settings.sizing, market.bars)
     run_cerebro(market, engine, ema=getattr(strategy, "ema", None))
     return collect(name, engine, initial_cash, time.perf_counter() - t0)
 

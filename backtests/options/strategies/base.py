@@ -17,11 +17,14 @@ from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg
 
 def contracts_for(ctx: Context, sizing: SizingConfig, max_loss_per_share: float, strike: float,
                   tag: str = "strategy") -> int:
-    """Contracts (package units) for one entry under ``sizing`` (see :class:`SizingConfig`); 0 means skip,
-    and a risk-sized entry skipped is recorded with its reason (:meth:`Context.skip`)."""
+    """Contracts (package units) for one entry under ``sizing`` (see :class:`SizingConfig`), or under the
+    config's top-level ``sizing:`` when it has one (:func:`config_sized_contracts`); 0 means skip, and a
+    risk-sized entry skipped is recorded with its reason (:meth:`Context.skip`)."""
     from risk.sizing import spread_contracts
 
     equity = ctx.equity()
+    if ctx.sizing is not None:
+        return min(config_sized_contracts(ctx, max_loss_per_share), sizing.max_contracts)
     if sizing.method == "fixed":
         n = float(sizing.contracts)
     elif sizing.method == "risk":
@@ -122,3 +125,40 @@ class PackageStrategy:
         self.legs_per_package = len(legs)
         meta = {"net_mid": net, "max_loss": loss, **meta}
         return [*orders, OptionOrder(tuple(legs), n, self.name, exits=self.exits, meta=meta)]
+
+
+def config_sized_contracts(ctx: Context, max_loss_per_share: float) -> int:
+    """Contracts under the config's ``sizing:`` (:class:`risk.position_sizing.SizingSpec`): the packages whose
+    maximum loss is the method's fraction ``f`` of equity (:func:`risk.sizing.spread_contracts`).
+
+    ``all_in``: f = 1; ``fixed_fraction``: f = ``fraction``; ``kelly``: f from the strategy's closed positions
+    (returns on maximum loss, :func:`risk.position_sizing.trade_kelly_fraction`); ``vol_target``: f =
+    ``fraction`` (default 1) × target / realized volatility of the underlying (capped at ``cap``);
+    ``atr_risk``: f = ``risk_fraction`` and the loss per share is the smaller of the maximum loss and
+    ``atr_multiple`` × ATR (a move of that size costs at most that much per share: |delta| ≤ 1)."""
+    from risk.position_sizing import trade_kelly_fraction
+    from risk.sizing import spread_contracts
+
+    spec = ctx.sizing
+    assert spec is not None
+    if not (max_loss_per_share > 0 and math.isfinite(max_loss_per_share)):
+        return 0
+    loss = max_loss_per_share
+    if spec.method == "all_in":
+        f = 1.0
+    elif spec.method == "fixed_fraction":
+        f = spec.base_fraction
+    elif spec.method == "kelly":
+        f = trade_kelly_fraction(spec, ctx.closed_returns_on_risk())
+    elif spec.method == "vol_target":
+        f = spec.base_fraction * ctx.sizing_input("vol_factor")
+    else:
+        f = spec.risk_fraction
+        atr = ctx.sizing_input("atr")
+        if not (atr > 0 and math.isfinite(atr)):
+            return 0
+        loss = min(loss, spec.atr_multiple * atr)
+    f = min(f, spec.cap, 1.0)  # never more than the whole equity at maximum loss
+    if not (f > 0 and math.isfinite(f)):
+        return 0
+    return int(spread_contracts(ctx.equity(), f, loss, MULTIPLIER))
