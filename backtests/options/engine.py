@@ -220,6 +220,17 @@ class Engine:
         self.ctx = Context(self)
         self.sizing_inputs: dict[dt.date, dict[str, float]] = {}  # see sizing_inputs()
 
+    # ------------------------------------------------------------------ persistence (live trading)
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the chain source and the bar's caches (a live trader keeps its engine between
+        runs and gives it the chain source again with :meth:`attach`)."""
+        state = dict(self.__dict__)
+        state.update(chains=None, _snap=None, _snap_loaded=False, _quote_cache={})
+        return state
+
+    def attach(self, chains: ChainSource) -> None:
+        self.chains = chains
+
     # ------------------------------------------------------------------ market access
     def market(self) -> Market:
         return Market(self.bar.date, self.bar.close, self.bar.rate, self.settings.dividend_yield)
@@ -275,19 +286,45 @@ class Engine:
 
     # ------------------------------------------------------------------ the bar
     def on_bar(self, bar: Bar) -> None:
+        """One bar of a backtest: the phases below in order.  A live trader calls the same phases but books
+        the broker's fills (:meth:`apply_fill`) instead of :meth:`execute_pending`."""
+        self.begin_bar(bar)
+        self.execute_pending()
+        self.settle_expiries()
+        self.decide()
+        self.end_bar()
+
+    def begin_bar(self, bar: Bar) -> None:
+        """Steps 1-2: the new bar, interest and dividends since the previous one, marks of every leg."""
         self.bar = bar
         self.bars_seen += 1
         self._snap, self._snap_loaded, self._quote_cache = None, False, {}
         self._accrue_interest()
         self._mark()
+
+    def execute_pending(self) -> None:
+        """Step 3: orders decided on an earlier bar fill (simulated against this bar's quotes)."""
         pending, self.pending = self.pending, []
         for order in pending:
             self._execute(order)
+
+    def settle_expiries(self) -> None:
+        """Step 4: legs whose expiry settles today."""
         self._settle_expiries()
-        self._route(self._managed_exits())
-        self._route(self.strategy.on_bar(self.ctx))
+
+    def decide(self) -> list[Order]:
+        """Steps 5-6: the managed exits (profit target, stop, time, DTE, regime shift), then the strategy's
+        orders, each routed (pending for the next bar, or filled now with ``delay: same_bar``); returns them."""
+        exits = self._managed_exits()
+        self._route(exits)
+        orders = self.strategy.on_bar(self.ctx)
+        self._route(orders)
+        return [*exits, *orders]
+
+    def end_bar(self) -> None:
+        """Step 7: the day's record."""
         self._record()
-        self._prev = bar
+        self._prev = self.bar
 
     def _route(self, orders: Sequence[Order]) -> None:
         for order in orders:
@@ -326,7 +363,7 @@ class Engine:
                 bool(q.modeled[i])
 
     # ------------------------------------------------------------------ execution
-    def _order_legs(self, order: OptionOrder | CloseOrder) -> tuple[list[Contract], np.ndarray, list[float]]:
+    def order_legs(self, order: OptionOrder | CloseOrder) -> tuple[list[Contract], np.ndarray, list[float]]:
         """Contracts, signed contracts to trade, last IVs (for the fallback model)."""
         if isinstance(order, OptionOrder):
             contracts = [leg.contract for leg in order.legs]
@@ -339,7 +376,7 @@ class Engine:
     def _limit_for(self, order: OptionOrder | CloseOrder) -> float | None:
         if isinstance(order, CloseOrder) and order.position_id not in self.account.positions:
             return None
-        contracts, ratio, ivs = self._order_legs(order)
+        contracts, ratio, ivs = self.order_legs(order)
         q = self.quotes(contracts, ivs)
         return fx.limit_price(q.bid, q.ask, ratio, self.settings.fill.limit_offset, q.mid)
 
@@ -349,38 +386,54 @@ class Engine:
             return
         if isinstance(order, CloseOrder) and order.position_id not in self.account.positions:
             return  # settled or closed meanwhile
-        contracts, ratio, ivs = self._order_legs(order)
+        contracts, ratio, ivs = self.order_legs(order)
         if any((s := self.settle_date(c.expiry)) is not None and s < self.bar.date for c in contracts) or any(
                 c.expiry < self.bar.date for c in contracts):
             self.account.reject(self.bar.date, self._tag(order), "contract expired before the order could fill")
             return
         q = self.quotes(contracts, ivs)
-        if self.settings.fill.mode == "limit" and order.limit is not None:
-            if not fx.limit_fills(order.limit, q.bid, q.ask, ratio, self.settings.fill.limit_fill, q.mid):
-                order.bars_left -= 1
-                if order.bars_left > 0:
-                    self.pending.append(order)
-                else:
-                    self.account.reject(self.bar.date, self._tag(order), "limit not filled", limit=order.limit)
-                return
-            net = fx.limit_fill_net(order.limit, q.bid, q.ask, ratio)
-            prices = fx.allocate_limit(q.bid, q.ask, ratio, net, q.mid)
-        else:
-            prices = fx.leg_prices(q.bid, q.ask, ratio, self.settings.fill, q.mid)
+        prices = fx.package_prices(q.bid, q.ask, ratio, self.settings.fill, order.limit, q.mid)
+        if prices is None:  # a limit the market did not reach
+            self.limit_not_filled(order)
+            return
         fees = fx.option_commission(float(np.abs(ratio).sum()), self.settings.commissions)
+        self._apply(order, contracts, ratio, prices, fees, q)
+
+    def limit_not_filled(self, order: OptionOrder | CloseOrder) -> None:
+        """One more bar without a fill: the order waits, or is cancelled after ``limit_ttl_bars``."""
+        order.bars_left -= 1
+        if order.bars_left > 0:
+            self.pending.append(order)
+        else:
+            limit = order.limit if order.limit is not None else float("nan")
+            self.account.reject(self.bar.date, self._tag(order), "limit not filled", limit=limit)
+
+    def _apply(self, order: OptionOrder | CloseOrder, contracts: list[Contract], ratio: np.ndarray,
+               prices: np.ndarray, fees: float, q: LegQuotes, check_margin: bool = True) -> None:
         if isinstance(order, CloseOrder):
             self._close(self.account.positions[order.position_id], prices, fees, q, order.reason)
         else:
-            self._open(order, contracts, ratio, prices, fees, q)
+            self._open(order, contracts, ratio, prices, fees, q, check_margin)
+
+    def apply_fill(self, order: OptionOrder | CloseOrder, prices: Sequence[float], fees: float) -> None:
+        """Book a fill a broker reported for ``order`` (live trading): the same account changes as a simulated
+        fill, at the broker's prices and fees; the broker already accepted it, so no margin check."""
+        if isinstance(order, CloseOrder) and order.position_id not in self.account.positions:
+            return
+        contracts, ratio, ivs = self.order_legs(order)
+        q = self.quotes(contracts, ivs)
+        self._apply(order, contracts, ratio, np.asarray(prices, dtype=float), float(fees), q, check_margin=False)
 
     @staticmethod
     def _tag(order: Order) -> str:
         return order.tag if isinstance(order, OptionOrder) else "close" if isinstance(order, CloseOrder) else "shares"
 
     def _open(self, order: OptionOrder, contracts: list[Contract], qty: np.ndarray, prices: np.ndarray,
-              fees: float, q: LegQuotes) -> None:
+              fees: float, q: LegQuotes, check_margin: bool = True) -> None:
         per_unit = qty / order.units
-        units, why = order.units, self._open_refusal(order, contracts, qty, prices, fees, q)
+        # a broker's fill (check_margin False) was accepted by the broker: the book takes it as it is
+        why = self._open_refusal(order, contracts, qty, prices, fees, q) if check_margin else None
+        units = order.units
         if why is not None and order.fit and order.units > 1:
             lo, hi = 0, order.units - 1  # the largest number of units that fits (the checks are monotone in it)
             while lo < hi:
@@ -511,20 +564,12 @@ class Engine:
 
     def _settle_leg(self, pos: Position, leg: Leg, spot: float) -> None:
         c, day = leg.contract, self.bar.date
-        intrinsic = c.intrinsic(spot)
+        out = settle(c, leg.qty, spot, self.settings.settlement, self.settings.commissions.exercise_fee)
         src = "modeled" if leg.modeled else "observed"
-        if intrinsic < EXERCISE_THRESHOLD:
-            self.account.close_leg(day, pos, leg, 0.0, 0.0, leg.iv, 0.0, spot, "expire", "expiry", src)
-            return
-        delta = c.phi
-        if self.settings.settlement == "cash":
-            self.account.close_leg(day, pos, leg, intrinsic, 0.0, leg.iv, delta, spot, "cash_settle", "expiry", src)
-            return
-        action = "exercise" if leg.qty > 0 else "assign"
-        fee = self.settings.commissions.exercise_fee * abs(leg.qty)
-        shares = leg.qty * MULTIPLIER * c.phi  # long call/short put receive shares, short call/long put deliver
-        self.account.close_leg(day, pos, leg, intrinsic, fee, leg.iv, delta, spot, action, "expiry", src)
-        self.account.trade_shares(day, shares, spot, 0.0, f"{action} {c.label()}")
+        delta = 0.0 if out.action == "expire" else c.phi
+        self.account.close_leg(day, pos, leg, out.price, out.fee, leg.iv, delta, spot, out.action, "expiry", src)
+        if out.shares:
+            self.account.trade_shares(day, out.shares, spot, 0.0, f"{out.action} {c.label()}")
 
     # ------------------------------------------------------------------ managed exits
     def _managed_exits(self) -> list[Order]:
@@ -572,6 +617,32 @@ class Engine:
             "uncovered_calls": max(0.0, calls_to_cover - max(acc.shares, 0.0)) / MULTIPLIER,
             "protected_shares": min(max(acc.shares, 0.0), long_puts * MULTIPLIER),
         })
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What happens to ``qty`` contracts at expiry: ``action`` (expire, cash_settle, exercise, assign), the
+    option's closing ``price`` per share (intrinsic value or 0), the exercise ``fee`` and the ``shares``
+    delivered (signed: + received)."""
+
+    action: str
+    price: float
+    fee: float
+    shares: float
+
+
+def settle(contract: Contract, qty: float, spot: float, settlement: str, exercise_fee: float) -> Settlement:
+    """The expiry rule of the backtester and of the paper broker: in the money by at least
+    :data:`EXERCISE_THRESHOLD` (OCC exercise by exception) settles — in cash at intrinsic value (index
+    options) or by delivery of the shares at the strike — everything else expires worthless."""
+    intrinsic = contract.intrinsic(spot)
+    if intrinsic < EXERCISE_THRESHOLD:
+        return Settlement("expire", 0.0, 0.0, 0.0)
+    if settlement == "cash":
+        return Settlement("cash_settle", intrinsic, 0.0, 0.0)
+    action = "exercise" if qty > 0 else "assign"
+    # long call/short put receive shares, short call/long put deliver
+    return Settlement(action, intrinsic, exercise_fee * abs(qty), qty * MULTIPLIER * contract.phi)
 
 
 def sizing_inputs(spec: SizingSpec | None, bars: pd.DataFrame) -> dict[dt.date, dict[str, float]]:

@@ -81,3 +81,16 @@ def share_commission(shares: float, cfg: Commissions) -> float:
     if shares == 0:
         return 0.0
     return max(cfg.per_share * abs(shares), cfg.min_per_order)
+
+
+def package_prices(bid: np.ndarray, ask: np.ndarray, ratio: np.ndarray, cfg: FillConfig, limit: float | None,
+                   mid: np.ndarray | None = None) -> np.ndarray | None:
+    """Per-leg fill prices of one package on one bar, or ``None`` when a limit order does not fill: the one
+    fill rule of the backtester and of the paper broker (``cfg.mode`` ``market``/``mid`` via
+    :func:`leg_prices`; ``limit`` with a ``limit`` via :func:`limit_fills`, :func:`limit_fill_net` and
+    :func:`allocate_limit`)."""
+    if cfg.mode == "limit" and limit is not None:
+        if not limit_fills(limit, bid, ask, ratio, cfg.limit_fill, mid):
+            return None
+        return allocate_limit(bid, ask, ratio, limit_fill_net(limit, bid, ask, ratio), mid)
+    return leg_prices(bid, ask, ratio, cfg, mid)
