@@ -226,6 +226,9 @@ def record_fills(lake: Lake, broker: str, account: str, fills: Iterable[BrokerFi
             "price": float(f.price),
             "commission": float(f.commission),
             "filled_at": f.filled_at,
+            "multiplier": float(f.multiplier),
+            "kind": f.kind,
+            "source": f.source,
         }
         for f in fills
     ]

@@ -120,6 +120,8 @@ class TradeConfig(ExecModel):
     * ``circuit_failures`` / ``circuit_reset_seconds`` — consecutive broker failures that open the circuit
       breaker, and how long it stays open.
     * ``strict_reconcile`` — fail the run when the broker's positions differ from the audit trail.
+    * ``instrument`` — ``equity``: ``model`` is a signal model trading shares; ``options``: ``model`` is a
+      registered option strategy (:mod:`execution.option_trader`), traded with its backtest's own objects.
     * ``sizing`` — the equity sweeps' ``sizing:`` (:class:`risk.position_sizing.SizingSpec`) per symbol at
       the trading date's close, at most ``max_position_fraction``; None: ``max_position_fraction`` × |signal|.
     """
@@ -144,6 +146,7 @@ class TradeConfig(ExecModel):
     strict_reconcile: bool = False
     max_order_value_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
     sizing: SizingSpec | None = None
+    instrument: Literal["equity", "options"] = "equity"
 
     _sym = field_validator("symbols")(_symbols)
 

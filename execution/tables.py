@@ -5,7 +5,8 @@
   idempotent client order id) — lakes written with the older key (the id alone) are migrated by
   :func:`execution.audit.migrate_orders_key`: intent, risk verdict, what the broker said, fills so far.  Updated in place (merge by key);
   every change is a lake version, so the history of an order is the table's history.
-* ``exec_fills`` — every fill the broker reported (paper: one per order; Alpaca/IBKR: cumulative).
+* ``exec_fills`` — every fill the broker reported (paper: one per order and option leg; Alpaca/IBKR:
+  cumulative), and option expiry events (settlement, exercise, assignment, worthless expiry).
 * ``exec_account`` — one snapshot per run: equity, cash, peak, drawdown, positions and reconciliation.
 """
 
@@ -86,6 +87,9 @@ EXEC_ORDERS = register(
                 ("flow_run_id", STR),
                 ("created_at", _TS),
                 ("updated_at", _TS),
+                ("legs", STR),  # option packages: JSON [{underlying, expiry, strike, right, ratio, occ}]
+                ("limit_price", F64),  # net per unit (options: > 0 debit, < 0 credit)
+                ("time_in_force", STR),
             ]
         ),
         date_column="trade_date",
@@ -111,6 +115,9 @@ EXEC_FILLS = register(
                 ("commission", F64),
                 ("filled_at", _TS),
                 ("recorded_at", _TS),
+                ("multiplier", F64),  # 100 for option contracts
+                ("kind", STR),  # trade | expire | cash_settle | exercise | assign
+                ("source", STR),  # option fills: the chain row was observed or modeled (paper broker)
             ]
         ),
         date_column=None,

@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, runtime_checkable
 
+from execution.option_orders import OptionLeg
+
 Side = Literal["buy", "sell"]
 
 # statuses of an order in the audit trail (the first four come from the trader, the rest from brokers)
@@ -33,8 +35,14 @@ FINAL_STATUSES = frozenset({FILLED, CANCELLED, REJECTED, EXPIRED, RISK_REJECTED,
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """A market order for ``qty`` shares decided at the close of ``trade_date`` (fills at the next open).
-    ``ref_price`` is the close it was sized at (the paper broker checks buying power with it)."""
+    """An order decided at the close of ``trade_date`` (fills at the next session).
+
+    Shares: ``qty`` shares of ``symbol``, ``ref_price`` the close it was sized at (the paper broker checks
+    buying power with it).  Options (``legs`` given, :class:`execution.option_orders.OptionLeg`): one package
+    of legs on the underlying ``symbol`` — a single option, a spread, a condor, a calendar — traded as one
+    order of ``qty`` units, each leg ``ratio`` contracts per unit; ``ref_price`` and ``limit_price`` are net
+    prices per unit and per share (> 0 a debit paid, < 0 a credit received); ``side`` is ``buy`` for a debit
+    and ``sell`` for a credit; ``intent`` says whether it opens or closes positions."""
 
     client_order_id: str
     symbol: str
@@ -42,7 +50,15 @@ class OrderRequest:
     qty: float
     trade_date: dt.date
     ref_price: float
-    order_type: Literal["market"] = "market"
+    order_type: Literal["market", "limit"] = "market"
+    legs: tuple[OptionLeg, ...] = ()
+    limit_price: float | None = None
+    time_in_force: Literal["day", "gtc"] = "day"
+    intent: Literal["open", "close"] = "open"
+
+    @property
+    def is_option(self) -> bool:
+        return bool(self.legs)
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,8 @@ class BrokerOrder:
     commission: float = 0.0
     submitted_at: dt.datetime | None = None
     reason: str | None = None
+    legs: tuple[OptionLeg, ...] = ()  # option packages: qty and filled_qty count units, prices are net per unit
+    limit_price: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -88,6 +106,9 @@ class BrokerFill:
     price: float
     commission: float
     filled_at: dt.datetime
+    multiplier: float = 1.0  # 100 for option contracts (qty contracts, price per share)
+    kind: str = "trade"  # trade, or an expiry event: expire, cash_settle, exercise, assign
+    source: str | None = None  # option fills of the paper broker: the chain row was observed or modeled
 
 
 @dataclass(frozen=True)
@@ -119,7 +140,7 @@ class Broker(Protocol):
     def account(self) -> AccountState: ...
 
     def positions(self) -> dict[str, float]:
-        """Signed shares per symbol (no zero entries)."""
+        """Signed shares per symbol and signed contracts per OCC option symbol (no zero entries)."""
         ...
 
     def submit(self, order: OrderRequest) -> BrokerOrder:

@@ -9,6 +9,8 @@ orders at the **next bar's open** after the date they were decided, with the con
   and, unless shorting is allowed, a sell of more shares than held (minus open sells) are **rejected**.
 * Client order ids are the ledger's primary key, so the same order can never be booked twice; every
   change is one SQLite transaction (a process killed mid-way leaves the ledger consistent).
+* Option orders (single legs and multi-leg packages) fill with the option backtester's fill model from the
+  lake's chain and expiries settle by its rule: :mod:`execution.brokers.paper_options`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from execution.brokers.base import (
     BrokerOrder,
     OrderRequest,
 )
+from execution.brokers.paper_options import OptionRules, PaperOptions, ensure_schema, fill_of
 from execution.errors import DuplicateOrderError
+from execution.option_orders import MULTIPLIER, parse_occ
 from execution.settings import CostModel
 from quantlake.config import paths
 from quantlake.errors import BrokerError
@@ -83,6 +87,8 @@ class PaperBroker:
         costs: CostModel | None = None,
         initial_cash: float = 100_000.0,
         allow_short: bool = False,
+        option_rules: dict[str, OptionRules] | None = None,
+        chains: Any | None = None,
     ) -> None:
         self.lake = lake
         self.account_name = account
@@ -95,8 +101,11 @@ class PaperBroker:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        ensure_schema(self._db)
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('initial_cash', ?)", (repr(float(initial_cash)),))
+        self.options = PaperOptions(lake, lambda: self.db, self._tx, self.cash, lambda: self.clock,
+                                    dict(option_rules or {}), chains)  # fmt: skip
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -190,7 +199,8 @@ class PaperBroker:
                 day = pd.Timestamp(bar.date).date()
                 filled_at = (open_of(day) if has_open else close_of(day)).isoformat()
                 db.execute(
-                    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, commission, fill_date, "
+                    "filled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (f"{order['broker_order_id']}-1", bar.cid, order["symbol"], order["side"], qty, price,
                      commission, day.isoformat(), filled_at),
                 )
@@ -199,11 +209,15 @@ class PaperBroker:
                     "updated_at = ? WHERE client_order_id = ?",
                     (FILLED, price, commission, filled_at, bar.cid),
                 )
+        last = self.clock
+        self.options.sync(as_of, last)
+        with self._tx() as db:
             clock = self.clock
             if clock is None or as_of > clock:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('clock', ?)", (as_of.isoformat(),))
 
     def positions(self) -> dict[str, float]:
+        """Signed shares per symbol and signed contracts per OCC option symbol."""
         rows = self.db.execute(
             "SELECT symbol, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) AS q FROM fills GROUP BY symbol"
         ).fetchall()
@@ -211,8 +225,8 @@ class PaperBroker:
 
     def cash(self) -> float:
         row = self.db.execute(
-            "SELECT coalesce(sum(CASE side WHEN 'sell' THEN qty * price ELSE -qty * price END), 0) AS flow, "
-            "coalesce(sum(commission), 0) AS fees FROM fills"
+            "SELECT coalesce(sum(CASE side WHEN 'sell' THEN qty * price * multiplier ELSE -qty * price * multiplier "
+            "END), 0) AS flow, coalesce(sum(commission), 0) AS fees FROM fills"
         ).fetchone()
         return self.initial_cash + float(row["flow"]) - float(row["fees"])
 
@@ -235,20 +249,26 @@ class PaperBroker:
         cash = self.cash()
         pos = self.positions()
         day = self.clock or dt.date.today()
-        marks = self._marks(sorted(pos), day)
+        options = sorted(s for s in pos if parse_occ(s) is not None)
+        marks = {**self._marks(sorted(set(pos) - set(options)), day), **self.options.marks(options, day)}
         missing = sorted(set(pos) - set(marks))
         if missing:
             raise BrokerError(f"paper ledger: no price on or before {day} for {', '.join(missing)}")
-        equity = cash + sum(q * marks[s] for s, q in pos.items())
+        equity = cash + sum(q * marks[s] * (MULTIPLIER if s in options else 1.0) for s, q in pos.items())
         reserved, _ = self._open_commitments()
         return AccountState(equity=equity, cash=cash, buying_power=cash - reserved)
 
     def submit(self, order: OrderRequest) -> BrokerOrder:
         if self.get_order(order.client_order_id) is not None:
             raise DuplicateOrderError(f"paper ledger already has order {order.client_order_id}")
-        reason = self._refuse(order)
         now = close_of(order.trade_date).isoformat()
         broker_id = f"paper-{uuid.uuid4().hex[:16]}"
+        if order.is_option:
+            self.options.submit(order, broker_id, now, None)
+            found_option = self.options.get(order.client_order_id)
+            assert found_option is not None
+            return found_option
+        reason = self._refuse(order)
         try:
             with self._tx() as db:
                 db.execute(
@@ -302,19 +322,20 @@ class PaperBroker:
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         row = self.db.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
-        return None if row is None else self._order(row)
+        return self._order(row) if row is not None else self.options.get(client_order_id)
 
     def open_orders(self) -> list[BrokerOrder]:
         rows = self.db.execute(
             f"SELECT * FROM orders WHERE status IN ({', '.join('?' for _ in OPEN_STATUSES)}) ORDER BY submitted_at",
             tuple(OPEN_STATUSES),
         ).fetchall()
-        return [self._order(r) for r in rows]
+        return [self._order(r) for r in rows] + self.options.open_orders()
 
     def orders(self) -> list[BrokerOrder]:
         return [self._order(r) for r in self.db.execute("SELECT * FROM orders ORDER BY submitted_at").fetchall()]
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
+        self.options.cancel(client_order_id, self.now().isoformat())
         with self._tx() as db:
             db.execute(
                 f"UPDATE orders SET status = ?, updated_at = ? WHERE client_order_id = ? AND status IN "
@@ -330,19 +351,11 @@ class PaperBroker:
         rows = self.db.execute(
             "SELECT * FROM fills WHERE client_order_id = ? ORDER BY fill_id", (client_order_id,)
         ).fetchall()
-        return [
-            BrokerFill(
-                fill_id=r["fill_id"],
-                client_order_id=r["client_order_id"],
-                symbol=r["symbol"],
-                side=r["side"],
-                qty=float(r["qty"]),
-                price=float(r["price"]),
-                commission=float(r["commission"]),
-                filled_at=dt.datetime.fromisoformat(r["filled_at"]),
-            )
-            for r in rows
-        ]
+        return [fill_of(r) for r in rows]
+
+    def events(self, since: dt.date | None = None) -> list[BrokerFill]:
+        """Option expiry events (cash settlement, exercise, assignment, worthless expiry) after ``since``."""
+        return self.options.events(since)
 
     def describe(self) -> dict[str, Any]:
         return {"ledger": str(self.path), "initial_cash": self.initial_cash, "clock": str(self.clock)}
