@@ -175,6 +175,9 @@ def trade(
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML/JSON file with TradeConfig fields (options override it).")
     ] = None,
+    instrument: Annotated[
+        str, typer.Option(help="equity (a signal model) or options (a registered option strategy).")
+    ] = "equity",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and print orders; send and record nothing.")] = False,
     reset_kill_switch: Annotated[
         bool, typer.Option("--reset-kill-switch", help="Clear the drawdown kill switch of --broker/--account and exit.")
@@ -196,10 +199,20 @@ def trade(
         console.print(f"kill switch of {broker}/{account} {'cleared' if was else 'was not set'}")
         return
     overrides: dict[str, Any] = {"model": model, "broker": broker, "account": account, "strategy": strategy,
-                                 "as_of": as_of.date() if as_of else None, "symbols": _split(symbols)}  # fmt: skip
+                                 "as_of": as_of.date() if as_of else None, "symbols": _split(symbols),
+                                 "instrument": instrument if instrument != "equity" else None}  # fmt: skip
     cfg = load_trade_config(config, overrides)
     if not cfg.model:
         raise ConfigError("--model is required (a registered model name; see `quantlake models list`)")
+    if cfg.instrument == "options":
+        from execution.option_trader import render_option, run_option_trade
+
+        option_result = run_option_trade(cfg, Lake(), dry_run=dry_run)
+        render_option(option_result, console)
+        error = alert(option_result, cfg)
+        if error is not None:
+            raise error
+        return
     result = run_trade(cfg, Lake(), dry_run=dry_run)
     render(result, console)
     error = alert(result, cfg)
@@ -235,3 +248,19 @@ def trade_export(
     equity, positions = export_for_risk(Lake(), broker, account, out)
     console.print(f"equity curve: {equity}\npositions:    {positions}")
     console.print(f"next: quantlake risk report --returns {equity} --positions {positions}")
+
+
+@trade_app.command("register-options")
+def trade_register_options(
+    run_id: Annotated[str, typer.Argument(help="An options backtest run (quantlake runs list -e options_backtest).")],
+    name: Annotated[str, typer.Option("--name", help="Registered model name of the strategy.")],
+) -> None:
+    """Register an options backtest run's strategy (its config) as a new version of model NAME; promote it with
+    `quantlake models promote NAME VERSION`, then trade it with `quantlake trade --instrument options --model NAME`."""
+    from execution.option_book import register_option_strategy
+    from tracking.run_context import configure_mlflow
+
+    configure_mlflow()
+    version = register_option_strategy(run_id, name)
+    console.print(f"registered {name} version {version} (option strategy of run {run_id})")
+    console.print(f"next: quantlake models promote {name} {version}")

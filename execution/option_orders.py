@@ -61,6 +61,8 @@ class OptionLeg:
     root: str | None = None
 
     def __post_init__(self) -> None:
+        if self.root is None:  # the default root, so equal contracts compare equal
+            object.__setattr__(self, "root", option_root(self.underlying))
         if self.ratio == 0:
             raise UserInputError(f"{self.label}: a leg ratio of 0")
         if self.right not in ("C", "P"):

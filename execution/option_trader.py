@@ -38,8 +38,6 @@ from backtests.options.config import OptionsBacktestConfig
 from backtests.options.orders import CloseOrder, OptionOrder, Order, ShareOrder
 from execution import audit
 from execution.brokers.base import (
-    CANCELLED,
-    EXPIRED,
     FILLED,
     NOT_SENT,
     OPEN_STATUSES,
@@ -97,6 +95,8 @@ class OptionTradeResult:
     alerts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     kill_switch: bool = False
+    peak_equity: float = 0.0
+    decision_equity: float | None = None
 
     @property
     def rejected(self) -> pd.DataFrame:
@@ -279,19 +279,30 @@ def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBa
         fills += got
         if cid in known:
             updates.append(audit.with_broker_state(known[cid], state, got))
-        if state.status == FILLED or (state.status in (CANCELLED, EXPIRED) and state.filled_qty > 0):
+        if state.status in OPEN_STATUSES and order.limit is not None:
+            engine.limit_not_filled(order)  # waits another bar, or is dropped after limit_ttl_bars
+            if order in engine.pending or dry_run:
+                continue
+            state = broker.cancel(cid)  # limit_ttl_bars passed: cancel, as the backtest drops the order
+            got = broker.fills(cid) if state.filled_qty > 0 else []
+            fills += got
+            if cid in known:
+                updates.append(audit.with_broker_state(known[cid], state.with_status(
+                    state.status, f"cancelled: limit not filled in {engine.settings.fill.limit_ttl_bars} bar(s)"), got))  # fmt: skip
+            if state.filled_qty <= 0:
+                continue
+        elif state.status in OPEN_STATUSES:  # a market order still working (a live broker's partial fill)
+            engine.pending.append(order)
+            continue
+        if state.filled_qty > 0:  # filled, or the filled part of a cancelled/expired order
             part = order if state.filled_qty >= order_units(engine, order) else partial(order, int(state.filled_qty))
             prices, fees = leg_prices(engine, part, got)
             engine.apply_fill(part, prices, fees)
             booked.append({"client_order_id": cid, "units": state.filled_qty, "fees": fees,
                            "prices": [round(p, 6) for p in prices]})  # fmt: skip
-        elif state.status in OPEN_STATUSES:
-            engine.limit_not_filled(order)  # waits another bar, or is dropped after limit_ttl_bars
-            if order not in engine.pending and not dry_run:
-                after = broker.cancel(cid)
-                if cid in known:
-                    updates.append(audit.with_broker_state(known[cid], after.with_status(
-                        after.status, f"cancelled: limit not filled in {engine.settings.fill.limit_ttl_bars} bar(s)")))  # fmt: skip
+            if state.status != FILLED:
+                alerts.append(f"{cid}: {state.status} after filling {state.filled_qty:g} of "
+                              f"{order_units(engine, order)} unit(s); the book holds the filled part")  # fmt: skip
         else:  # refused or expired unfilled: recorded as the backtest records a rejection
             engine.account.reject(day, getattr(order, "tag", "close"), f"broker: {state.status}: {state.reason or ''}")
             if state.status == REJECTED:
@@ -335,8 +346,10 @@ def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBa
         elif status in (RISK_REJECTED, NOT_SENT):
             engine.pending.remove(order)
             engine.account.reject(day, getattr(order, "tag", "close"), f"risk: {check}")
+    peak = _peak(lake, cfg, strategy)
     if dry_run:
-        return _result(cfg, strategy, label, True, day, rows, booked, events, engine, recon, alerts, errors, tripped)
+        return _result(cfg, strategy, label, True, day, rows, booked, events, engine, recon, alerts, errors, tripped,
+                       peak)  # fmt: skip
 
     audit.record_fills(lake, cfg.broker, cfg.account, [*fills, *events])
     audit.record_orders(lake, [*updates, *rows], note=f"execution: option intents {strategy} {day}")
@@ -375,10 +388,11 @@ def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBa
     book.last_day = day
     save_book(path, book)
     audit.record_account(lake, cfg.broker, cfg.account, strategy, day, engine.account.equity(spot),
-                         engine.account.cash, max(engine.account.equity(spot), _peak(lake, cfg, strategy)),
+                         engine.account.cash, max(engine.account.equity(spot), peak),
                          _book_positions_map(engine), recon, tripped is not None)  # fmt: skip
     out = [{**by_cid[c], **final.get(c, {})} for c in by_cid]
-    return _result(cfg, strategy, label, False, day, out, booked, events, engine, recon, alerts, errors, tripped)
+    return _result(cfg, strategy, label, False, day, out, booked, events, engine, recon, alerts, errors, tripped,
+                   peak)  # fmt: skip
 
 
 def order_units(engine: Any, order: OptionOrder | CloseOrder) -> int:
@@ -464,15 +478,48 @@ def _peak(lake: Lake, cfg: TradeConfig, strategy: str) -> float:
 
 def _result(cfg: TradeConfig, strategy: str, label: str, dry_run: bool, day: dt.date, rows: list[dict[str, Any]],
             booked: list[dict[str, Any]], events: list[BrokerFill], engine: Any, recon: list[dict[str, Any]],
-            alerts: list[str], errors: list[str], tripped: Any) -> OptionTradeResult:
+            alerts: list[str], errors: list[str], tripped: Any, peak: float = 0.0) -> OptionTradeResult:
     spot = engine.bar.close
     positions = [{"position_id": p.id, "tag": p.tag, "opened": p.opened, "units": p.units, "entry_net": p.entry_net,
                   "mark_net": p.mark_net(), "legs": [leg.contract.label() for leg in p.legs]}
                  for p in engine.account.positions.values()]  # fmt: skip
     frame = pd.DataFrame(rows, columns=audit.ORDER_COLUMNS)
+    equity = engine.account.equity(spot)
     return OptionTradeResult(day, cfg.broker, cfg.account, strategy, label, dry_run, frame, booked, events, positions,
-                             engine.account.equity(spot), engine.account.cash, recon, alerts, errors,
-                             tripped is not None)  # fmt: skip
+                             equity, engine.account.cash, recon, alerts, errors, tripped is not None,
+                             peak_equity=max(equity, peak))  # fmt: skip
 
 
-__all__ = ["OptionTradeResult", "package_of", "request_of", "run_option_trade"]
+def render_option(result: OptionTradeResult, console: Any) -> None:
+    """Rich tables: the run's orders (packages and their legs), the book's open positions and equity."""
+    from rich.table import Table
+
+    title = f"{'DRY RUN — ' if result.dry_run else ''}{result.strategy} on {result.broker}/{result.account}, {result.as_of}"
+    console.print(f"[bold]{title}[/]  strategy: {result.model}")
+    t = Table(title=f"option orders ({len(result.orders)})")
+    for col in ("intent", "side", "units", "legs", "net", "status", "why"):
+        t.add_column(col, justify="right" if col in ("units", "net") else "left")
+    for r in result.orders.itertuples(index=False):
+        legs = " ".join(f"{g['ratio']:+d}×{g['occ']}" for g in json.loads(r.legs or "[]"))
+        net = r.limit_price if isinstance(r.limit_price, float) and r.limit_price == r.limit_price else r.ref_price
+        why = r.reason if isinstance(r.reason, str) and r.reason else (r.risk_check or "")
+        t.add_row(r.leg, r.side, f"{r.qty:g}", legs, f"{net:,.2f}", r.status, str(why)[:60])
+    console.print(t)
+    p = Table(title="open positions of the strategy's book")
+    for col in ("id", "tag", "opened", "units", "entry net", "mark net", "legs"):
+        p.add_column(col)
+    for pos in result.positions:
+        p.add_row(str(pos["position_id"]), pos["tag"], str(pos["opened"]), str(pos["units"]),
+                  f"{pos['entry_net']:,.2f}", f"{pos['mark_net']:,.2f}", "; ".join(pos["legs"]))  # fmt: skip
+    if not result.positions:
+        p.add_row("(none)", "", "", "", "", "", "")
+    console.print(p)
+    console.print(f"book equity {result.equity:,.2f}  cash {result.cash:,.2f}  fills booked {len(result.booked)}  "
+                  f"expiry events {len(result.events)}")  # fmt: skip
+    for text in result.alerts:
+        console.print(f"[yellow]alert:[/] {text}")
+    for text in result.errors:
+        console.print(f"[red]error:[/] {text}")
+
+
+__all__ = ["OptionTradeResult", "package_of", "render_option", "request_of", "run_option_trade"]

@@ -671,11 +671,12 @@ def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({r["client_order_id"]: r for r in rows}.values())
 
 
-def alert(result: TradeResult, cfg: TradeConfig, email: bool = True) -> QuantlakeError | None:
+def alert(result: Any, cfg: TradeConfig, email: bool = True) -> QuantlakeError | None:
     """Send the alerts a run calls for (:mod:`execution.alerts`: log, Prefect event, alert file, e-mail) and
     return the error a scheduler must see, or None.  In order of severity: the kill switch, broker
     failures (outage, circuit open), broker rejections, and — a warning only — a drawdown past
-    ``alert_drawdown`` or positions that differ from the audit trail."""
+    ``alert_drawdown`` or positions that differ from the audit trail.  ``result``: a :class:`TradeResult`
+    or an :class:`execution.option_trader.OptionTradeResult`."""
     from execution import alerts
 
     ctx = {"broker": result.broker, "account": result.account, "strategy": result.strategy,

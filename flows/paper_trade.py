@@ -1,4 +1,6 @@
-"""Flow: one trading day of a registered model on a broker (paper by default).
+"""Flow: one trading day of a registered model on a broker (paper by default): a signal model trading
+shares, or (``instrument: options``) a registered option strategy whose managed exits, rolls and
+assignments run with the backtest's own engine and strategy object (:mod:`execution.option_trader`).
 
 Thin: the work is :func:`execution.trader.run_trade` (reconcile, kill switch, targets from
 ``models:/NAME@champion``, risk-checked idempotent orders, audit) and :func:`execution.trader.alert`
@@ -15,7 +17,8 @@ from prefect.runtime import flow_run
 from prefect.states import State
 
 from execution import alerts
-from execution.trader import alert, load_trade_config, run_trade
+from execution.option_trader import OptionTradeResult, run_option_trade
+from execution.trader import TradeResult, alert, load_trade_config, run_trade
 from flows._common import quantlake_errors_fail_cleanly
 from quantlake.errors import BrokerError
 from quantlake.lake import Lake
@@ -35,14 +38,17 @@ def paper_trade_flow(
     lake = Lake()
     if max_age_days is not None:
         alerts.check_fresh_data(lake, max_age_days, symbols=cfg.symbols)
+    result: TradeResult | OptionTradeResult
     try:
-        result = run_trade(cfg, lake, dry_run=dry_run, flow_run_id=str(flow_run.id))
+        if cfg.instrument == "options":  # a registered option strategy: the backtest's engine, broker fills
+            result = run_option_trade(cfg, lake, dry_run=dry_run, flow_run_id=str(flow_run.id))
+        else:
+            result = run_trade(cfg, lake, dry_run=dry_run, flow_run_id=str(flow_run.id))
     except BrokerError as exc:  # outage, circuit open, lock held: nothing was sent; alert and fail
         alerts.fail(exc, "broker", f"{cfg.broker} trading run for {cfg.strategy_name} failed")
     summary = result.summary()
-    logger.info("%s on %s/%s %s: orders %s, %d fill(s), equity %.2f, drawdown %.2f%%", summary["strategy"],
-                cfg.broker, cfg.account, summary["as_of"], summary["orders"], summary["fills"], summary["equity"],
-                100 * summary["drawdown"])  # fmt: skip
+    logger.info("%s on %s/%s %s: orders %s, equity %.2f", summary["strategy"], cfg.broker, cfg.account,
+                summary["as_of"], summary["orders"], summary["equity"])  # fmt: skip
     error = alert(result, cfg)
     if error is not None:
         raise error

@@ -4,8 +4,10 @@ Keys: ``$ALPACA_API_KEY`` / ``$ALPACA_API_SECRET`` or the Prefect Secret blocks 
 ``alpaca-api-secret``.  ``$ALPACA_BASE_URL`` (or ``base_url``) points the client elsewhere — a proxy, or
 the local fake server the tests use (alpaca-py's ``url_override``).
 
-Market orders are sent with time in force ``day`` and the caller's client order id; Alpaca refuses a second
-order with the same client id (HTTP 422), which this adapter turns into
+Market orders are sent with time in force ``day`` and the caller's client order id.  Option orders
+(:func:`option_request`): a single option by its OCC symbol, or a multi-leg ``mleg`` order (2-4 legs, one
+net price, filled together); expiry events come from the account activities (:meth:`AlpacaBroker.events`).
+Alpaca refuses a second order with the same client id (HTTP 422), which this adapter turns into
 :class:`~execution.errors.DuplicateOrderError`.  A refusal of the order itself (HTTP 403/422: buying
 power, unknown asset...) is returned as a ``rejected`` order with Alpaca's message, not raised.  An
 unreachable server (DNS failure offline, refused connection, timeout) raises
@@ -37,6 +39,7 @@ from execution.brokers.base import (
     OrderRequest,
 )
 from execution.errors import BrokerUnavailableError, DuplicateOrderError
+from execution.option_orders import MULTIPLIER, OptionLeg, parse_occ
 from execution.secrets import secret
 from quantlake.errors import BrokerError, MissingCredentialsError
 
@@ -131,17 +134,24 @@ class AlpacaBroker:
 
     def _order(self, o: Any) -> BrokerOrder:
         status = _STATUS.get(_enum(o.status), ACCEPTED)
+        legs = _option_legs(o)
+        symbol = str(o.symbol) if o.symbol else (legs[0].underlying if legs else "")
+        if legs and o.symbol and _enum(getattr(o, "order_class", "")) != "mleg":
+            symbol = legs[0].underlying  # a single option: the order is on the underlying
+        side = _enum(o.side) if o.side else ("buy" if (_float(o.limit_price) or 0.0) > 0 else "sell")
         return BrokerOrder(
             client_order_id=str(o.client_order_id),
             broker_order_id=str(o.id),
-            symbol=str(o.symbol),
-            side="buy" if _enum(o.side) == "buy" else "sell",
+            symbol=symbol,
+            side="buy" if side == "buy" else "sell",
             qty=float(o.qty or 0.0),
             status=status,
             filled_qty=float(o.filled_qty or 0.0),
             filled_avg_price=_float(o.filled_avg_price),
             submitted_at=o.submitted_at,
             reason=None,
+            legs=legs,
+            limit_price=_float(o.limit_price),
         )
 
     # ------------------------------------------------------------------ protocol
@@ -171,13 +181,17 @@ class AlpacaBroker:
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
 
-        req = MarketOrderRequest(
-            symbol=order.symbol,
-            qty=order.qty,
-            side=OrderSide.BUY if order.side == "buy" else OrderSide.SELL,
-            time_in_force=TimeInForce.DAY,
-            client_order_id=order.client_order_id,
-        )
+        req: Any
+        if order.is_option:
+            req = option_request(order)
+        else:
+            req = MarketOrderRequest(
+                symbol=order.symbol,
+                qty=order.qty,
+                side=OrderSide.BUY if order.side == "buy" else OrderSide.SELL,
+                time_in_force=TimeInForce.DAY,
+                client_order_id=order.client_order_id,
+            )
         try:
             placed = self.client.submit_order(req)
         except APIError as exc:
@@ -239,14 +253,29 @@ class AlpacaBroker:
         return order
 
     def fills(self, client_order_id: str) -> list[BrokerFill]:
-        """Alpaca's order carries its cumulative fill: one record per order that grows as it fills."""
+        """Alpaca's order carries its cumulative fill: one record per order (per leg of a multi-leg order, each
+        leg being an order of its own at Alpaca) that grows as it fills."""
         raw = self._raw_order(client_order_id)
         if raw is None:
             return []
         o = self._order(raw)
-        if o.filled_qty <= 0 or o.filled_avg_price is None:
+        if o.filled_qty <= 0:
             return []
         when = raw.filled_at or raw.updated_at or self.now()
+        if raw.legs:
+            return [
+                BrokerFill(fill_id=str(leg.id), client_order_id=client_order_id, symbol=str(leg.symbol),
+                           side="buy" if _enum(leg.side) == "buy" else "sell", qty=float(leg.filled_qty or 0.0),
+                           price=float(_float(leg.filled_avg_price) or 0.0), commission=0.0,
+                           filled_at=leg.filled_at or when, multiplier=MULTIPLIER)
+                for leg in raw.legs if float(leg.filled_qty or 0.0) > 0
+            ]  # fmt: skip
+        if o.filled_avg_price is None:
+            return []
+        if o.legs:  # a single option: contracts at a price per share
+            return [BrokerFill(fill_id=o.broker_order_id, client_order_id=client_order_id, symbol=str(raw.symbol),
+                               side=o.side, qty=o.filled_qty, price=o.filled_avg_price, commission=0.0,
+                               filled_at=when, multiplier=MULTIPLIER)]  # fmt: skip
         return [
             BrokerFill(
                 fill_id=o.broker_order_id,
@@ -260,10 +289,80 @@ class AlpacaBroker:
             )
         ]
 
+    def events(self, since: dt.date | None = None) -> list[BrokerFill]:
+        """Option expiry events from Alpaca's account activities (non-trade activities ``OPASN`` assignment,
+        ``OPEXC`` exercise, ``OPEXP`` expiry, and the ``OPTRD`` share trades they cause), after ``since``."""
+        params: dict[str, str] = {"activity_types": ",".join(_EVENTS)}
+        if since is not None:
+            params["after"] = since.isoformat()
+        rows = self._call("get_account_activities", lambda: self.client.get("/account/activities", params)) or []
+        out = []
+        for a in rows:
+            kind = _EVENTS.get(str(a.get("activity_type")))
+            qty = float(a.get("qty") or 0.0)
+            if kind is None or not qty:
+                continue
+            option = parse_occ(str(a.get("symbol", ""))) is not None
+            day = dt.date.fromisoformat(str(a.get("date"))[:10])
+            out.append(BrokerFill(fill_id=str(a.get("id")), client_order_id=f"{kind}-{day:%Y%m%d}-{a.get('symbol')}",
+                                  symbol=str(a.get("symbol")), side="buy" if qty > 0 else "sell", qty=abs(qty),
+                                  price=float(a.get("price") or 0.0), commission=0.0,
+                                  filled_at=dt.datetime.combine(day, dt.time(21, 0), tzinfo=dt.UTC),
+                                  multiplier=MULTIPLIER if option else 1.0, kind=kind))  # fmt: skip
+        return out
+
     def close(self) -> None:
         session = getattr(self.client, "_session", None)
         if session is not None:
             session.close()
+
+
+_EVENTS = {"OPASN": "assign", "OPEXC": "exercise", "OPEXP": "expire", "OPTRD": "option_trade"}
+
+
+def _option_legs(o: Any) -> tuple[OptionLeg, ...]:
+    """The option legs of an Alpaca order (a multi-leg order's ``legs``, or a single option's symbol)."""
+    if o.legs:
+        out = []
+        for leg in o.legs:
+            sign = 1 if _enum(leg.side) == "buy" else -1
+            parsed = parse_occ(str(leg.symbol))
+            if parsed is not None:
+                out.append(parsed.scaled(sign * int(float(leg.ratio_qty or 1))))
+        return tuple(out)
+    parsed = parse_occ(str(o.symbol or ""))
+    if parsed is None:
+        return ()
+    return (parsed.scaled(1 if _enum(o.side) == "buy" else -1),)
+
+
+def option_request(order: OrderRequest) -> Any:
+    """The alpaca-py request of an option order: a single option (``simple`` class, contracts = units ×
+    ratio) or a multi-leg ``mleg`` order (``qty`` = units, each leg's ``ratio_qty``); market, or limit at the
+    net price per unit (> 0 debit, < 0 credit, as Alpaca takes it).  Options trade ``day`` orders only."""
+    from alpaca.trading.enums import OrderClass, OrderSide, PositionIntent, TimeInForce
+    from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, OptionLegRequest
+
+    def intent(leg: OptionLeg) -> PositionIntent:
+        if order.intent == "close":
+            return PositionIntent.BUY_TO_CLOSE if leg.ratio > 0 else PositionIntent.SELL_TO_CLOSE
+        return PositionIntent.BUY_TO_OPEN if leg.ratio > 0 else PositionIntent.SELL_TO_OPEN
+
+    common: dict[str, Any] = {"time_in_force": TimeInForce.DAY, "client_order_id": order.client_order_id}
+    if order.order_type == "limit":
+        if order.limit_price is None:
+            raise BrokerError(f"{order.client_order_id}: a limit order needs a limit price")
+        cls: Any = LimitOrderRequest
+        common["limit_price"] = round(float(order.limit_price if len(order.legs) > 1 else abs(order.limit_price)), 2)
+    else:
+        cls = MarketOrderRequest
+    if len(order.legs) == 1:
+        leg = order.legs[0]
+        return cls(symbol=leg.occ, qty=abs(leg.ratio) * order.qty, side=OrderSide.BUY if leg.ratio > 0 else OrderSide.SELL,
+                   position_intent=intent(leg), **common)  # fmt: skip
+    legs = [OptionLegRequest(symbol=leg.occ, ratio_qty=abs(leg.ratio), side=OrderSide.BUY if leg.ratio > 0
+                             else OrderSide.SELL, position_intent=intent(leg)) for leg in order.legs]  # fmt: skip
+    return cls(qty=order.qty, order_class=OrderClass.MLEG, legs=legs, **common)
 
 
 def _message(exc: Exception) -> str:

@@ -11,7 +11,9 @@ IBKR has no secret in the API: TWS/Gateway hold the login.  The live ports (7496
 so is a connection whose managed accounts are not paper accounts (codes starting with ``D``).
 
 Orders: US stock on SMART routing in USD (:func:`stock_contract`), market, time in force DAY, with the
-client order id in ``orderRef`` (:func:`market_order`).  IBKR does not enforce unique ``orderRef`` s, so
+client order id in ``orderRef`` (:func:`market_order`).  Options: one leg as a qualified ``Option``, several
+as a ``BAG`` combo of the qualified legs' conIds (:func:`combo_contract`), market or net limit
+(:func:`option_order`); executions are reported per leg (the combo's own report is skipped).  IBKR does not enforce unique ``orderRef`` s, so
 this adapter looks the id up among the session's open and completed orders before sending
 (:class:`~execution.errors.DuplicateOrderError` if found).  A refused connection (TWS not running, API
 disabled, wrong port) is one :class:`~execution.errors.BrokerUnavailableError` naming host and port.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from execution.brokers.base import (
@@ -37,6 +40,8 @@ from execution.brokers.base import (
     OrderRequest,
 )
 from execution.errors import BrokerUnavailableError, DuplicateOrderError
+from execution.option_orders import MULTIPLIER as OPTION_MULTIPLIER
+from execution.option_orders import ROOT_UNDERLYING, OptionLeg, option_root, parse_occ
 from quantlake.errors import BrokerError, ConfigError, InvalidSymbolError
 
 HOST_ENV, PORT_ENV, CLIENT_ENV, ACCOUNT_ENV = (
@@ -92,6 +97,47 @@ def market_order(order: OrderRequest, account: str = "") -> Any:
     )
 
 
+def option_contract(leg: OptionLeg) -> Any:
+    """An ib_async ``Option`` for one leg (SMART, USD; index options under their root, e.g. SPX)."""
+    from ib_async import Option
+
+    root = leg.root or option_root(leg.underlying)
+    symbol = ib_symbol(leg.underlying) if not leg.underlying.startswith("^") else root
+    return Option(symbol, f"{leg.expiry:%Y%m%d}", float(leg.strike), leg.right, "SMART", currency="USD",
+                  tradingClass=root if leg.underlying.startswith("^") else "")  # fmt: skip
+
+
+def combo_contract(legs: Sequence[OptionLeg], con_ids: Sequence[int]) -> Any:
+    """A ``BAG`` contract (IBKR's combo): one ``ComboLeg`` per leg with its ``conId``, ``ratio`` and action."""
+    from ib_async import ComboLeg, Contract
+
+    first = legs[0]
+    symbol = option_root(first.underlying) if first.underlying.startswith("^") else ib_symbol(first.underlying)
+    return Contract(secType="BAG", symbol=symbol, exchange="SMART", currency="USD", comboLegs=[
+        ComboLeg(conId=int(cid), ratio=abs(leg.ratio), action="BUY" if leg.ratio > 0 else "SELL", exchange="SMART")
+        for leg, cid in zip(legs, con_ids, strict=True)])  # fmt: skip
+
+
+def option_order(order: OrderRequest, account: str = "") -> Any:
+    """The ib_async order of an option package: ``BUY`` ``qty`` units (a combo's net limit is > 0 for a
+    debit, < 0 for a credit, IBKR's convention for combos); a single option buys or sells its contracts at
+    the absolute limit.  ``orderRef`` carries the client order id."""
+    from ib_async import LimitOrder, MarketOrder
+
+    if order.qty <= 0 or order.qty != int(order.qty):
+        raise ConfigError(f"IBKR option orders need a positive whole number of units, got {order.qty}")
+    single = len(order.legs) == 1
+    action = ("BUY" if order.legs[0].ratio > 0 else "SELL") if single else "BUY"
+    qty = int(order.qty) * (abs(order.legs[0].ratio) if single else 1)
+    common = {"orderRef": order.client_order_id, "tif": order.time_in_force.upper(), "account": account}
+    if order.order_type == "limit":
+        if order.limit_price is None:
+            raise ConfigError(f"{order.client_order_id}: a limit order needs a limit price")
+        price = abs(order.limit_price) if single else order.limit_price
+        return LimitOrder(action, qty, round(float(price), 2), **common)
+    return MarketOrder(action, qty, **common)
+
+
 def _settings(host: str | None, port: int | None, client_id: int | None) -> tuple[str, int, int]:
     host = host or os.environ.get(HOST_ENV, "").strip() or "127.0.0.1"
     try:
@@ -124,6 +170,7 @@ class IbkrBroker:
         self.account_code = account or os.environ.get(ACCOUNT_ENV, "").strip()
         self.timeout = timeout
         self.ib = ib if ib is not None else self._connect()
+        self._legs_by_conid: dict[int, OptionLeg] = {}
         self._check_paper()
 
     # ------------------------------------------------------------------ plumbing
@@ -164,10 +211,25 @@ class IbkrBroker:
         found = [t for t in self.ib.trades() if getattr(t.order, "orderRef", "") == client_order_id]
         return found[-1] if found else None
 
+    def _legs(self, contract: Any) -> tuple[OptionLeg, ...]:
+        """The option legs of a trade's contract (a BAG's combo legs by conId; a single OPT)."""
+        if contract.secType == "OPT":
+            leg = _leg_of(contract)
+            return (leg,) if leg is not None else ()
+        if contract.secType == "BAG":
+            out = []
+            for c in contract.comboLegs or []:
+                known = self._legs_by_conid.get(int(c.conId))
+                if known is not None:
+                    out.append(known.scaled((1 if c.action == "BUY" else -1) * int(c.ratio)))
+            return tuple(out)
+        return ()
+
     def _order(self, trade: Any) -> BrokerOrder:
         status = _STATUS.get(trade.orderStatus.status, ACCEPTED)
         filled = float(trade.orderStatus.filled or 0.0)
         qty = float(trade.order.totalQuantity)
+        legs = self._legs(trade.contract)
         if status == ACCEPTED and 0 < filled < qty:
             status = PARTIALLY_FILLED
         reason = None
@@ -176,11 +238,20 @@ class IbkrBroker:
             reason = f"{last.status}: {last.message}" + (f" (code {last.errorCode})" if last.errorCode else "")
         commission = sum(float(f.commissionReport.commission or 0.0) for f in trade.fills)
         submitted = trade.log[0].time if trade.log else None
+        side = "buy" if trade.order.action.upper() == "BUY" else "sell"
+        symbol = str(trade.contract.symbol).replace(" ", "-")
+        limit = float(trade.order.lmtPrice) if trade.order.orderType == "LMT" else None
+        if legs:
+            symbol = legs[0].underlying
+            if len(legs) == 1:  # a single option: one contract per unit, bought or sold
+                legs = (legs[0].scaled(1 if side == "buy" else -1),)
+            elif limit is not None:
+                side = "buy" if limit > 0 else "sell"
         return BrokerOrder(
             client_order_id=str(trade.order.orderRef),
             broker_order_id=str(trade.order.permId or trade.order.orderId),
-            symbol=str(trade.contract.symbol).replace(" ", "-"),
-            side="buy" if trade.order.action.upper() == "BUY" else "sell",
+            symbol=symbol,
+            side=side,  # type: ignore[arg-type]
             qty=qty,
             status=status,
             filled_qty=filled,
@@ -188,6 +259,8 @@ class IbkrBroker:
             commission=commission,
             submitted_at=submitted,
             reason=reason,
+            legs=legs,
+            limit_price=limit,
         )
 
     def _guard(self, op: str) -> None:
@@ -222,9 +295,13 @@ class IbkrBroker:
         self._guard("positions")
         out: dict[str, float] = {}
         for p in self.ib.positions(self.account_code):
-            if getattr(p.contract, "secType", "STK") != "STK" or not p.position:
+            sec = getattr(p.contract, "secType", "STK")
+            if sec not in ("STK", "OPT") or not p.position:
                 continue
-            symbol = str(p.contract.symbol).replace(" ", "-")
+            leg = _leg_of(p.contract) if sec == "OPT" else None
+            if sec == "OPT" and leg is None:
+                continue
+            symbol = leg.occ if leg is not None else str(p.contract.symbol).replace(" ", "-")
             out[symbol] = out.get(symbol, 0.0) + float(p.position)
         return {s: q for s, q in out.items() if q}
 
@@ -232,9 +309,26 @@ class IbkrBroker:
         self._guard("submit")
         if self._trade(order.client_order_id) is not None:
             raise DuplicateOrderError(f"IBKR already has an order with orderRef {order.client_order_id}")
-        trade = self.ib.placeOrder(stock_contract(order.symbol), market_order(order, self.account_code))
+        if order.is_option:
+            contract = self._option_contract(order)
+            trade = self.ib.placeOrder(contract, option_order(order, self.account_code))
+        else:
+            trade = self.ib.placeOrder(stock_contract(order.symbol), market_order(order, self.account_code))
         self.ib.sleep(0.5)  # let TWS acknowledge (or reject) the order
         return self._order(trade)
+
+    def _option_contract(self, order: OrderRequest) -> Any:
+        """The leg's qualified ``Option`` (one leg) or a ``BAG`` of the qualified legs' conIds."""
+        contracts = [option_contract(leg) for leg in order.legs]
+        qualified = self.ib.qualifyContracts(*contracts)
+        if len(qualified) != len(contracts) or not all(getattr(c, "conId", 0) for c in qualified):
+            missing = [leg.occ for leg, c in zip(order.legs, contracts, strict=True) if not getattr(c, "conId", 0)]
+            raise InvalidSymbolError(f"IBKR does not know the option contract(s) {', '.join(missing)}")
+        for leg, c in zip(order.legs, qualified, strict=True):
+            self._legs_by_conid[int(c.conId)] = OptionLeg(leg.underlying, leg.expiry, leg.strike, leg.right, 1, leg.root)
+        if len(order.legs) == 1:
+            return qualified[0]
+        return combo_contract(order.legs, [int(c.conId) for c in qualified])
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         self._guard("get_order")
@@ -261,16 +355,21 @@ class IbkrBroker:
         for f in self.ib.fills():
             if f.execution.orderRef != client_order_id:
                 continue
+            sec = getattr(f.contract, "secType", "STK")
+            if sec == "BAG":  # the combo's own execution report: its legs are reported one by one
+                continue
+            leg = _leg_of(f.contract) if sec == "OPT" else None
             out.append(
                 BrokerFill(
                     fill_id=f.execution.execId,
                     client_order_id=client_order_id,
-                    symbol=str(f.contract.symbol).replace(" ", "-"),
+                    symbol=leg.occ if leg is not None else str(f.contract.symbol).replace(" ", "-"),
                     side="buy" if f.execution.side.upper() in ("BOT", "BUY") else "sell",
                     qty=float(f.execution.shares),
                     price=float(f.execution.price),
                     commission=float(f.commissionReport.commission or 0.0),
                     filled_at=f.time,
+                    multiplier=OPTION_MULTIPLIER if leg is not None else 1.0,
                 )
             )
         return out
@@ -279,3 +378,20 @@ class IbkrBroker:
         ib = getattr(self, "ib", None)
         if ib is not None and ib.isConnected():
             ib.disconnect()
+
+
+def _leg_of(contract: Any) -> OptionLeg | None:
+    """The option leg (ratio 1) of an ``OPT`` contract: from its OCC ``localSymbol``, else its fields."""
+    local = str(getattr(contract, "localSymbol", "") or "")
+    if local:
+        leg = parse_occ(local)
+        if leg is not None:
+            return leg
+    try:
+        expiry = dt.datetime.strptime(str(contract.lastTradeDateOrContractMonth)[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+    root = str(getattr(contract, "tradingClass", "") or contract.symbol)
+    underlying = ROOT_UNDERLYING.get(root, str(contract.symbol).replace(" ", "-"))
+    return OptionLeg(underlying, expiry, float(contract.strike), "C" if str(contract.right).upper().startswith("C") else "P", 1,
+                     root)  # fmt: skip
