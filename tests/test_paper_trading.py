@@ -320,7 +320,8 @@ def test_reconciliation_reports_positions_the_audit_does_not_know(tlake: Lake, q
     ledger_con = ledger(ql_home)
     with ledger_con:  # a trade made outside quantlake
         ledger_con.execute(
-            "INSERT INTO fills VALUES ('manual-1', 'manual', 'CCC', 'buy', 7, 20.0, 1.0, ?, ?)",
+            "INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, commission, fill_date, filled_at) "
+            "VALUES ('manual-1', 'manual', 'CCC', 'buy', 7, 20.0, 1.0, ?, ?)",
             (D0.isoformat(), dt.datetime(2024, 2, 26, 15, tzinfo=dt.UTC).isoformat()),
         )
     r = run_trade(cfg(as_of=D1), tlake, model=fixed({}))
