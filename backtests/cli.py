@@ -1,4 +1,4 @@
-"""Commands of the research packages: equity (vectorbt) and options (backtrader)."""
+"""Commands of the research packages: equity (vectorbt), options (backtrader) and portfolios."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    for mod in ("backtests.equity.cli", "backtests.options.cli"):
+    for mod in ("backtests.equity.cli", "backtests.options.cli", "backtests.portfolio.jobs"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

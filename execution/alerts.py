@@ -43,7 +43,7 @@ from quantlake.errors import QuantlakeError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["drawdown", "data", "broker", "flow", "scan"]
+Kind = Literal["drawdown", "data", "broker", "flow", "scan", "reconciliation"]
 Severity = Literal["warning", "critical"]
 ALERT_LOG = "alerts.jsonl"
 # messages of errors already alerted by fail() in this process (the failure hook does not repeat them)

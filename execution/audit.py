@@ -143,20 +143,18 @@ def migrate_orders_key(lake: Lake) -> str | None:
     account's rows (same client order id).  Those rows are still in the table's history: the migration reads
     every version and keeps, per (account, broker, client order id), the row of the latest version that has
     it, then rewrites the table in one commit with the new key.  The earlier versions stay readable."""
-    root = str(lake.root)
+    root = lake.uri
     if root in _KEY_CHECKED or not lake.exists(EXEC_ORDERS.name):
         return None
     stored = json.loads(lake.delta(EXEC_ORDERS.name).metadata().description or "{}").get("keys")
     if stored is None or tuple(stored) == EXEC_ORDERS.keys:
         _KEY_CHECKED.add(root)
         return None
-    from deltalake import DeltaTable
-
-    path, latest = str(lake.path(EXEC_ORDERS.name)), lake.version(EXEC_ORDERS.name)
+    latest = lake.version(EXEC_ORDERS.name)
     frames = []
     for version in range(latest + 1):
         try:
-            frame = DeltaTable(path, version=version).to_pandas()
+            frame = lake.delta(EXEC_ORDERS.name, version).to_pandas()
         except Exception:  # a vacuumed version: what is left still counts
             continue
         frames.append(frame.assign(__version=version))
@@ -171,7 +169,7 @@ def migrate_orders_key(lake: Lake) -> str | None:
     # an overwrite keeps the table's stored description: record the new key in a second commit (after the
     # rows, so a process killed in between migrates again, idempotently, instead of losing restored rows)
     stored_info = json.loads(lake.delta(EXEC_ORDERS.name).metadata().description or "{}")
-    DeltaTable(path).alter.set_table_description(json.dumps({**stored_info, "keys": keys}))
+    lake.delta(EXEC_ORDERS.name).alter.set_table_description(json.dumps({**stored_info, "keys": keys}))
     _KEY_CHECKED.add(root)
     message = (
         f"exec_orders migrated to the key (account, broker, client_order_id): {len(rows)} order(s), restored "
@@ -290,6 +288,7 @@ def record_account(
     positions: Mapping[str, float],
     reconciliation: Sequence[Mapping[str, Any]],
     kill_switch: bool,
+    lake_versions: Mapping[str, int] | None = None,
 ) -> CommitResult:
     row = {
         "broker": broker,
@@ -303,6 +302,7 @@ def record_account(
         "positions": json.dumps({k: float(v) for k, v in sorted(positions.items())}),
         "reconciliation": json.dumps(list(reconciliation)),
         "kill_switch": bool(kill_switch),
+        "lake_versions": json.dumps(dict(sorted(lake_versions.items()))) if lake_versions else None,
     }
     return lake.merge(EXEC_ACCOUNT.name, _arrow([row], EXEC_ACCOUNT), EXEC_ACCOUNT, note="execution: account snapshot")
 

@@ -264,3 +264,55 @@ def trade_register_options(
     version = register_option_strategy(run_id, name)
     console.print(f"registered {name} version {version} (option strategy of run {run_id})")
     console.print(f"next: quantlake models promote {name} {version}")
+
+
+@trade_app.command("reconcile")
+def trade_reconcile(
+    account: Annotated[str, typer.Option(help="Account name.")] = "default",
+    model: Annotated[str | None, typer.Option(help="Registered model the account trades (default: its strategy).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Strategy name in the audit (default: the model).")] = None,
+    broker: Annotated[str, typer.Option(help="paper, alpaca or ibkr.")] = "paper",
+    from_: Annotated[
+        dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First trading day (default: the first run).")
+    ] = None,
+    to: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last trading day.")] = None,
+    threshold: Annotated[float, typer.Option(help="Alert when |P&L drift| passes this fraction of equity.")] = 0.005,
+    config: Annotated[Path | None, typer.Option("--config", help="The account's TradeConfig YAML/JSON (costs...).")] = None,
+) -> None:
+    """Backtest the champion over the account's trading days (same lake versions, the paper broker's fill
+    model) and compare: missing/extra orders, fill price differences, P&L drift cumulative and per symbol.
+    One MLflow run (experiment reconciliation) with the tables and a chart; an alert past the threshold."""
+    from execution.reconcile import reconcile
+    from execution.trader import load_trade_config
+    from quantlake.errors import ConfigError
+    from quantlake.lake import Lake
+
+    if model is None and strategy is None and config is None:
+        raise ConfigError("--model is required (the registered model the account trades)")
+    cfg = load_trade_config(config, {"model": model or strategy, "strategy": strategy, "broker": broker,
+                                     "account": account})  # fmt: skip
+    rec = reconcile(cfg, Lake(), from_.date() if from_ else None, to.date() if to else None, threshold=threshold)
+    render_reconciliation(rec, console)
+
+
+def render_reconciliation(rec: Any, out: Console) -> None:
+    from rich.table import Table
+
+    m = rec.metrics()
+    out.print(f"[bold]reconciliation of {rec.broker}/{rec.account}[/], {rec.days[0]} – {rec.days[-1]} "
+              f"({len(rec.days)} day(s)); MLflow run {rec.run_id}")  # fmt: skip
+    out.print(f"orders: {m['orders_matched']:.0f} matched, {m['orders_missing']:.0f} missing, {m['orders_extra']:.0f} "
+              f"extra, {m['orders_qty_diff']:.0f} with another quantity; largest fill price difference "
+              f"{m['fill_price_diff_bps_max']:.1f} bps")  # fmt: skip
+    t = Table(title="P&L drift per symbol (paper − backtest)")
+    for col in ("symbol", "paper", "backtest", "drift"):
+        t.add_column(col, justify="left" if col == "symbol" else "right")
+    per = rec.pnl.groupby("symbol")[["pnl_paper", "pnl_backtest", "drift"]].sum()
+    for sym, r in per.iterrows():
+        t.add_row(str(sym), f"{r.pnl_paper:,.2f}", f"{r.pnl_backtest:,.2f}", f"{r.drift:,.2f}")
+    out.print(t)
+    colour = "red" if rec.breached else "green"
+    out.print(f"cumulative drift [{colour}]{rec.drift:,.2f}[/] (largest {rec.max_abs_drift:,.2f}; alert above "
+              f"{rec.threshold:.2%} of {rec.start_equity:,.0f})")  # fmt: skip
+    for note in rec.notes:
+        out.print(f"[yellow]note:[/] {note}")

@@ -144,6 +144,7 @@ EXEC_ACCOUNT = register(
                 ("reconciliation", STR),  # JSON list of differences
                 ("kill_switch", pa.bool_()),
                 ("recorded_at", _TS),
+                ("lake_versions", STR),  # JSON {table: version} of the market tables the run read
             ]
         ),
         date_column="trade_date",

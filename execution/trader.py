@@ -77,6 +77,7 @@ from risk.limits import Limits, drawdown_multiplier
 
 log = logging.getLogger(__name__)
 KEYS = ["symbol", "date"]
+MARKET_TABLES = ("equity_bars", "features_technical", "features_regime", "macro_series", "corporate_actions")
 REBALANCE_BAND = 0.10  # leave a position alone while within 10 % of its target (see plan_orders)
 FEATURE_LOOKBACK_DAYS = 550  # ≥ 252 bars of the volatility regime's median + 20 bars of volatility
 Hook = Callable[[str, Any], None]
@@ -653,8 +654,9 @@ def _run(
         errors.append(f"account snapshot: {exc}")
         after, positions_after = state, held
     peak = max(peak, after.equity)
+    read = {t: v for t, v in lake.versions_read.items() if t in MARKET_TABLES}
     audit.record_account(lake, cfg.broker, cfg.account, strategy, as_of, after.equity, after.cash, peak,
-                         positions_after, differences, tripped is not None)  # fmt: skip
+                         positions_after, differences, tripped is not None, read)  # fmt: skip
     final = {**rows, **final_rows}
     result = TradeResult(
         as_of, cfg.broker, cfg.account, strategy, source.label, False,

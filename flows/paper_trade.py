@@ -18,6 +18,7 @@ from prefect.states import State
 
 from execution import alerts
 from execution.option_trader import OptionTradeResult, run_option_trade
+from execution.reconcile import reconcile_recent
 from execution.trader import TradeResult, alert, load_trade_config, run_trade
 from flows._common import quantlake_errors_fail_cleanly
 from quantlake.errors import BrokerError
@@ -27,11 +28,13 @@ from quantlake.lake import Lake
 @flow(name="paper-trade", on_failure=[alerts.flow_failure_hook], on_crashed=[alerts.flow_failure_hook])
 @quantlake_errors_fail_cleanly
 def paper_trade_flow(
-    config: dict[str, Any], dry_run: bool = False, max_age_days: int | None = None
+    config: dict[str, Any], dry_run: bool = False, max_age_days: int | None = None, reconcile_days: int = 20
 ) -> dict[str, Any] | State[Any]:
     """``config`` holds :class:`execution.settings.TradeConfig` fields (``model`` is required).
     ``max_age_days``: fail (with an alert) when the latest bar is older than that many trading days — a
-    data fetch failed — instead of trading on stale prices.  Returns the run's summary (orders by status,
+    data fetch failed — instead of trading on stale prices.  ``reconcile_days``: then reconcile the account's
+    last that many trading days against a backtest of the champion (0: skip; an MLflow run, an alert past
+    the drift threshold).  Returns the run's summary (orders by status,
     fills, positions, equity, drawdown, alerts)."""
     logger = get_run_logger()
     cfg = load_trade_config(None, config)
@@ -49,6 +52,8 @@ def paper_trade_flow(
     summary = result.summary()
     logger.info("%s on %s/%s %s: orders %s, equity %.2f", summary["strategy"], cfg.broker, cfg.account,
                 summary["as_of"], summary["orders"], summary["equity"])  # fmt: skip
+    if reconcile_days > 0 and not dry_run and cfg.instrument == "equity":  # the backtest of the same days
+        summary["reconciliation_run"] = reconcile_recent(cfg, lake, reconcile_days)
     error = alert(result, cfg)
     if error is not None:
         raise error

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -124,10 +124,34 @@ def report(
         equity, held, lake, confidences=tuple(confidence or (0.95, 0.99)), benchmark=benchmark, stress=cfg,
         top_drawdowns=top,
     )  # fmt: skip
+    link = _reconciliation(paper) if paper is not None else None
     if output_format is ReportFormat.json:
-        typer.echo(json.dumps(rep.to_dict(), indent=2))
+        typer.echo(json.dumps({**rep.to_dict(), **({"reconciliation": link} if link else {})}, indent=2))
     else:
         render(rep, Console())
+        if link:
+            Console().print(f"reconciliation with the backtest: MLflow run {link['run_id']} ({link['name']}, P&L drift "
+                            f"{link['drift']:,.2f}); `quantlake ui mlflow`, experiment reconciliation")  # fmt: skip
+
+
+def _reconciliation(account: str) -> dict[str, Any] | None:
+    """The account's latest backtest-vs-paper reconciliation run (``quantlake trade reconcile`` logs them to the
+    MLflow experiment ``reconciliation`` with the tag ``quantlake.account``), if any.  Looked up in MLflow
+    directly: risk does not import execution."""
+    import mlflow
+
+    from tracking.run_context import configure_mlflow
+
+    configure_mlflow()
+    exp = mlflow.get_experiment_by_name("reconciliation")
+    if exp is None:
+        return None
+    runs = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`quantlake.account` = '{account}'",
+                              order_by=["attributes.start_time DESC"], max_results=1, output_format="list")  # fmt: skip
+    if not runs:
+        return None
+    r = runs[0]
+    return {"run_id": r.info.run_id, "name": r.info.run_name, "drift": r.data.metrics.get("drift", float("nan"))}
 
 
 def _input_curve(

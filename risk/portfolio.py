@@ -1,5 +1,5 @@
-"""Portfolio optimization: minimum variance, mean-variance with a target return, risk parity and
-hierarchical risk parity, all long-only with per-asset weight bounds.
+"""Portfolio optimization: minimum variance, mean-variance with a target return, maximum Sharpe, risk parity
+and hierarchical risk parity, all long-only with per-asset weight bounds.
 
 Library: **riskfolio-lib** (installed with the project).  Why: it covers all four models in one
 maintained package (minimum variance / mean-variance via ``Portfolio.optimization``, equal risk
@@ -167,6 +167,26 @@ def mean_variance(
     return _result(w, list(x.columns), f"mean-variance with target return {target_return:g}")
 
 
+def max_sharpe(
+    returns: pd.DataFrame,
+    risk_free: float = 0.0,
+    bounds: WeightBounds = NO_BOUNDS,
+    mu: pd.Series | None = None,
+    cov: pd.DataFrame | None = None,
+) -> pd.Series:
+    """Tangency portfolio: the weights maximising ``(μᵀw − rf) / √(wᵀΣw)`` (riskfolio ``optimization(rm="MV",
+    obj="Sharpe")``); ``risk_free`` per period like the returns.  When no asset's expected return beats the
+    risk-free rate there is no tangency portfolio: :class:`~risk.errors.InfeasiblePortfolioError`."""
+    x = _returns(returns)
+    m = x.mean() if mu is None else mu.loc[list(x.columns)]
+    if not (m > risk_free).any():
+        raise InfeasiblePortfolioError("maximum Sharpe: no asset's expected return beats the risk-free rate")
+    port = _portfolio(x, bounds, mu, cov)
+    with _quiet():
+        w = port.optimization(model="Classic", rm="MV", obj="Sharpe", rf=float(risk_free), hist=True)
+    return _result(w, list(x.columns), "maximum Sharpe")
+
+
 def risk_contributions(weights: pd.Series, cov: pd.DataFrame) -> pd.Series:
     """Share of portfolio variance from each asset: ``wᵢ(Σw)ᵢ / wᵀΣw`` (sums to 1)."""
     s = cov.loc[weights.index, weights.index].to_numpy()
@@ -291,6 +311,7 @@ def hierarchical_risk_parity(
 
 OPTIMIZERS = {
     "min_variance": min_variance,
+    "max_sharpe": max_sharpe,
     "risk_parity": risk_parity,
     "hrp": hierarchical_risk_parity,
 }
