@@ -336,7 +336,7 @@ def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBa
             if tripped is not None:
                 status, check = NOT_SENT, "kill switch on"
             else:
-                verdict = validate_option(engine, order, spot, risk_positions, limits)
+                verdict = validate_option(engine, order, spot, risk_positions, limits or option_limits(cfg))
                 check = verdict.summary()
                 if not verdict.passed:
                     status = RISK_REJECTED
@@ -431,8 +431,16 @@ def validate_option(engine: Any, order: OptionOrder, spot: float, positions: lis
 
     equity = engine.account.equity(spot)
     acct = Account(equity=max(equity, 1e-9), cash=engine.account.cash)
-    lim = limits if limits is not None else Limits(max_gross_exposure=None, max_net_exposure=None)
+    lim = limits if limits is not None else Limits(max_gross_exposure=None, max_net_exposure=None, max_portfolio_risk=1.0)
     return validate(combo_of(engine, order, spot), acct, positions, lim)
+
+
+def option_limits(cfg: TradeConfig) -> Any:
+    """The limits of ``cfg.option_limits`` over the option trader's defaults (a bad field names itself)."""
+    from risk.limits import Limits
+
+    defaults: dict[str, Any] = {"max_gross_exposure": None, "max_net_exposure": None, "max_portfolio_risk": 1.0}
+    return Limits(**{**defaults, **cfg.option_limits})
 
 
 def reconcile_book(engine: Any, broker_positions: dict[str, float], underlying: str) -> list[dict[str, Any]]:

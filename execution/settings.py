@@ -122,6 +122,9 @@ class TradeConfig(ExecModel):
     * ``strict_reconcile`` — fail the run when the broker's positions differ from the audit trail.
     * ``instrument`` — ``equity``: ``model`` is a signal model trading shares; ``options``: ``model`` is a
       registered option strategy (:mod:`execution.option_trader`), traded with its backtest's own objects.
+    * ``option_limits`` — :class:`risk.limits.Limits` fields the option trader checks every opening package
+      against (:func:`risk.limits.validate` with the package's legs and Greeks and the book's positions);
+      defaults: no leverage limits, the book's maximum loss at most the equity (``max_portfolio_risk`` 1).
     * ``sizing`` — the equity sweeps' ``sizing:`` (:class:`risk.position_sizing.SizingSpec`) per symbol at
       the trading date's close, at most ``max_position_fraction``; None: ``max_position_fraction`` × |signal|.
     """
@@ -147,6 +150,7 @@ class TradeConfig(ExecModel):
     max_order_value_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
     sizing: SizingSpec | None = None
     instrument: Literal["equity", "options"] = "equity"
+    option_limits: dict[str, float | int | bool | None] = Field(default_factory=dict)
 
     _sym = field_validator("symbols")(_symbols)
 

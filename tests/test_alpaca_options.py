@@ -277,3 +277,23 @@ def test_option_strategy_on_alpaca_partial_fill_outage_mid_order_and_no_double_s
     fake.fill_option(close_cid, {leg["symbol"]: round(mid[leg["symbol"]] * 3, 2) for leg in o["legs"]})
     r5 = day(5)
     assert r5.positions == [] and r5.reconciliation == [] and [b["units"] for b in r5.booked] == [1.0]
+
+
+def test_option_limits_refuse_an_opening_package_before_it_is_sent(spy_lake: Lake) -> None:
+    from backtests.options.synthetic import BlackScholesChains
+    from execution import audit
+    from execution.option_trader import run_option_trade
+    from execution.settings import TradeConfig
+
+    closes = spy_lake.read("equity_bars").set_index("date")["close"]
+    chains = BlackScholesChains(pd.Series(closes.to_numpy(), index=pd.to_datetime(closes.index)), vol=0.2, step=1.0,
+                                width=0.2, spread_pct=0.02, min_half_spread=0.01, months=4)  # fmt: skip
+    cfg = TradeConfig(model="spy_condor", instrument="options", account="lim", as_of=DAYS[0],
+                      option_limits={"max_risk_per_trade": 0.001})  # 2 condors risk ~1.5 % of 100,000
+    r = run_option_trade(cfg, spy_lake, strategy_config=spy_condor(), chains=chains)
+    (row,) = r.orders.to_dict("records")
+    assert row["status"] == "risk_rejected" and "exceeds 0.001" in row["risk_check"] and "trade risk" in row["risk_check"]
+    assert r.positions == [] and audit.orders(spy_lake, "paper", "lim").iloc[0]["broker_order_id"] is None
+    with pytest.raises(Exception, match="max_delta"):
+        run_option_trade(cfg.model_copy(update={"as_of": DAYS[1], "option_limits": {"max_delta": "lots"}}), spy_lake,
+                         strategy_config=spy_condor(), chains=chains)  # fmt: skip
