@@ -2,6 +2,11 @@
 the last two sample dates on the paper broker, then the last date is re-run to show that nothing is sent
 twice.  Without a champion (tracking stage skipped, or no model passed the gate) it says so and trades the
 rule model directly.
+
+Then the option part: the options stage's iron condor backtest is registered as an option strategy,
+promoted (forced: an options backtest logs in-sample metrics, not the gate's out-of-sample ones) and traded
+on the paper broker for its first days with the backtest's own engine and strategy object; its fills are
+compared with the backtest's.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import datetime as dt
 from quantlake.demo_context import DemoContext
 
 ACCOUNT = "demo"
+OPTION_ACCOUNT = "demo-options"
+OPTION_MODEL = "demo_iron_condor"
+OPTION_DAYS = 4
 
 
 def _champion(ctx: DemoContext) -> str | None:
@@ -100,3 +108,57 @@ def stage(ctx: DemoContext) -> None:
         "(Alpaca/IBKR accounts: [bold]quantlake trade export[/] then [bold]risk report --returns/--positions[/])."
     )
     ctx.results["paper_trade"] = {"model": name, "days": [r.summary() for r in results], "rerun": rerun.summary()}
+    options_part(ctx)
+
+
+def options_part(ctx: DemoContext) -> None:
+    """The demo's iron condor, promoted, trades its first days on the paper broker: the same fills as its
+    backtest (the trader drives the backtest's engine and strategy object)."""
+    import pandas as pd
+    from rich.table import Table
+
+    run = ctx.results.get("options", {}).get("iron condor", {}).get("run_id")
+    if not run:
+        ctx.console.print("[yellow]No iron condor backtest in this demo (the options stage did not run): the option "
+                          "part of paper trading is skipped.[/]")  # fmt: skip
+        return
+    from backtests.options.report import output_dir
+    from execution.option_book import load_option_strategy, register_option_strategy
+    from execution.option_trader import render_option, run_option_trade
+    from execution.settings import TradeConfig
+    from tracking.promotion import promote
+
+    version = register_option_strategy(run, OPTION_MODEL)
+    promote(OPTION_MODEL, version, force=True, note="demo: options backtests log in-sample metrics only")
+    cfg, label = load_option_strategy(OPTION_MODEL)
+    ctx.console.print(f"Option strategy [bold]{label}[/] (iron condor on ^GSPC, promoted, forced) trades on the paper "
+                      f"broker (account {OPTION_ACCOUNT!r}) for its first {OPTION_DAYS} days.")  # fmt: skip
+    days = [pd.Timestamp(d).date() for d in ctx.lake.query(
+        "SELECT DISTINCT date FROM equity_bars WHERE symbol = ? AND date >= ? ORDER BY date LIMIT ?",
+        [cfg.underlying, cfg.start, OPTION_DAYS])["date"]]  # fmt: skip
+    trade = TradeConfig(model=OPTION_MODEL, instrument="options", account=OPTION_ACCOUNT, initial_cash=cfg.initial_cash)
+    last = None
+    for day in days:
+        last = run_option_trade(trade.model_copy(update={"as_of": day}), ctx.lake)
+    assert last is not None
+    render_option(last, ctx.console)
+    from execution import audit
+
+    fills = audit.fills(ctx.lake, "paper", OPTION_ACCOUNT)
+    when = pd.to_datetime(fills["filled_at"], utc=True).dt.tz_convert("America/New_York").dt.date
+    backtest = pd.read_parquet(output_dir(cfg) / "fills.parquet")
+    backtest = backtest[backtest["action"].isin(["open", "close"]) & backtest["date"].isin(days)]
+    ours = sorted(zip(when, fills["price"].round(10), strict=True))
+    theirs = sorted(zip(backtest["date"], backtest["price"].round(10), strict=True))
+    t = Table(title=f"option fills on the paper broker, {days[0]} – {days[-1]}")
+    for col in ("date", "contract", "qty", "price", "source"):
+        t.add_column(col, justify="right" if col in ("qty", "price") else "left")
+    for r in fills.sort_values("filled_at").itertuples(index=False):
+        signed = r.qty if r.side == "buy" else -r.qty
+        t.add_row(str(pd.Timestamp(r.filled_at).date()), r.symbol, f"{signed:+g}", f"{r.price:,.2f}", str(r.source))
+    ctx.console.print(t)
+    same = ours == theirs
+    ctx.console.print(f"Fills identical to the iron condor backtest's over these days: "
+                      f"{'[green]yes[/]' if same else '[red]no[/]'} ({len(ours)} leg fills).")  # fmt: skip
+    ctx.results["paper_trade"]["options"] = {"model": label, "days": [str(d) for d in days], "fills": len(ours),
+                                             "same_as_backtest": same}  # fmt: skip
