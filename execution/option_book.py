@@ -58,19 +58,11 @@ def load_option_strategy(name: str) -> tuple[OptionsBacktestConfig, str]:
 
     import mlflow
 
-    from execution.errors import NoChampionError
-    from tracking.registry import CHAMPION, by_alias, validate_model_name
-    from tracking.run_context import configure_mlflow
+    from execution.trader import champion_version
+    from tracking.registry import CHAMPION
 
-    validate_model_name(name)
-    configure_mlflow()
-    version = by_alias(name, CHAMPION)
-    if version is None:
-        raise NoChampionError(
-            f"option strategy {name!r} has no {CHAMPION} version in the registry: register an options backtest "
-            f"run with `quantlake trade register-options RUN_ID --name {name}` and promote it "
-            f"(`quantlake models promote {name} VERSION`)"
-        )
+    version = champion_version(name, f"register an options backtest run with `quantlake trade register-options "
+                               f"RUN_ID --name {name}` and promote it (`quantlake models promote {name} VERSION`)")  # fmt: skip
     if (version.tags or {}).get("quantlake.kind") != KIND:
         raise ConfigError(f"model {name!r} v{version.version} is not an option strategy (kind "
                           f"{(version.tags or {}).get('quantlake.kind')!r}); trade it with `quantlake trade --model`")  # fmt: skip

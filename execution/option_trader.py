@@ -489,7 +489,8 @@ def _result(cfg: TradeConfig, strategy: str, label: str, dry_run: bool, day: dt.
             alerts: list[str], errors: list[str], tripped: Any, peak: float = 0.0) -> OptionTradeResult:
     spot = engine.bar.close
     positions = [{"position_id": p.id, "tag": p.tag, "opened": p.opened, "units": p.units, "entry_net": p.entry_net,
-                  "mark_net": p.mark_net(), "legs": [leg.contract.label() for leg in p.legs]}
+                  "mark_net": p.mark_net(),
+                  "legs": [f"{leg.qty:+d} {legs_from_contracts([leg.contract], [1])[0].occ}" for leg in p.legs]}
                  for p in engine.account.positions.values()]  # fmt: skip
     frame = pd.DataFrame(rows, columns=audit.ORDER_COLUMNS)
     equity = engine.account.equity(spot)
@@ -518,7 +519,7 @@ def render_option(result: OptionTradeResult, console: Any) -> None:
         p.add_column(col)
     for pos in result.positions:
         p.add_row(str(pos["position_id"]), pos["tag"], str(pos["opened"]), str(pos["units"]),
-                  f"{pos['entry_net']:,.2f}", f"{pos['mark_net']:,.2f}", "; ".join(pos["legs"]))  # fmt: skip
+                  f"{pos['entry_net']:,.2f}", f"{pos['mark_net']:,.2f}", " ".join(pos["legs"]))  # fmt: skip
     if not result.positions:
         p.add_row("(none)", "", "", "", "", "", "")
     console.print(p)

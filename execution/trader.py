@@ -171,9 +171,8 @@ class SignalSource:
     tables_read: frozenset[str] | None = None
 
 
-def load_champion(name: str) -> SignalSource:
-    """``models:/<name>@champion`` as a :class:`SignalSource`; :class:`NoChampionError` if no version of the
-    model carries the alias."""
+def champion_version(name: str, hint: str) -> Any:
+    """The registry's ``champion`` version of model ``name``; :class:`NoChampionError` (with ``hint``) if none."""
     import mlflow
 
     from tracking.registry import CHAMPION, by_alias, validate_model_name
@@ -183,11 +182,21 @@ def load_champion(name: str) -> SignalSource:
     configure_mlflow()
     version = by_alias(name, CHAMPION)
     if version is None:
-        raise NoChampionError(
-            f"model {name!r} has no {CHAMPION} version in the registry ({mlflow.get_tracking_uri().split('://')[0]} "
-            f"store under QUANTLAKE_HOME): promote one with `quantlake models promote {name} VERSION`, "
-            "or list models with `quantlake models list`"
-        )
+        store = mlflow.get_tracking_uri().split("://")[0]
+        raise NoChampionError(f"model {name!r} has no {CHAMPION} version in the registry ({store} store under "
+                              f"QUANTLAKE_HOME): {hint}")  # fmt: skip
+    return version
+
+
+def load_champion(name: str) -> SignalSource:
+    """``models:/<name>@champion`` as a :class:`SignalSource`; :class:`NoChampionError` if no version of the
+    model carries the alias."""
+    import mlflow
+
+    from tracking.registry import CHAMPION
+
+    version = champion_version(name, f"promote one with `quantlake models promote {name} VERSION`, or list models "
+                               "with `quantlake models list`")  # fmt: skip
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
     schema = model.metadata.get_input_schema()
     names = list(schema.input_names()) if schema is not None else []
