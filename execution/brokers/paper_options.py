@@ -159,7 +159,7 @@ class PaperOptions:
                 rule = self.rule(underlying)
                 market = Market(day, float(bars.at[ts, "close"]), float(bars.at[ts, "rate"]),
                                 rule.settings.dividend_yield)  # fmt: skip
-                frame = self._source().chain(underlying, day, rule.settings.chain_mode)
+                frame = self._source().chain(underlying, day, rule.settings.chain_source)
                 if frame is None or len(frame) == 0:
                     import pandas as pd
 
