@@ -202,9 +202,8 @@ def run_option_trade(
 ) -> OptionTradeResult:
     """Trade one day of the option strategy ``cfg.model`` (the registry's champion, or ``strategy_config``).
     ``broker``/``chains``/``limits`` override the defaults (tests)."""
-    from execution.brokers import make_broker
     from execution.brokers.paper_options import OptionRules
-    from execution.trader import account_lock, circuit_breaker, latest_trading_date
+    from execution.trader import latest_trading_date, trading_session
 
     lake = lake or Lake()
     if strategy_config is not None:
@@ -213,23 +212,15 @@ def run_option_trade(
         opt_cfg, label = load_option_strategy(cfg.model)
     check_live(opt_cfg)
     as_of = cfg.as_of or latest_trading_date(lake, [opt_cfg.underlying])
-    with account_lock(cfg.broker, cfg.account):
-        own = broker is None
-        if broker is None:
-            from backtests.options.engine import EngineSettings
+    options = dict(broker_options or {})
+    if broker is None and cfg.broker == "paper":  # the paper broker fills with the strategy's own rules
+        from backtests.options.engine import EngineSettings
 
-            rules = {opt_cfg.underlying: OptionRules(EngineSettings.from_config(opt_cfg, "next_bar"), opt_cfg.market.rate)}
-            options = dict(broker_options or {})
-            if cfg.broker == "paper":
-                options.update(option_rules=rules, chains=chains)
-            broker = make_broker(cfg, lake, **options)
-        guarded = GuardedBroker(broker, circuit_breaker(cfg))
-        try:
-            return _run(cfg, lake, guarded, opt_cfg, label, as_of, chains, limits, dry_run, flow_run_id,
-                        hook or (lambda *_: None))  # fmt: skip
-        finally:
-            if own:
-                broker.close()
+        rules = {opt_cfg.underlying: OptionRules(EngineSettings.from_config(opt_cfg, "next_bar"), opt_cfg.market.rate)}
+        options.update(option_rules=rules, chains=chains)
+    with trading_session(cfg, lake, broker, options) as guarded:
+        return _run(cfg, lake, guarded, opt_cfg, label, as_of, chains, limits, dry_run, flow_run_id,
+                    hook or (lambda *_: None))  # fmt: skip
 
 
 def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBacktestConfig, label: str,

@@ -428,16 +428,22 @@ def run_trade(
     :func:`execution.orders.plan_orders`; ``hook(point, payload)`` is called at ``after_intents`` and
     ``after_submit`` (crash tests)."""
     lake = lake or Lake()
+    with trading_session(cfg, lake, broker, broker_options) as guarded:
+        return _run(cfg, lake, guarded, model, limits, dry_run, flow_run_id, hook or (lambda *_: None), rebalance_band)
+
+
+@contextlib.contextmanager
+def trading_session(
+    cfg: TradeConfig, lake: Lake, broker: Broker | None, broker_options: Mapping[str, Any] | None = None
+) -> Iterator[GuardedBroker]:
+    """The account locked for the run, the broker (``broker``, else the adapter ``cfg.broker`` names with
+    ``broker_options``) behind the account's circuit breaker, and closed afterwards if opened here."""
     with account_lock(cfg.broker, cfg.account):
-        own = broker is None
         inner = broker or make_broker(cfg, lake, **dict(broker_options or {}))
-        guarded = GuardedBroker(inner, circuit_breaker(cfg))
         try:
-            return _run(
-                cfg, lake, guarded, model, limits, dry_run, flow_run_id, hook or (lambda *_: None), rebalance_band
-            )
+            yield GuardedBroker(inner, circuit_breaker(cfg))
         finally:
-            if own:
+            if broker is None:
                 inner.close()
 
 
