@@ -89,7 +89,7 @@ def entry_sizes(task: ChunkTask) -> np.ndarray | None:
 
     b = task.bars
     a = atr(b.high, b.low, b.close, spec.atr_period) if spec.method == "atr_risk" else None
-    return equity_fractions(spec, b.close, a)
+    return equity_fractions(spec, b.close, a, task.periods_per_year)
 
 
 def simulate_chunk(task: ChunkTask) -> Simulation:
