@@ -58,6 +58,7 @@ from features.tables import (
 )
 from features.udfs import register_udfs
 from quantlake.lake import Lake
+from quantlake.option_quotes import upgrade_option_quotes
 from quantlake.tables import CORE_TABLES, TableSpec, register
 
 # bump when features/kernels.py or features/udfs.py change what they compute (forces full rebuilds)
@@ -385,6 +386,8 @@ def _quote_plan(b: _Build, spec: TableSpec, inputs: tuple[str, ...], fp: str) ->
     if prev.get("option_quotes", 0) < 0:
         starts.append(_ALL_DATES)
     elif "option_quotes" in prev:
+        if not incremental.has_column(b.con, "prev_option_quotes", "root"):
+            return _Plan(True, reason="option_quotes was upgraded (root joined the key)"), _ALL_DATES
         ch = incremental.changed_quotes(b.con)
         if ch.removed:
             return _Plan(True, reason="quotes were removed"), _ALL_DATES
@@ -500,6 +503,7 @@ def build_features(
     names = resolve_tables(tables)
     settings = settings or FeatureSettings()
     t_all = time.perf_counter()
+    upgrade_option_quotes(lake)  # a lake of the old option_quotes contract (no root in the key): once
     build = _Build(lake, settings, full)
     report = BuildReport(inputs=dict(build.versions))
     bar = Progress(

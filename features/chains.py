@@ -51,6 +51,7 @@ from features.pricing import bs_greeks, bs_price, implied_vol
 from features.vol_surface import SSVISurface
 from quantlake.errors import ConfigError, InvalidDateError, InvalidSymbolError, UserInputError
 from quantlake.lake import Lake
+from quantlake.option_quotes import conform_frame
 from quantlake.tables import OPTION_QUOTES, validate_symbol
 
 FloatArray = NDArray[np.float64]
@@ -309,15 +310,14 @@ def model_chain(
         {
             "quote_date": np.full(n, quote_date, dtype=object),
             "underlying": underlying,
+            "root": _occ_root(underlying),
             "expiry": exp_arr,
             "strike": strikes,
             "right": right,
+            "settlement": "PM",  # modeled European options settle on the close
             "bid": bid,
             "ask": ask,
-            "last": np.nan,
-            "volume": np.nan,
-            "open_interest": np.nan,
-            "vendor_iv": np.nan,
+            "no_market": False,
             "underlying_price": float(spot),
             "contract": contract,
             "source": MODELED,
@@ -329,7 +329,7 @@ def model_chain(
             "dividend_yield": float(q),
         }
     )
-    return frame  # built in CHAIN_COLUMNS order
+    return frame.reindex(columns=CHAIN_COLUMNS)  # columns it has no value for (sizes, vendor Greeks) are NaN
 
 
 def _empty() -> pd.DataFrame:
@@ -371,18 +371,30 @@ class ChainProvider:
             return self.observed(sym, day)
         return self.modeled(sym, day)
 
-    def observed(self, underlying: str, date: dt.date | str) -> pd.DataFrame:
-        """The lake's ``option_quotes`` rows of ``underlying`` on ``date`` (with mid and iv columns)."""
+    def observed(self, underlying: str, date: dt.date | str, all_roots: bool = False) -> pd.DataFrame:
+        """The lake's ``option_quotes`` rows of ``underlying`` on ``date`` (with mid and iv columns).
+
+        One row per (expiry, strike, right) unless ``all_roots``: where two roots list the same contract
+        terms (SPX and SPXW on a monthly expiry) the PM-settled one is kept, whose settlement on the close
+        is what a close-to-close backtest assumes.  A no-market quote (bid = ask = 0) has no mid: it is
+        never filled.
+        """
         sym = validate_symbol(underlying)
         day = _as_date(date)
         if day not in self._observed_dates(sym):
             return _empty()
         rows = self.lake.read("option_quotes", where="underlying = ? AND quote_date = ?", params=[sym, day])
+        rows = conform_frame(rows)  # a version written before the root joined the key
+        if not all_roots and len(rows):
+            pm_first = rows.assign(_am=(rows["settlement"] != "PM")).sort_values(["_am", "root"], kind="stable")
+            rows = pm_first.drop_duplicates(["expiry", "strike", "right"]).drop(columns="_am")
+            rows = rows.sort_values(["expiry", "strike", "right", "root"], kind="stable")
         for col in ("quote_date", "expiry"):
             rows[col] = pd.to_datetime(rows[col]).dt.date.astype(object)
         bid, ask, last = (rows[c].to_numpy(dtype=np.float64) for c in ("bid", "ask", "last"))
         both = np.isfinite(bid) & np.isfinite(ask)
         mid = np.where(both, (bid + ask) / 2.0, last)
+        mid = np.where(rows["no_market"].fillna(False).to_numpy(dtype=bool), np.nan, mid)
         spot = rows["underlying_price"].to_numpy(dtype=np.float64)
         close = self._close_on(sym, day)
         if close is not None:
@@ -392,7 +404,7 @@ class ChainProvider:
         rate = rates_curve(days / 365.0)
         q = self._dividend_yield(sym)
         iv = rows["vendor_iv"].to_numpy(dtype=np.float64)
-        need = ~(np.isfinite(iv) & (iv > 0))
+        need = ~(np.isfinite(iv) & (iv > 0)) & np.isfinite(mid)
         if need.any():
             iv = iv.copy()
             iv[need] = implied_vol(mid[need], rows["right"].to_numpy()[need], spot[need],

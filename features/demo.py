@@ -83,8 +83,13 @@ def stage(ctx: DemoContext) -> None:
             list(TECH_SYMBOLS),
         ).fetchall()
         opts = con.execute(
-            """SELECT quote_date, expiry, strike, "right", mid, iv, vendor_iv, delta, theta_per_day
-               FROM features_options WHERE quote_date = (SELECT max(quote_date) FROM features_options)
+            """WITH latest AS (SELECT underlying, quote_date FROM features_options
+                               ORDER BY quote_date DESC, underlying LIMIT 1),
+                    expiry AS (SELECT o.root, o.expiry FROM features_options o JOIN latest USING (underlying, quote_date)
+                               WHERE o.iv IS NOT NULL ORDER BY abs(o.dte - 30), o.root LIMIT 1)
+               SELECT quote_date, o.root || ' ' || o.expiry, strike, "right", mid, iv, vendor_iv, delta,
+                      theta_per_day, underlying
+               FROM features_options o JOIN latest USING (underlying, quote_date) JOIN expiry USING (root, expiry)
                ORDER BY abs(moneyness - 1), "right" LIMIT 6"""
         ).fetchall()
     finally:
@@ -124,17 +129,18 @@ def stage(ctx: DemoContext) -> None:
     ctx.console.print(t)
 
     if opts:
-        t = Table(title=f"features_options: DAX chain of {opts[0][0]}, nearest the money")
-        for col in ("expiry", "strike", "right", "mid", "IV", "vendor IV", "delta", "theta/day"):
-            t.add_column(col, justify="left" if col in ("expiry", "right") else "right", no_wrap=True)
-        for _qd, exp, k, right, mid, iv, viv, delta, theta in opts:
+        t = Table(title=f"features_options: {opts[0][-1]} chain of {opts[0][0]}, nearest the money, ~30 days")
+        for col in ("root expiry", "strike", "right", "mid", "IV", "vendor IV", "delta", "theta/day"):
+            t.add_column(col, justify="left" if col in ("root expiry", "right") else "right", no_wrap=True)
+        for _qd, exp, k, right, mid, iv, viv, delta, theta, _und in opts:
             t.add_row(
                 str(exp), _fmt(k, 0), right, _fmt(mid), _fmt(iv, 4), _fmt(viv, 4), _fmt(delta, 3), _fmt(theta)
             )
         ctx.console.print(t)
         ctx.console.print(
-            "[dim]IV: features.pricing.implied_vol of the mid (here the last trade) with a US Treasury rate as a "
-            "stand-in for the EUR rate, hence the call/put gap; the vendor's IV uses its own rate and forward.[/]"
+            "[dim]IV: features.pricing.implied_vol of the bid/ask mid with the Treasury curve as of the quote "
+            "date and no dividend yield (hence a call/put gap on an index that pays one); the vendor's IV uses its "
+            "own rate and forward.[/]"
         )
     ctx.console.print(
         "[dim]Query them: quantlake query \"FROM features_regime WHERE symbol = '^GSPC' ORDER BY date DESC LIMIT 5\""

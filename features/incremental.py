@@ -80,6 +80,12 @@ def materialize(con: duckdb.DuckDBPyConnection, name: str, dataset: pads.Dataset
         con.unregister(src)
 
 
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether the DuckDB relation ``table`` has ``column`` (an input written under an older contract may not)."""
+    names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
+    return column in names
+
+
 def register_previous(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, version: int) -> bool:
     """Load ``table`` as of ``version`` as ``prev_<table>``; False if that version is gone (vacuumed).
 

@@ -134,14 +134,16 @@ OPTION_FLOW = TableSpec(
 
 OPTIONS = TableSpec(
     name="features_options",
-    keys=("quote_date", "underlying", "expiry", "strike", "right"),
+    keys=("quote_date", "underlying", "root", "expiry", "strike", "right"),
     schema=_schema(
         [
             ("quote_date", pa.date32()),
             ("underlying", pa.string()),
+            ("root", pa.string()),
             ("expiry", pa.date32()),
             ("strike", F64),
             ("right", pa.string()),
+            ("settlement", pa.string()),
             ("source", pa.string()),
             ("bid", F64),
             ("ask", F64),

@@ -58,6 +58,8 @@ def log_reports(reports: list[IngestReport]) -> list[dict[str, Any]]:
             logger.warning("%s: %d row(s) quarantined: %s", r.table, n, reason)
         for key, exc in r.failures.items():
             logger.error("%s: %s failed: %s", r.table, key, exc)
+        for note in r.notes:
+            logger.info("%s: %s", r.table, note)
         out.append(
             {
                 "table": r.table,
@@ -69,6 +71,7 @@ def log_reports(reports: list[IngestReport]) -> list[dict[str, Any]]:
                 "updated": r.updated,
                 "version": r.version,
                 "failed": sorted(r.failures),
+                "notes": list(r.notes),
             }
         )
     return out

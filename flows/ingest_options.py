@@ -1,4 +1,4 @@
-"""Flow: ingest option-chain snapshots into ``option_quotes``."""
+"""Flow: ingest option chains into ``option_quotes`` (vendor chain files, the sample, network snapshots)."""
 
 
 from typing import Any
@@ -14,7 +14,17 @@ from quantlake.ingest_run import run_ingest
 @flow(name="ingest-options", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
 @quantlake_errors_fail_cleanly
 def ingest_options_flow(
-    source: str = "sample", underlyings: list[str] | None = None, progress: bool = True
+    source: str = "sample",
+    underlyings: list[str] | None = None,
+    path: str | None = None,
+    fmt: str = "auto",
+    underlying: str | None = None,
+    iv_unit: str = "auto",
+    quote_time: str = "eod",
+    progress: bool = True,
 ) -> list[dict[str, Any]] | State[Any]:
-    reports = run_ingest("options", source, keys=underlyings, progress=progress, network_fetch=network_fetch)
+    reports = run_ingest(
+        "options", source, keys=underlyings, path=path, fmt=fmt, underlying=underlying, iv_unit=iv_unit,
+        quote_time=quote_time, progress=progress, network_fetch=network_fetch,
+    )  # fmt: skip
     return finish(reports)

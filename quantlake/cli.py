@@ -295,7 +295,7 @@ def _report_rows(summary: Any) -> list[dict[str, Any]]:
         else:
             rows.append({"table": r.table, "source": r.source, "rows_read": r.rows_read, "accepted": r.accepted,
                          "rejected": r.rejected, "inserted": r.inserted, "updated": r.updated,
-                         "version": r.version})
+                         "version": r.version, "notes": list(r.notes)})
     return rows
 
 
@@ -313,6 +313,9 @@ def _print_reports(summary: Any) -> None:
         Col("rejected", kind="int"), Col("inserted", kind="int"), Col("updated", kind="int"),
         Col("version", kind="int"),
     ], title="ingest", out=out)
+    for r in rows:
+        for note in r.get("notes", []):
+            out.print(Text(f"note: {note}"), soft_wrap=True, style="dim")
     if any(r["rejected"] for r in rows):
         df = Lake().query(
             'SELECT "table", reason, count(*) AS n FROM rejected_rows GROUP BY ALL ORDER BY n DESC LIMIT 10'
@@ -461,20 +464,71 @@ def _print_gaps(interval: str | None = None) -> None:
             )
 
 
+class ChainFormat(StrEnum):
+    auto = "auto"
+    daily = "daily"
+    optionsdx = "optionsdx"
+    cboe = "cboe"
+    orats = "orats"
+    quantlake = "quantlake"
+
+
+class IvUnit(StrEnum):
+    auto = "auto"
+    decimal = "decimal"
+    percent = "percent"
+
+
+class QuoteTime(StrEnum):
+    eod = "eod"
+    t1545 = "1545"
+
+
 @ingest_app.command("options")
 def ingest_options_cmd(
     source: Annotated[str, typer.Option("--source", "-s", help=source_help("options"))] = "sample",
-    underlyings: Annotated[str | None, typer.Option(help="Comma-separated underlyings.")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Option(help="csv: a chain file or a directory (searched recursively) of .csv, .csv.gz, .txt, .zip, "
+                          ".parquet files."),
+    ] = None,
+    fmt: Annotated[
+        ChainFormat, typer.Option("--format", help="csv: the files' layout (auto: recognised from each header).")
+    ] = ChainFormat.auto,
+    underlying: Annotated[
+        str | None,
+        typer.Option(help="csv: the rows' underlying (names it for layouts without one, e.g. OptionsDX; rows of "
+                          "another underlying are quarantined)."),
+    ] = None,
+    iv_unit: Annotated[IvUnit, typer.Option(help="csv: vendor IVs in percent or decimal (auto: from the values).")]
+    = IvUnit.auto,
+    quote_time: Annotated[
+        QuoteTime, typer.Option(help="csv, CBOE DataShop files: the 15:45 or the end-of-day snapshot.")
+    ] = QuoteTime.eod,
+    underlyings: Annotated[
+        str | None, typer.Option(help="sample/yahoo: comma-separated underlyings (sample: ^GDAXI, SPX).")
+    ] = None,
     progress: ProgressOpt = True,
     flow: FlowOpt = True,
 ) -> None:
-    """Option-chain snapshots → option_quotes."""
+    """Option chains → option_quotes: vendor chain files (--source csv --path), the sample, Yahoo snapshots."""
+    from quantlake.errors import UserInputError
     from quantlake.sources import check_source
     from quantlake.tables import validate_symbol
 
     check_source("options", source)
     unds = [validate_symbol(s) for s in _symbols(underlyings) or []] or None
-    _ingest("options", flow, source=source, underlyings=unds, progress=progress)
+    und = validate_symbol(underlying) if underlying else None
+    if source == "csv":
+        if path is None:
+            raise UserInputError("--source csv needs --path (a chain file or a directory of chain files)")
+        from quantlake.ingest_chains import check_files
+
+        check_files(path, fmt.value)  # fail fast (file and problem in one line) before Prefect starts
+    elif path is not None or fmt is not ChainFormat.auto or und is not None:
+        raise UserInputError("--path, --format and --underlying are options of --source csv")
+    _ingest("options", flow, source=source, underlyings=unds, path=str(path) if path else None, fmt=fmt.value,
+            underlying=und, iv_unit=iv_unit.value, quote_time=quote_time.value, progress=progress)
 
 
 @ingest_app.command("macro")

@@ -50,6 +50,9 @@ def stage_ingest(ctx: DemoContext) -> None:
         t.add_row(r["table"], f"{r['rows_read']:,}", f"{r['accepted']:,}", f"{r['rejected']:,}",
                   f"{r['inserted']:,}", str(r["version"]))
     ctx.console.print(t)
+    for r in rows:
+        for note in r.get("notes", []):
+            ctx.console.print(f"[dim]{r['table']}: {note}[/]", highlight=False)
     ctx.console.print("[dim]The sample data has no CFTC COT history; `quantlake ingest cot` downloads it.[/]")
     ctx.results["ingest"] = rows
 

@@ -49,6 +49,7 @@ class IngestReport:
     reasons: Counter[str] = field(default_factory=Counter)
     failures: dict[str, QuantlakeError] = field(default_factory=dict)  # key (symbol/series) -> error
     skipped: list[str] = field(default_factory=list)  # keys already up to date (watermark)
+    notes: list[str] = field(default_factory=list)  # what a person should know about the run (one line each)
 
     def add_commit(self, res: CommitResult) -> None:
         self.inserted += res.inserted
@@ -116,7 +117,7 @@ def _commit(lake: Lake, table: str, batches: list[RawBatch], report: IngestRepor
         report.accepted += len(good)
         report.rejected += len(bad)
         for reason in bad["reason"]:
-            report.reasons[_reason_kind(reason)] += 1
+            report.reasons[reason_kind(reason)] += 1
     good_all = pd.concat([g for g in goods if len(g)], ignore_index=True) if any(len(g) for g in goods) else None
     if good_all is not None:
         if table == "equity_bars":  # daily bars carry interval 1d and their session's open instant
@@ -133,7 +134,8 @@ def _commit(lake: Lake, table: str, batches: list[RawBatch], report: IngestRepor
         lake.merge(REJECTED_ROWS.name, pd.concat(rej_all, ignore_index=True), note=note)
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
+    """The kind of a reject reason, for counts (the first reason, without the value it quotes)."""
     first = reason.split(";")[0]
     return first.split(" (")[0]
 
@@ -283,6 +285,11 @@ def ingest_options(
     if not unds:
         raise UserInputError(f"source {source.name!r} needs --underlyings")
     report = IngestReport("option_quotes", source.name)
+    from quantlake.option_quotes import upgrade_option_quotes
+
+    upgraded = upgrade_option_quotes(lake)
+    if upgraded:
+        report.notes.append(upgraded)
     limiter = RateLimiter(rate_limit)
     batches: list[RawBatch] = []
     with _progress(progress, console) as prog:
@@ -368,11 +375,12 @@ def ingest_cot(
 # --------------------------------------------------------------------------------------------------- sample
 def ingest_sample_all(lake: Lake, progress: bool = True, console: Console | None = None) -> list[IngestReport]:
     """Everything the embedded sample data has (equities, actions, option quotes, macro)."""
+    from quantlake.ingest_chains import ingest_sample_options
     from quantlake.sources.sample import SampleSource
 
     src = SampleSource()
     reports = ingest_equity(lake, src, progress=progress, console=console)
-    reports += ingest_options(lake, src, progress=progress, console=console)
+    reports += ingest_sample_options(lake, progress=progress, console=console)
     reports += ingest_macro(lake, src, progress=progress, console=console)
     return reports
 

@@ -19,6 +19,7 @@ from quantlake.ingest import (
     ingest_macro,
     ingest_options,
 )
+from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 from quantlake.sources import NETWORK_SOURCES, check_source, get_source, rate_limit
 from quantlake.sources.retry import retrying_fetch
@@ -48,11 +49,17 @@ def run_ingest(
     csv_options: dict[str, Any] | None = None,
     cross_check: bool = True,
     tolerance: float = 0.005,
+    fmt: str = "auto",
+    underlying: str | None = None,
+    iv_unit: str = "auto",
+    quote_time: str = "eod",
 ) -> list[IngestReport]:
     """Ingest ``kind`` (equity, options, macro, cot) from ``source``; ``keys`` are symbols, underlyings or
     series ids.  Network calls go through ``network_fetch`` (default: retried in-process).  Equity only:
     ``csv_options`` (intraday files: interval, tz, calendar, bar_time) and, for a chain ``yahoo,stooq``,
-    ``cross_check``/``tolerance`` (:mod:`quantlake.source_chain`)."""
+    ``cross_check``/``tolerance`` (:mod:`quantlake.source_chain`).  Option chain files (``options`` from
+    ``csv``) take ``path``, ``fmt`` (layout), ``underlying``, ``iv_unit`` and ``quote_time``
+    (:mod:`quantlake.ingest_chains`)."""
     check_source(kind, source)
     fetch: Fetch = (network_fetch or retrying_fetch) if uses_network(kind, source, path) else direct_fetch
     lake = Lake()
@@ -67,6 +74,18 @@ def run_ingest(
         src = get_source(source, path, **(csv_options or {}))
         return ingest_equity(lake, src, keys, start, end, full=full, fetch=fetch, rate_limit=rate_limit(source),
                              progress=progress)
+    if kind == "options" and source == "csv":
+        from quantlake.ingest_chains import ingest_option_files
+        from quantlake.sources.chains import ChainSettings
+
+        if path is None:
+            raise UserInputError("--source csv needs --path (a chain file or a directory of chain files)")
+        settings = ChainSettings(underlying=underlying, iv_unit=iv_unit, quote_time=quote_time)  # type: ignore[arg-type]
+        return [ingest_option_files(lake, path, settings, fmt=fmt, progress=progress)]
+    if kind == "options" and source == "sample":
+        from quantlake.ingest_chains import ingest_sample_options
+
+        return ingest_sample_options(lake, keys, progress=progress)
     if kind == "options":
         return ingest_options(lake, get_source(source), keys, fetch=fetch, rate_limit=rate_limit(source),
                               progress=progress)

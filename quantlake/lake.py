@@ -201,7 +201,8 @@ class Lake:
         con = open_session({"t": table}, self.store)
         try:
             cols = ", ".join(_q(c) for c in columns) if columns else "*"
-            order = ", ".join(_q(k) for k in spec.keys)
+            present = set(pa.schema(table.schema()).names)  # a version older than a key column lacks it
+            order = ", ".join(_q(k) for k in spec.keys if k in present)
             sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
             return con.execute(sql, params or []).df()
         finally:

@@ -146,21 +146,33 @@ CORPORATE_ACTIONS = TableSpec(
 
 OPTION_QUOTES = TableSpec(
     name="option_quotes",
-    keys=("quote_date", "underlying", "expiry", "strike", "right"),
+    # the OCC root is part of the key: SPX (AM-settled) and SPXW (PM-settled) share expiry, strike and
+    # right on standard monthly expiries and are different contracts
+    keys=("quote_date", "underlying", "root", "expiry", "strike", "right"),
     schema=pa.schema(
         [
             ("quote_date", pa.date32()),
             ("underlying", pa.string()),
+            ("root", pa.string()),  # OCC root (SPX, SPXW, AAPL, AAPL1 ...); the underlying when unknown
             ("expiry", pa.date32()),
             ("strike", pa.float64()),
             ("right", pa.string()),  # "C" or "P"
+            ("settlement", pa.string()),  # "AM" or "PM" (from the root); NULL when not known
             ("bid", pa.float64()),
             ("ask", pa.float64()),
+            ("bid_size", pa.float64()),  # contracts
+            ("ask_size", pa.float64()),
             ("last", pa.float64()),
             ("volume", pa.float64()),
             ("open_interest", pa.float64()),
             ("vendor_iv", pa.float64()),  # decimal (0.2359), not percent
+            # the vendor's Greeks in DESIGN §5 units (raw: vega per 1.00 of vol, theta per year)
+            ("vendor_delta", pa.float64()),
+            ("vendor_gamma", pa.float64()),
+            ("vendor_theta", pa.float64()),
+            ("vendor_vega", pa.float64()),
             ("underlying_price", pa.float64()),
+            ("no_market", pa.bool_()),  # bid and ask both 0: nobody quotes it (kept, never filled)
             ("contract", pa.string()),
             ("source", pa.string()),
             ("ingested_at", _TS),
@@ -168,6 +180,7 @@ OPTION_QUOTES = TableSpec(
     ),
     date_column="quote_date",
     volatile=("ingested_at",),
+    description="Option quotes, one row per contract (OCC root, expiry, strike, right) and quote date.",
 )
 
 MACRO_SERIES = TableSpec(

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from quantlake.option_quotes import conform_frame
 from quantlake.sources.base import ROW_NO, RawBatch
 from quantlake.tables import ANY_SYMBOL_RE, SYMBOL_RE, get_spec
+from quantlake.validation_quotes import QuoteRules, check_quotes
 
 PRICE_COLS = ("open", "high", "low", "close", "adj_close")
 # close-to-close ratios that look like a split or reverse split nobody recorded
@@ -105,33 +107,6 @@ def equity_schema(required: tuple[str, ...], today: dt.date, intraday: bool = Fa
     )
 
 
-def option_schema() -> pa.DataFrameSchema:
-    def expiry_after_quote(d: pd.DataFrame) -> pd.Series:
-        return pd.to_datetime(d["expiry"]) >= pd.to_datetime(d["quote_date"])
-
-    def bid_le_ask(d: pd.DataFrame) -> pd.Series:
-        return d["bid"].isna() | d["ask"].isna() | (d["bid"] <= d["ask"])
-
-    money = {
-        c: pa.Column(float, [_finite(c), _nonneg(c)], nullable=True, required=False, coerce=True)
-        for c in ("bid", "ask", "last", "volume", "open_interest", "vendor_iv")
-    }
-    return pa.DataFrameSchema(
-        {
-            "underlying": pa.Column(str, _symbol_check("underlying")),
-            "quote_date": pa.Column(nullable=False),
-            "expiry": pa.Column(nullable=False),
-            "strike": pa.Column(float, [_finite("strike"), _positive("strike")], nullable=False, coerce=True),
-            "right": pa.Column(str, pa.Check.isin(["C", "P"], error="right must be C or P")),
-            **money,
-        },
-        checks=[
-            pa.Check(expiry_after_quote, error="expiry before quote date"),
-            pa.Check(bid_le_ask, error="bid > ask"),
-        ],
-    )
-
-
 def macro_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
@@ -171,7 +146,6 @@ def _schema_for(batch: RawBatch, settings: ValidationSettings) -> pa.DataFrameSc
     if batch.table in ("equity_bars", "bars"):
         return equity_schema(batch.required or ("close",), today, intraday=batch.table == "bars")
     return {
-        "option_quotes": option_schema,
         "macro_series": macro_schema,
         "corporate_actions": actions_schema,
         "cot_positions": cot_schema,
@@ -267,8 +241,12 @@ def split_batch(
     frame = batch.frame.reset_index(drop=True)
     if ROW_NO not in frame.columns:
         frame[ROW_NO] = np.arange(1, len(frame) + 1)
-    reasons = _row_reasons(frame, _schema_for(batch, settings)) if len(frame) else {}
-    _duplicate_reasons(frame, spec.keys, reasons)
+    if batch.table == "option_quotes":
+        frame = conform_frame(frame)
+        reasons = check_quotes(frame, QuoteRules(today=settings.today), row_nos=frame[ROW_NO].to_numpy())
+    else:
+        reasons = _row_reasons(frame, _schema_for(batch, settings)) if len(frame) else {}
+        _duplicate_reasons(frame, spec.keys, reasons)
     if batch.table == "equity_bars" and len(frame):
         _jump_reasons(frame, settings, known_splits or set(), prev_close or {}, reasons)
     elif batch.table == "bars" and len(frame):  # within the batch; crypto pairs have no splits

@@ -1,13 +1,15 @@
--- features_options: per-quote option analytics.     key (quote_date, underlying, expiry, strike, right)
+-- features_options: per-quote option analytics.     key (quote_date, underlying, root, expiry, strike, right)
 --
 -- Inputs: option_quotes; equity_bars (the underlying's close when a quote has no underlying_price);
 --   macro_series (Treasury yields for the rate).  Parameters: $from_date (first quote date to compute),
 --   $risk_free (constant continuous rate, NULL = from the Treasury curve), $div_yield (continuous q).
 -- Uses only data of the quote date (and macro values known by then): no look-ahead.
 --
+--   root, settlement  the OCC root (SPX and SPXW are different contracts) and its AM/PM settlement
 --   mid          (bid + ask)/2 when 0 <= bid <= ask and ask > 0 (mid_source 'bid_ask'); else the last
 --                trade (mid_source 'last') — the sample DAX chain has no bid/ask, so its mid IS its last
---                price; NULL when neither exists
+--                price; NULL when neither exists, and NULL for a no-market quote (bid = ask = 0: nobody
+--                quotes it, so an old last trade is no price)
 --   spread_pct   100 x (ask - bid) / mid (NULL without bid/ask)
 --   underlying_price  the quote's underlying_price, else the underlying's close on the quote date
 --   dte          calendar days to expiry; t_years = dte / 365 (ACT/365)
@@ -24,8 +26,8 @@
 --                of vol, theta per year); vega_1pct = vega/100, theta_per_day = theta/365
 --   intrinsic    max(S - K, 0) for calls, max(K - S, 0) for puts; time_value = mid - intrinsic
 WITH quotes AS (
-    SELECT o.quote_date, o.underlying, o.expiry, o.strike, o."right", o.source, o.bid, o.ask, o."last",
-           o.volume, o.open_interest, o.vendor_iv,
+    SELECT o.quote_date, o.underlying, o.root, o.settlement, o.expiry, o.strike, o."right", o.source, o.bid,
+           o.ask, o."last", o.volume, o.open_interest, o.vendor_iv, coalesce(o.no_market, false) AS no_market,
            coalesce(o.underlying_price, e.close) AS spot,
            CAST(o.expiry - o.quote_date AS INTEGER) AS dte
     FROM option_quotes AS o
@@ -78,9 +80,11 @@ curve AS (
 ),
 priced AS (
     SELECT q.*,
-           CASE WHEN q.bid >= 0 AND q.ask > 0 AND q.ask >= q.bid THEN (q.bid + q.ask) / 2
+           CASE WHEN q.no_market THEN NULL
+                WHEN q.bid >= 0 AND q.ask > 0 AND q.ask >= q.bid THEN (q.bid + q.ask) / 2
                 WHEN q."last" > 0 THEN q."last" END AS mid,
-           CASE WHEN q.bid >= 0 AND q.ask > 0 AND q.ask >= q.bid THEN 'bid_ask'
+           CASE WHEN q.no_market THEN NULL
+                WHEN q.bid >= 0 AND q.ask > 0 AND q.ask >= q.bid THEN 'bid_ask'
                 WHEN q."last" > 0 THEN 'last' END AS mid_source,
            CAST(q.dte AS DOUBLE) / 365 AS t_years,
            CASE
@@ -119,7 +123,8 @@ with_greeks AS (
                 ELSE greatest(strike - spot, 0) END AS intrinsic
     FROM with_iv
 )
-SELECT quote_date, underlying, expiry, strike, "right", source, bid, ask, "last", mid, mid_source,
+SELECT quote_date, underlying, root, expiry, strike, "right", settlement, source, bid, ask, "last", mid,
+       mid_source,
        CASE WHEN mid_source = 'bid_ask' THEN 100 * (ask - bid) / NULLIF(mid, 0) END AS spread_pct,
        spot AS underlying_price, dte, t_years, rate, div_yield, forward,
        strike / NULLIF(spot, 0) AS moneyness,
@@ -132,4 +137,4 @@ SELECT quote_date, underlying, expiry, strike, "right", source, bid, ask, "last"
        mid - intrinsic AS time_value,
        volume, open_interest
 FROM with_greeks
-ORDER BY quote_date, underlying, expiry, strike, "right"
+ORDER BY quote_date, underlying, root, expiry, strike, "right"

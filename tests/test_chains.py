@@ -247,7 +247,7 @@ def _world(end: str = "2018-06-29") -> dict[str, pd.DataFrame]:
         for s, v in (("DGS2", 1.5), ("DGS10", 2.5))
     ])  # fmt: skip
     quotes = pd.DataFrame({
-        "quote_date": D(2018, 4, 27), "underlying": "^GDAXI", "expiry": D(2018, 7, 20),
+        "quote_date": D(2018, 4, 27), "underlying": "^GDAXI", "root": "^GDAXI", "expiry": D(2018, 7, 20),
         "strike": [12000.0, 12000.0, 13000.0, 13000.0], "right": ["C", "P", "C", "P"],
         "last": [820.0, 300.0, 140.0, 610.0], "vendor_iv": [0.16, 0.17, np.nan, 0.14],
         "underlying_price": 12500.47, "contract": ["a", "b", "c", "d"], "source": "sample",

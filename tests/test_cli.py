@@ -56,6 +56,10 @@ def test_help_on_every_command() -> None:
         (["ingest", "equity", "--start", "2020-13-01"], "Invalid value for '--start'"),
         (["ingest", "equity", "--source", "nope"], "valid sources for equity: sample, csv, yahoo"),
         (["ingest", "equity", "--source", "csv"], "needs --path"),
+        (["ingest", "options", "--source", "csv"], "needs --path"),
+        (["ingest", "options", "--source", "csv", "--path", "/no/such/dir"], "does not exist"),
+        (["ingest", "options", "--source", "csv", "--path", "/", "--format", "nope"], "Invalid value for '--format'"),
+        (["ingest", "options", "--underlying", "SPX"], "are options of --source csv"),
         (["query", "select * from equity_bars"], "does not exist"),
         (["lake", "history", "equity_bars"], "does not exist"),
         (["query", "select 1", "--as-of", "equity_bars"], "TABLE=VERSION"),
@@ -66,6 +70,29 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], needl
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_chain_files_through_the_cli(tmp_path: Path) -> None:
+    """``ingest options --source csv``: a file that is no chain file stops with its name; a chain file lands
+    with its counts, quarantine reasons and the run's notes printed."""
+    d = tmp_path / "chains"
+    d.mkdir()
+    (d / "x.csv").write_text("date,close\n2020-01-01,3\n")
+    res = run(["ingest", "options", "--source", "csv", "--path", str(d)], tmp_path)
+    assert res.returncode == 2 and "x.csv: the header (date, close) matches no chain layout" in res.stderr
+    assert "Traceback" not in res.stderr
+    (d / "x.csv").write_text(
+        "underlying,underlying_last,exchange,optionroot,type,expiration,quotedate,strike,last,net,bid,ask,volume,"
+        "openinterest,impliedvol,delta,gamma\n"
+        "SPX,2876.32,CBOE,SPXW190520C02900000,call,05/20/2019,05/16/2019,2900,1,0,3.1,3.3,10,5,0.12,0.3,0.01\n"
+        "SPX,2876.32,CBOE,SPXW190520C02950000,call,05/20/2019,05/16/2019,2950,1,0,3.5,3.3,10,5,0.12,0.3,0.01\n"
+    )
+    res = run(["ingest", "options", "--source", "csv", "--path", str(d), "--no-progress"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "bid > ask" in res.stdout and "layout daily" in res.stdout
+    assert "SPX: no equity_bars in the lake" in res.stdout
+    q = run(["query", "select root, settlement, strike from option_quotes", "-f", "csv"], tmp_path)
+    assert q.stdout.splitlines()[1:] == ["SPXW,PM,2900.0"]
 
 
 def test_malformed_file_is_a_user_error(tmp_path: Path) -> None:

@@ -72,17 +72,17 @@ def option_lake(lake: Lake) -> Lake:
         for k in (450.0, 500.0, 550.0):
             for right in ("C", "P"):
                 px = float(bs_price(right, S0, k, t, _rate(t), 0.0, 0.20))
-                rows.append({"quote_date": QD, "underlying": "SPY", "expiry": expiry, "strike": k, "right": right,
+                rows.append({"quote_date": QD, "underlying": "SPY", "root": "SPY", "expiry": expiry, "strike": k, "right": right,
                              "bid": px * 0.99, "ask": px * 1.01, "volume": 10.0 if right == "C" else 30.0,
                              "open_interest": 100.0 if right == "C" else 50.0, "source": "test"})  # fmt: skip
     rows += [  # the last trade only; a price below intrinsic (no IV); no price at all
-        {"quote_date": QD, "underlying": "SPY", "expiry": D(2024, 6, 21), "strike": 400.0, "right": "C",
+        {"quote_date": QD, "underlying": "SPY", "root": "SPY", "expiry": D(2024, 6, 21), "strike": 400.0, "right": "C",
          "last": 115.0, "underlying_price": S0, "source": "test"},
-        {"quote_date": QD, "underlying": "SPY", "expiry": D(2024, 6, 21), "strike": 600.0, "right": "P",
+        {"quote_date": QD, "underlying": "SPY", "root": "SPY", "expiry": D(2024, 6, 21), "strike": 600.0, "right": "P",
          "bid": 50.0, "ask": 50.2, "source": "test"},
-        {"quote_date": QD, "underlying": "SPY", "expiry": D(2024, 6, 21), "strike": 650.0, "right": "P",
+        {"quote_date": QD, "underlying": "SPY", "root": "SPY", "expiry": D(2024, 6, 21), "strike": 650.0, "right": "P",
          "source": "test"},
-        {"quote_date": D(2024, 3, 4), "underlying": "SPY", "expiry": D(2024, 3, 15), "strike": 500.0, "right": "P",
+        {"quote_date": D(2024, 3, 4), "underlying": "SPY", "root": "SPY", "expiry": D(2024, 3, 15), "strike": 500.0, "right": "P",
          "bid": 4.0, "ask": 4.2, "volume": 7.0, "open_interest": 9.0, "source": "test"},
     ]  # fmt: skip
     lake.merge("option_quotes", pd.DataFrame(rows))
@@ -146,7 +146,7 @@ def test_option_settings_and_incremental_quote_dates(option_lake: Lake) -> None:
     assert (f["rate"] == 0.01).all() and (f["div_yield"] == 0.015).all()
     v = option_lake.version("features_options")
     # a new quote date: only that date is recomputed; an unchanged lake commits nothing
-    new = {"quote_date": D(2024, 3, 5), "underlying": "SPY", "expiry": D(2024, 3, 15), "strike": 505.0,
+    new = {"quote_date": D(2024, 3, 5), "underlying": "SPY", "root": "SPY", "expiry": D(2024, 3, 15), "strike": 505.0,
            "right": "C", "bid": 3.0, "ask": 3.1, "source": "test"}  # fmt: skip
     option_lake.merge("option_quotes", pd.DataFrame([new]))
     r = build_features(option_lake, tables=["options"], settings=fixed).results[0]

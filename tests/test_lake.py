@@ -148,6 +148,7 @@ def test_merge_into_table_keyed_on_reserved_words(lake: Lake) -> None:
         {
             "quote_date": [dt.date(2020, 1, 2)],
             "underlying": ["SPY"],
+            "root": ["SPY"],
             "expiry": [dt.date(2020, 2, 21)],
             "strike": [300.0],
             "right": ["C"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -33,8 +34,23 @@ def test_sample_lake_holds_every_sample_file_exactly(sample_lake: Lake) -> None:
     )
     dgs10 = sample_lake.read("macro_series", where="series_id = 'DGS10' and date = DATE '2025-09-25'")
     assert dgs10["value"].tolist() == [4.18]
-    assert sample_lake.query("select count(*) n from option_quotes")["n"].iloc[0] == 114
-    assert not sample_lake.exists("rejected_rows")
+    # option quotes: the DAX snapshot's 114 rows and every SPX row not stamped on Memorial Day 2019 (the
+    # shipped file SPX_20190527 repeats the previous session's prices: all its rows are quarantined)
+    spx_rows = holiday_rows = 0
+    for f in sorted((root / "option_quotes_spx_2019").glob("*.csv.gz")):
+        with gzip.open(f, "rt", newline="") as fh:
+            for row in csv.DictReader(fh):
+                spx_rows += 1
+                holiday_rows += row["quotedate"] == "05/27/2019"
+    assert (spx_rows, holiday_rows) == (328_318, 9_394)  # the README's count
+    counts = sample_lake.query("select underlying, count(*) n from option_quotes group by 1").set_index("underlying")
+    assert counts["n"].to_dict() == {"^GDAXI": 114, "SPX": spx_rows - holiday_rows}
+    rejected = sample_lake.query('select "table", reason, count(*) n from rejected_rows group by all')
+    assert rejected.to_dict("records") == [
+        {"table": "option_quotes", "n": holiday_rows,
+         "reason": "quote date 2019-05-27 is an XNYS holiday (no session): the snapshot repeats another "
+                   "session's prices"}
+    ]  # fmt: skip
 
 
 def test_second_sample_ingest_adds_zero_rows(sample_lake: Lake) -> None:

@@ -14,7 +14,7 @@ NETWORK_SOURCES = ("yahoo", "fred", "cot", "stooq")
 # and its help lists exactly these); a new source adds its name to the kinds it supports
 SOURCES_FOR: dict[str, tuple[str, ...]] = {
     "equity": ("sample", "csv", "yahoo", "stooq"),
-    "options": ("sample", "yahoo"),
+    "options": ("sample", "csv", "yahoo"),
     "macro": ("sample", "fred"),
     "cot": ("cot",),
 }

@@ -33,10 +33,18 @@ class RawBatch:
     # empty means the table's default (equity_bars: close)
     required: tuple[str, ...] = ()
 
+    # the rows as the origin had them (text), indexed by ROW_NO: rejected rows keep this raw text
+    raw: pd.DataFrame | None = None
+
     @property
     def batch_id(self) -> str:
         """Stable id of the origin, so re-ingesting the same file never duplicates its rejected rows."""
-        return hashlib.sha1(f"{self.table}|{self.origin}".encode()).hexdigest()[:16]
+        return batch_id(self.table, self.origin)
+
+
+def batch_id(table: str, origin: str) -> str:
+    """Stable id of (table, origin) for ``rejected_rows``."""
+    return hashlib.sha1(f"{table}|{origin}".encode()).hexdigest()[:16]
 
 
 @runtime_checkable

@@ -114,8 +114,16 @@ class SampleSource:
         return _window(_relative(RawBatch("corporate_actions", frame, str(path)), self.root), start, end)
 
     # ------------------------------------------------------------- options
+    SPX_CHAINS = "option_quotes_spx_2019"
+
     def option_underlyings(self) -> list[str]:
-        return ["^GDAXI"]
+        """^GDAXI (one snapshot, through :meth:`option_chain`) and SPX (34 daily chain files, through
+        :meth:`option_files`: they stream through the chain-file reader like any vendor file)."""
+        return ["^GDAXI", "SPX"]
+
+    def option_files(self, underlying: str) -> Path | None:
+        """The directory of chain files of ``underlying`` (None when it is served by :meth:`option_chain`)."""
+        return self.root / self.SPX_CHAINS if underlying == "SPX" else None
 
     def option_chain(self, underlying: str) -> RawBatch:
         if underlying != "^GDAXI":
