@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quantlake.lake import Lake
+from quantlake.lake import Lake, symbol_date_filter
 from quantlake.tables import OPTION_QUOTES
 
 log = logging.getLogger("quantlake")
@@ -208,18 +208,12 @@ def underlying_levels(
     empty = pd.Series(dtype=float, name="underlying_level", index=pd.Index([], name="quote_date"))
     if not lake.exists("option_quotes"):
         return empty
-    clauses = ["underlying = ?", "underlying_price IS NOT NULL", "isfinite(underlying_price)"]
-    params: list[object] = [underlying]
-    if start is not None:
-        clauses.append("quote_date >= ?")
-        params.append(start)
-    if end is not None:
-        clauses.append("quote_date <= ?")
-        params.append(end)
+    where, params = symbol_date_filter([underlying], start, end, "underlying_price IS NOT NULL",
+                                       "isfinite(underlying_price)")  # fmt: skip
     df = lake.query(
-        "SELECT quote_date, median(underlying_price) AS underlying_level FROM option_quotes WHERE "
-        + " AND ".join(clauses)
-        + " GROUP BY quote_date ORDER BY quote_date",
+        "WITH q AS (SELECT underlying AS symbol, quote_date AS date, underlying_price FROM option_quotes) "
+        f"SELECT date AS quote_date, median(underlying_price) AS underlying_level FROM q WHERE {where} "
+        "GROUP BY date ORDER BY date",
         params,
     )
     if df.empty:

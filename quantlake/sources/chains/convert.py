@@ -192,3 +192,14 @@ def iv_decimal(iv: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
     if unit == "percent":
         out = out / 100.0
     return out, unit
+
+
+def no_values(n: int) -> np.ndarray:
+    """A column the layout does not have: all missing."""
+    return np.full(n, np.nan)
+
+
+def years_between(quote_date: pa.Array, expiry: pa.Array) -> np.ndarray:
+    """ACT/365 years from quote date to expiry (NaN where either is missing)."""
+    days = pc.days_between(quote_date, expiry).to_numpy(zero_copy_only=False)
+    return np.asarray(days, dtype=np.float64) / 365.0

@@ -13,7 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantlake.option_quotes import parse_occ, settlements
-from quantlake.sources.chains.convert import RowErrors, dates, numbers, rights, strings
+from quantlake.sources.chains.convert import (
+    RowErrors,
+    dates,
+    no_values,
+    numbers,
+    rights,
+    strings,
+    years_between,
+)
 from quantlake.sources.chains.greeks import scale_greeks
 from quantlake.sources.chains.layout import (
     Cols,
@@ -26,15 +34,6 @@ from quantlake.sources.chains.layout import (
 )
 from quantlake.tables import OPTION_QUOTES
 from quantlake.validation_quotes import shown
-
-
-def _years(quote_date: pa.Array, expiry: pa.Array) -> np.ndarray:
-    days = pc.days_between(quote_date, expiry).to_numpy(zero_copy_only=False)
-    return np.asarray(days, dtype=np.float64) / 365.0
-
-
-def _nan(n: int) -> np.ndarray:
-    return np.full(n, np.nan)
 
 
 class DailyChain(Layout):
@@ -85,22 +84,22 @@ class DailyChain(Layout):
             "right": right,
             "bid": numbers(cols["bid"], "bid", err),
             "ask": numbers(cols["ask"], "ask", err),
-            "last": numbers(cols["last"], "last", err) if "last" in cols else _nan(n),
-            "volume": numbers(cols["volume"], "volume", err) if "volume" in cols else _nan(n),
-            "open_interest": numbers(cols["openinterest"], "openinterest", err) if "openinterest" in cols else _nan(n),
+            "last": numbers(cols["last"], "last", err) if "last" in cols else no_values(n),
+            "volume": numbers(cols["volume"], "volume", err) if "volume" in cols else no_values(n),
+            "open_interest": numbers(cols["openinterest"], "openinterest", err) if "openinterest" in cols else no_values(n),
             "underlying_price": numbers(cols["underlyinglast"], "underlying_last", err),
             "contract": symbol,
         }
-        iv = vendor_iv(numbers(cols["impliedvol"], "impliedvol", err), ctx) if "impliedvol" in cols else _nan(n)
+        iv = vendor_iv(numbers(cols["impliedvol"], "impliedvol", err), ctx) if "impliedvol" in cols else no_values(n)
         data["vendor_iv"] = iv
         for g in ("delta", "gamma"):
-            data[f"vendor_{g}"] = numbers(cols[g], g, err) if g in cols else _nan(n)
+            data[f"vendor_{g}"] = numbers(cols[g], g, err) if g in cols else no_values(n)
         theta = numbers(cols["theta"], "theta", err) if "theta" in cols else None
         vega = numbers(cols["vega"], "vega", err) if "vega" in cols else None
         th, ve = scale_greeks(ctx, np.asarray(right.to_numpy(zero_copy_only=False), dtype=object),
-                              data["underlying_price"], strike, _years(quote_date, expiry), iv, theta, vega)  # fmt: skip
-        data["vendor_theta"] = _nan(n) if th is None else th
-        data["vendor_vega"] = _nan(n) if ve is None else ve
+                              data["underlying_price"], strike, years_between(quote_date, expiry), iv, theta, vega)  # fmt: skip
+        data["vendor_theta"] = no_values(n) if th is None else th
+        data["vendor_vega"] = no_values(n) if ve is None else ve
         return [Side("", finish(data, ctx), err)]
 
     @staticmethod
@@ -163,7 +162,7 @@ class CboeEod(Layout):
         strike = numbers(cols["strike"], "strike", err)
 
         def num(c: str) -> np.ndarray:
-            return numbers(cols[c], c, err) if c in cols else _nan(n)
+            return numbers(cols[c], c, err) if c in cols else no_values(n)
 
         ub, ua = num(f"underlyingbid{t}"), num(f"underlyingask{t}")
         with np.errstate(invalid="ignore"):
@@ -183,9 +182,9 @@ class CboeEod(Layout):
             theta = num("theta1545") if "theta1545" in cols else None
             vega = num("vega1545") if "vega1545" in cols else None
             th, ve = scale_greeks(ctx, np.asarray(right.to_numpy(zero_copy_only=False), dtype=object), spot,
-                                  strike, _years(quote_date, expiry), iv, theta, vega)  # fmt: skip
+                                  strike, years_between(quote_date, expiry), iv, theta, vega)  # fmt: skip
             data.update(vendor_iv=iv, vendor_delta=num("delta1545"), vendor_gamma=num("gamma1545"),
-                        vendor_theta=_nan(n) if th is None else th, vendor_vega=_nan(n) if ve is None else ve)  # fmt: skip
+                        vendor_theta=no_values(n) if th is None else th, vendor_vega=no_values(n) if ve is None else ve)  # fmt: skip
         elif "impliedvolatility1545" in cols:
             ctx.note(f"{ctx.origin}: CBOE's IV and Greeks are 15:45 values: not stored with --quote-time eod")
         data["contract"] = pa.nulls(n, pa.string())
@@ -227,9 +226,9 @@ class Native(Layout):
         for c in ("bid", "ask", "bidsize", "asksize", "last", "volume", "openinterest", "vendordelta",
                   "vendorgamma", "vendortheta", "vendorvega", "underlyingprice"):  # fmt: skip
             name = next(f for f in OPTION_QUOTES.schema.names if f.replace("_", "") == c)
-            data[name] = numbers(cols[c], name, err) if c in cols else _nan(n)
+            data[name] = numbers(cols[c], name, err) if c in cols else no_values(n)
         data["vendor_iv"] = (vendor_iv(numbers(cols["vendoriv"], "vendor_iv", err), ctx) if "vendoriv" in cols
-                             else _nan(n))  # fmt: skip
+                             else no_values(n))  # fmt: skip
         data["contract"] = strings(cols["contract"]) if "contract" in cols else pa.nulls(n, pa.string())
         root = pc.utf8_upper(strings(cols["root"])) if "root" in cols else pa.nulls(n, pa.string())
         occ_root = pc.struct_field(parse_occ(pc.fill_null(data["contract"], "")), "root")

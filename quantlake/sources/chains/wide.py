@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantlake.option_quotes import infer_roots, occ_symbols
-from quantlake.sources.chains.convert import RowErrors, dates, numbers, strings
+from quantlake.sources.chains.convert import RowErrors, dates, no_values, numbers, strings, years_between
 from quantlake.sources.chains.greeks import scale_greeks
 from quantlake.sources.chains.layout import (
     Cols,
@@ -33,13 +33,6 @@ from quantlake.validation_quotes import shown
 
 SIZE_RE = r"^\s*(?P<bid>\d+(?:\.\d*)?)\s*[xX]\s*(?P<ask>\d+(?:\.\d*)?)\s*$"
 
-
-def _nan(n: int) -> np.ndarray:
-    return np.full(n, np.nan)
-
-
-def _years(quote_date: pa.Array, expiry: pa.Array) -> np.ndarray:
-    return np.asarray(pc.days_between(quote_date, expiry).to_numpy(zero_copy_only=False), dtype=np.float64) / 365.0
 
 
 def _sizes(arr: pa.Array, name: str, err: RowErrors) -> tuple[np.ndarray, np.ndarray]:
@@ -104,22 +97,22 @@ class OptionsDX(Layout):
 
             def num(f: str, s: str = s, err: RowErrors = err) -> np.ndarray:
                 c = f"{s}{f}"
-                return numbers(cols[c], c.upper()[:1] + "_" + f.upper(), err) if c in cols else _nan(n)
+                return numbers(cols[c], c.upper()[:1] + "_" + f.upper(), err) if c in cols else no_values(n)
 
             bid, ask, last, vol = num("bid"), num("ask"), num("last"), num("volume")
             iv = vendor_iv(num("iv"), ctx)
-            bsz, asz = _sizes(cols[f"{s}size"], f"{s.upper()}_SIZE", err) if f"{s}size" in cols else (_nan(n), _nan(n))
+            bsz, asz = _sizes(cols[f"{s}size"], f"{s.upper()}_SIZE", err) if f"{s}size" in cols else (no_values(n), no_values(n))
             _empty_side([bid, ask, last, vol, iv, bsz, asz], label, err)
             theta = num("theta") if f"{s}theta" in cols else None
             vega = num("vega") if f"{s}vega" in cols else None
             rights = np.full(n, right, dtype=object)
-            th, ve = scale_greeks(ctx, rights, spot, strike, _years(quote_date, expiry), iv, theta, vega)
+            th, ve = scale_greeks(ctx, rights, spot, strike, years_between(quote_date, expiry), iv, theta, vega)
             data: dict[str, Any] = {
                 "quote_date": quote_date, "underlying": und, "root": root, "expiry": expiry, "strike": strike,
                 "bid": bid, "ask": ask, "bid_size": bsz, "ask_size": asz, "last": last, "volume": vol,
-                "open_interest": _nan(n), "vendor_iv": iv, "vendor_delta": num("delta"),
-                "vendor_gamma": num("gamma"), "vendor_theta": _nan(n) if th is None else th,
-                "vendor_vega": _nan(n) if ve is None else ve, "underlying_price": spot,
+                "open_interest": no_values(n), "vendor_iv": iv, "vendor_delta": num("delta"),
+                "vendor_gamma": num("gamma"), "vendor_theta": no_values(n) if th is None else th,
+                "vendor_vega": no_values(n) if ve is None else ve, "underlying_price": spot,
             }  # fmt: skip
             out.append(Side(label, _common(data, ctx, err, right), err))
         return out
@@ -155,7 +148,7 @@ class Orats(Layout):
         spot = numbers(cols["spotpx"], "spotPx", base) if "spotpx" in cols else stk
         und = underlying_column(cols, "ticker", ctx, base)
         root = infer_roots(pc.fill_null(und, ""), expiry)
-        years = _years(quote_date, expiry)
+        years = years_between(quote_date, expiry)
         out = []
         greek_err = RowErrors(n)
 
@@ -163,7 +156,7 @@ class Orats(Layout):
             return numbers(cols[name], name, greek_err) if name in cols else None
 
         delta, gamma, theta, vega = g("delta"), g("gamma"), g("theta"), g("vega")
-        civ = vendor_iv(numbers(cols["cmidiv"], "cMidIv", greek_err), ctx) if "cmidiv" in cols else _nan(n)
+        civ = vendor_iv(numbers(cols["cmidiv"], "cMidIv", greek_err), ctx) if "cmidiv" in cols else no_values(n)
         calls = np.full(n, "C", dtype=object)
         th, ve = scale_greeks(ctx, calls, spot, strike, years, civ, theta, vega)
         for s, label, right in (("c", "call", "C"), ("p", "put", "P")):
@@ -172,20 +165,20 @@ class Orats(Layout):
                 err.reasons[k].extend(v)
 
             def num(col: str, label_: str, err: RowErrors = err) -> np.ndarray:
-                return numbers(cols[col], label_, err) if col in cols else _nan(n)
+                return numbers(cols[col], label_, err) if col in cols else no_values(n)
 
             bid, ask = num(f"{s}bidpx", f"{s}BidPx"), num(f"{s}askpx", f"{s}AskPx")
             vol, oi = num(f"{s}volu", f"{s}Volu"), num(f"{s}oi", f"{s}Oi")
-            iv = civ if s == "c" else (vendor_iv(num("pmidiv", "pMidIv"), ctx) if "pmidiv" in cols else _nan(n))
+            iv = civ if s == "c" else (vendor_iv(num("pmidiv", "pMidIv"), ctx) if "pmidiv" in cols else no_values(n))
             _empty_side([bid, ask, vol, oi, iv], label, err)
-            d = _nan(n) if delta is None else (delta if s == "c" else delta - 1.0)
+            d = no_values(n) if delta is None else (delta if s == "c" else delta - 1.0)
             data: dict[str, Any] = {
                 "quote_date": quote_date, "underlying": und, "root": root, "expiry": expiry, "strike": strike,
-                "bid": bid, "ask": ask, "bid_size": _nan(n), "ask_size": _nan(n), "last": _nan(n), "volume": vol,
+                "bid": bid, "ask": ask, "bid_size": no_values(n), "ask_size": no_values(n), "last": no_values(n), "volume": vol,
                 "open_interest": oi, "vendor_iv": iv, "vendor_delta": d,
-                "vendor_gamma": _nan(n) if gamma is None else gamma,
-                "vendor_theta": (_nan(n) if th is None else th) if s == "c" else _nan(n),
-                "vendor_vega": _nan(n) if ve is None else ve, "underlying_price": spot,
+                "vendor_gamma": no_values(n) if gamma is None else gamma,
+                "vendor_theta": (no_values(n) if th is None else th) if s == "c" else no_values(n),
+                "vendor_vega": no_values(n) if ve is None else ve, "underlying_price": spot,
             }  # fmt: skip
             out.append(Side(label, _common(data, ctx, err, right), err))
         return out
