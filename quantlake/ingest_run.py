@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from quantlake.errors import UserInputError
 from quantlake.ingest import (
     IngestReport,
     direct_fetch,
@@ -19,7 +20,6 @@ from quantlake.ingest import (
     ingest_macro,
     ingest_options,
 )
-from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 from quantlake.sources import NETWORK_SOURCES, check_source, get_source, rate_limit
 from quantlake.sources.retry import retrying_fetch

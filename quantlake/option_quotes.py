@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quantlake.calendars import is_trading_day
 from quantlake.lake import Lake, symbol_date_filter
 from quantlake.tables import OPTION_QUOTES
 
@@ -93,14 +94,8 @@ def is_standard_expiry(day: dt.date) -> bool:
     first = day.replace(day=1)
     third_friday = first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
     return day in (third_friday, third_friday - dt.timedelta(days=1), third_friday + dt.timedelta(days=1)) and (
-        day != third_friday - dt.timedelta(days=1) or not _is_session(third_friday)
+        day != third_friday - dt.timedelta(days=1) or not is_trading_day(third_friday)
     )
-
-
-def _is_session(day: dt.date) -> bool:
-    from quantlake.validation_quotes import is_session
-
-    return is_session(day)
 
 
 def infer_roots(underlyings: pa.Array, expiries: pa.Array) -> pa.Array:

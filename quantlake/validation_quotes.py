@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quantlake.calendars import is_trading_day
 from quantlake.tables import OPTION_QUOTES, SYMBOL_RE
 
 NUMERIC = (
@@ -61,9 +62,7 @@ def shown(value: object) -> str:
 # ------------------------------------------------------------------------------------------- calendar
 @lru_cache(maxsize=8192)
 def is_session(day: dt.date) -> bool:
-    """True when XNYS trades on ``day``."""
-    from features.calendar import is_trading_day
-
+    """True when XNYS trades on ``day`` (the maintained calendar, :mod:`quantlake.calendars`)."""
     return bool(is_trading_day(day))
 
 
