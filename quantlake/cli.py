@@ -493,7 +493,10 @@ def ingest_options_cmd(
                           ".parquet files."),
     ] = None,
     fmt: Annotated[
-        ChainFormat, typer.Option("--format", help="csv: the files' layout (auto: recognised from each header).")
+        ChainFormat,
+        typer.Option("--format", metavar="LAYOUT",
+                     help="csv: the files' layout: auto (recognised from each header), daily, optionsdx, cboe, orats, "
+                          "quantlake."),
     ] = ChainFormat.auto,
     underlying: Annotated[
         str | None,

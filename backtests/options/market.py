@@ -25,6 +25,7 @@ import pandas as pd
 from backtests.options.config import OptionsBacktestConfig, RateConfig
 from backtests.options.errors import MarketDataError
 from quantlake.lake import Lake
+from quantlake.option_quotes import underlying_levels
 
 REGIMES = ("low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral", "unknown")
 REGIME_FALLBACK_SYMBOL = "^VIX"
@@ -73,16 +74,11 @@ def _chain_levels(lake: Lake, symbol: str, start: dt.date, end: dt.date) -> pd.D
     """One bar per quote date of ``symbol``'s chains: the median ``underlying_price`` of the day's quotes as
     open, high, low and close (a daily chain snapshot has one level: marks, fills and settlements all use
     it, AM- and PM-settled expiries alike)."""
-    if not lake.exists("option_quotes"):
+    level = underlying_levels(lake, symbol, start, end)
+    if level.empty:
         return pd.DataFrame()
-    q = lake.read("option_quotes", columns=["quote_date", "underlying_price"],
-                  where="underlying = ? AND quote_date >= ? AND quote_date <= ? AND underlying_price > 0",
-                  params=[symbol, start, end])
-    if q.empty:
-        return pd.DataFrame()
-    level = q.groupby("quote_date")["underlying_price"].median()
-    return pd.DataFrame({"date": level.index, "open": level.to_numpy(), "high": level.to_numpy(),
-                         "low": level.to_numpy(), "close": level.to_numpy(), "volume": 0.0})
+    v = level.to_numpy()
+    return pd.DataFrame({"date": list(level.index), "open": v, "high": v, "low": v, "close": v, "volume": 0.0})
 
 
 def bey_to_continuous(percent: pd.Series) -> pd.Series:

@@ -42,11 +42,12 @@ class RowErrors:
         for i in np.flatnonzero(mask):
             self.reasons[int(i)].append(reason(int(i)) if callable(reason) else reason)
 
-    def bad_mask(self) -> np.ndarray:
-        mask = np.zeros(self.n, dtype=bool)
-        if self.reasons:
-            mask[list(self.reasons)] = True
-        return mask
+    def copy(self) -> RowErrors:
+        out = RowErrors(self.n)
+        for k, v in self.reasons.items():
+            out.reasons[k] = list(v)
+        return out
+
 
 
 def _text(arr: pa.Array | pa.ChunkedArray) -> pa.Array:

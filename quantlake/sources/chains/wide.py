@@ -93,7 +93,7 @@ class OptionsDX(Layout):
         root = infer_roots(und, expiry)
         out = []
         for s, label, right in (("c", "call", "C"), ("p", "put", "P")):
-            err = RowErrors(n, {k: list(v) for k, v in base.reasons.items()})
+            err = base.copy()
 
             def num(f: str, s: str = s, err: RowErrors = err) -> np.ndarray:
                 c = f"{s}{f}"
@@ -160,7 +160,7 @@ class Orats(Layout):
         calls = np.full(n, "C", dtype=object)
         th, ve = scale_greeks(ctx, calls, spot, strike, years, civ, theta, vega)
         for s, label, right in (("c", "call", "C"), ("p", "put", "P")):
-            err = RowErrors(n, {k: list(v) for k, v in base.reasons.items()})
+            err = base.copy()
             for k, v in greek_err.reasons.items():
                 err.reasons[k].extend(v)
 
