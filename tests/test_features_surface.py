@@ -67,7 +67,7 @@ def synthetic_chains(underlying: str = "XYZ") -> tuple[pd.DataFrame, pd.DataFram
     cols = ["quote_date", "underlying", "expiry", "strike", "right", "bid", "ask", "volume", "open_interest",
             "vendor_iv", "underlying_price"]
     q = pd.DataFrame(rows, columns=cols)
-    q["last"], q["source"] = np.nan, "test"
+    q["last"], q["source"], q["root"] = np.nan, "test", q["underlying"]
     q["contract"] = (q["underlying"] + q["expiry"].map(lambda e: e.strftime("%y%m%d")) + q["right"]
                      + (q["strike"] * 1000).round().astype(int).astype(str).str.zfill(8))
     days = pd.DataFrame({"date": [all_days[i].date() for i in keep], "i": keep, "spot": spots[keep]})
