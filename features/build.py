@@ -58,7 +58,7 @@ from features.tables import (
 )
 from features.udfs import register_udfs
 from quantlake.lake import Lake
-from quantlake.option_quotes import upgrade_option_quotes
+from quantlake.migrations import upgrade_if_needed
 from quantlake.tables import CORE_TABLES, TableSpec, register
 
 # bump when features/kernels.py or features/udfs.py change what they compute (forces full rebuilds)
@@ -503,7 +503,7 @@ def build_features(
     names = resolve_tables(tables)
     settings = settings or FeatureSettings()
     t_all = time.perf_counter()
-    upgrade_option_quotes(lake)  # a lake of the old option_quotes contract (no root in the key): once
+    upgrade_if_needed(lake)  # a lake written by an earlier version (e.g. option_quotes without a root): once
     build = _Build(lake, settings, full)
     report = BuildReport(inputs=dict(build.versions))
     bar = Progress(

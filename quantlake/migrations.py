@@ -1,6 +1,7 @@
 """One-time upgrades of lakes written by earlier quantlake versions.
 
-``equity_bars`` gained ``interval`` and ``ts`` (issue 15).  A lake written before that opens as it is (every
+``equity_bars`` gained ``interval`` and ``ts`` (issue 15); ``option_quotes`` gained the OCC ``root`` in its key
+(issue 12, :func:`quantlake.option_quotes.upgrade_option_quotes`).  A lake written before that opens as it is (every
 reader works on it: the ``all_bars`` view derives the missing values), and the first command that runs on it
 upgrades it in one atomic commit, printing one line.  Earlier versions of the table stay readable as they
 were (runs pinned to them reproduce unchanged).  Ingests always write both columns; rows another writer
@@ -18,6 +19,7 @@ import pyarrow as pa
 from quantlake.bars import add_daily_keys
 from quantlake.errors import QuantlakeError
 from quantlake.lake import Lake
+from quantlake.option_quotes import upgrade_option_quotes
 from quantlake.tables import EQUITY_BARS
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,13 @@ def upgrade_if_needed(lake: Lake, say: Callable[[str], None] | None = None, chec
 
     A lake that cannot be upgraded (read-only folder, disk full) is left as it is, with one line saying why:
     readers keep working on it."""
-    try:
-        if not equity_bars_outdated(lake, check_rows=check_rows):
-            return
-        msg = upgrade_equity_bars(lake)
-    except (QuantlakeError, OSError) as exc:
-        msg = f"note: the lake at {lake.root} needs a one-time upgrade that failed ({exc}); it stays readable"
-    if msg:
-        (say or log.warning)(msg)
+    for name, step in (
+        ("equity_bars", lambda: upgrade_equity_bars(lake) if equity_bars_outdated(lake, check_rows) else None),
+        ("option_quotes", lambda: upgrade_option_quotes(lake)),  # the OCC root joined the key (issue 12)
+    ):
+        try:
+            msg = step()
+        except (QuantlakeError, OSError) as exc:
+            msg = f"note: the lake at {lake.root} needs a one-time upgrade of {name} that failed ({exc}); it stays readable"
+        if msg:
+            (say or log.warning)(msg)

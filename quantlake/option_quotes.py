@@ -24,7 +24,6 @@ lakes, and the underlying level a chain carries.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -37,8 +36,6 @@ import pyarrow.compute as pc
 from quantlake.calendars import is_trading_day
 from quantlake.lake import Lake, symbol_date_filter
 from quantlake.tables import OPTION_QUOTES
-
-log = logging.getLogger("quantlake")
 
 # roots whose options settle on the opening print of the expiry day (Cboe/Nasdaq index options; VIX on its
 # special opening quotation).  Everything else listed in the US is PM-settled.
@@ -187,7 +184,6 @@ def upgrade_option_quotes(lake: Lake) -> str | None:
         f"symbol, else the underlying; settlement from the root) as version {res.version}; "
         f"version {before} keeps the old layout"
     )
-    log.warning(msg)
     return msg
 
 
