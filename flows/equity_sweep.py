@@ -2,7 +2,7 @@
 chunks fanned out as Prefect tasks on the chosen task runner (threads by default, or a local Dask cluster
 through ``prefect-dask``), or as Dask tasks on an existing cluster (``dask_address``).  The work is in :mod:`backtests.equity`; this module only orchestrates."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -23,10 +23,13 @@ def chunk_task(fn: Callable[[Any], Any], item: Any, label: str = "") -> Any:
     return fn(item)
 
 
-def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """Submit every chunk to the flow's task runner and wait for all of them (results in order)."""
-    futures = [chunk_task.submit(fn, item, label=str(i)) for i, item in enumerate(items)]
-    return [f.result() for f in futures]
+def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+    """Submit every chunk to the flow's task runner; hand the results on in order, each as soon as it is
+    ready (the future is dropped once its result has been taken)."""
+    futures: list[Any] = [chunk_task.submit(fn, item, label=str(i)) for i, item in enumerate(items)]
+    for i in range(len(futures)):
+        future, futures[i] = futures[i], None
+        yield future.result()
 
 
 @flow(name="equity-research", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)

@@ -225,19 +225,25 @@ def test_regime_filter_needs_the_feature_table(lake) -> None:  # type: ignore[no
     assert regime_mask(regimes, cfg)[:, 0].tolist() == [True, False, False]
 
 
-def test_bars_fill_interior_gaps_flat() -> None:
+def test_bars_never_fill_a_missing_day_and_group_by_calendar() -> None:
+    from backtests.equity.data import calendar_groups
+
     df = pd.DataFrame(
         {
-            "symbol": ["A", "A", "B", "B", "B"],
+            "symbol": ["A", "A", "B", "B", "B", "C", "C"],
             "date": [dt.date(2021, 1, 4), dt.date(2021, 1, 6), dt.date(2021, 1, 4), dt.date(2021, 1, 5),
-                     dt.date(2021, 1, 6)],
-            "open": [1.0, 3.0, 5.0, 5.0, 5.0],
-            "high": [1.0, 3.0, 5.0, 5.0, 5.0],
-            "low": [1.0, 3.0, 5.0, 5.0, 5.0],
-            "close": [1.5, 3.5, 5.0, 5.0, 5.0],
-            "volume": [10.0, 10.0, 1.0, 1.0, 1.0],
+                     dt.date(2021, 1, 6), dt.date(2021, 1, 4), dt.date(2021, 1, 6)],
+            "open": [1.0, 3.0, 5.0, 5.0, 5.0, 7.0, 7.0],
+            "high": [1.0, 3.0, 5.0, 5.0, 5.0, 7.0, 7.0],
+            "low": [1.0, 3.0, 5.0, 5.0, 5.0, 7.0, 7.0],
+            "close": [1.5, 3.5, 5.0, 5.0, 5.0, 7.0, 7.0],
+            "volume": [10.0, 10.0, 1.0, 1.0, 1.0, 2.0, 2.0],
         }
-    )
+    )  # fmt: skip
     bars = Bars.from_frame(df)
-    assert bars.close[:, 0].tolist() == [1.5, 1.5, 3.5]  # the gap on the 5th is a flat bar at 1.5
-    assert bars.open[1, 0] == 1.5 and bars.volume[1, 0] == 0.0
+    assert np.isnan(bars.close[1, 0]) and np.isnan(bars.open[1, 0]) and np.isnan(bars.volume[1, 0])
+    assert bars.alive[:, 0].tolist() == [True, False, True]
+    groups = calendar_groups(bars.alive)  # A and C share a calendar, B has its own
+    assert [(r.tolist(), c.tolist()) for r, c in groups] == [([0, 2], [0, 2]), ([0, 1, 2], [1])]
+    a = bars.take([0]).at_rows(groups[0][0])
+    assert a.close[:, 0].tolist() == [1.5, 3.5] and list(a.index.day) == [4, 6]

@@ -94,7 +94,7 @@ def test_vectorbt_matches_backtrader(
         if t.exit_date is not None:
             assert b.index[v["exit_idx"]] == t.exit_date
             assert v["exit_price"] == pytest.approx(t.exit_price, rel=1e-12)
-    assert sim.value[-1, 0] == pytest.approx(ref.final_value, rel=1e-9)
+    assert sim.final_value[0] == pytest.approx(ref.final_value, rel=1e-9)
 
 
 def test_metrics_per_unit_and_combined_from_the_reference_equity(ro_lake: Lake) -> None:

@@ -1,7 +1,9 @@
 """Daily bars from the lake as wide arrays (rows = dates, columns = symbols).
 
-Interior gaps (a date another symbol traded but this one has no row) are filled with a flat bar at the
-previous close so indicators never see holes; dates before a symbol's first bar and after its last stay NaN.
+Rows are the union of every symbol's dates; a symbol has NaN on every row where it has no bar (before its
+first, after its last, and on days it is missing, e.g. rows rejected at ingest).  Nothing is filled: a sweep
+simulates each symbol on its own calendar (:func:`calendar_groups`), so a symbol's results never depend on
+which other symbols share the sweep, and no price is invented for a day it did not trade.
 Close-only series (indices, some vendors) have NaN open/high/low/volume: ``has_ohlc`` is False for them.
 """
 
@@ -54,6 +56,10 @@ class Bars:
     def rows(self, start: int, stop: int) -> Bars:
         return Bars(self.index[start:stop], self.symbols, *(getattr(self, f)[start:stop] for f in FIELDS))
 
+    def at_rows(self, rows: np.ndarray) -> Bars:
+        """The bars of the given row positions only (e.g. one calendar: no missing bar left)."""
+        return Bars(self.index[rows], self.symbols, *(getattr(self, f)[rows] for f in FIELDS))
+
     def with_fallbacks(self) -> Bars:
         """Open/high/low replaced by the close where missing (close-only series), volume left as is."""
 
@@ -75,19 +81,10 @@ class Bars:
         }
         close = wide["close"].sort_index()
         index = pd.DatetimeIndex(close.index)
-        alive = close.ffill().notna() & close.bfill().notna()  # inside [first, last] bar of each symbol
-        gap = alive & close.isna()
-        close_f = close.ffill().where(alive)
-        arrays = {"close": close_f.to_numpy(dtype=np.float64, copy=True)}
-        for f in ("open", "high", "low"):
-            w = wide[f].reindex(index)
-            has_any = w.notna().any(axis=0)
-            filled = w.where(~gap, close_f).where(alive)
-            filled.loc[:, ~has_any] = np.nan  # a close-only series stays close-only
-            arrays[f] = filled.to_numpy(dtype=np.float64, copy=True)
-        arrays["volume"] = (
-            wide["volume"].reindex(index).where(~gap, 0.0).where(alive).to_numpy(dtype=np.float64, copy=True)
-        )
+        alive = close.notna()
+        arrays = {"close": close.to_numpy(dtype=np.float64, copy=True)}
+        for f in ("open", "high", "low", "volume"):
+            arrays[f] = wide[f].reindex(index).where(alive).to_numpy(dtype=np.float64, copy=True)
         return cls(index, tuple(syms), **arrays)
 
 
@@ -130,3 +127,14 @@ def load_bars(
         for f in ("open", "high", "low", "close"):
             df[f] = df[f] * ratio
     return Bars.from_frame(df.drop(columns=["adj_close"]), list(symbols) if symbols else None)
+
+
+def calendar_groups(has_bar: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Columns of ``has_bar`` ``(T, K)`` grouped by identical calendars: ``[(rows, columns), ...]`` with the
+    row positions each group trades on, in order of first column.  Columns without any bar are left out."""
+    packed = np.packbits(np.asarray(has_bar, dtype=bool), axis=0)
+    groups: dict[bytes, list[int]] = {}
+    for k in range(packed.shape[1]):
+        if has_bar[:, k].any():
+            groups.setdefault(packed[:, k].tobytes(), []).append(k)
+    return [(np.flatnonzero(has_bar[:, cols[0]]), np.asarray(cols, dtype=np.int64)) for cols in groups.values()]

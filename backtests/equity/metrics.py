@@ -1,12 +1,11 @@
-"""Metrics per column of a vectorbt portfolio and of return matrices, with vectorbt's own kernels.
+"""Metrics per column of return matrices (the sweep engine's daily returns) and of vectorbt trade records.
 
-The portfolio's value is rebuilt from its order records with ``vectorbt.portfolio.dispatch`` (the engine
-behind ``Portfolio.value``), called on plain arrays: pandas 3 copies every array vectorbt wraps, which made
-the accessor path 3× slower than the simulation itself.  The ratios are :mod:`quantlake.stats` column-wise
-(the one implementation; its conventions: 252 bars a year, risk-free 0, ``max_drawdown`` negative, Sharpe and
-Sortino 0 for a flat column, Sortino NaN without losses, Calmar NaN without a drawdown).  ``var_95`` is
-vectorbt's 5 % quantile of daily returns (negative).  Each column is measured over its symbol's own life
-(rows before a symbol's first bar do not dilute its Sharpe or its annualized return).
+The ratios are :mod:`quantlake.stats` column-wise on plain arrays (the one implementation; its conventions:
+``periods_per_year`` bars a year (252 for daily NYSE bars), risk-free 0, ``max_drawdown`` negative, Sharpe and
+Sortino 0 for a flat column, Sortino NaN without losses, Calmar NaN without a drawdown).  ``var_95`` is the
+5 % quantile of daily returns (numpy's linear interpolation, as vectorbt's VaR; negative).  Each column is
+measured over its symbol's own bars (the sweep simulates each calendar separately).  Trade statistics pool
+vectorbt's exit-trade records.
 """
 
 from __future__ import annotations
@@ -44,10 +43,8 @@ TRADE_SUMS = (
 
 def returns_metrics(returns: np.ndarray, ann_factor: float = ANN_FACTOR) -> dict[str, np.ndarray]:
     """Return-based metrics of each column of ``returns`` (``(T, K)``, no NaN): :mod:`quantlake.stats`
-    column-wise, and vectorbt's 5 % quantile for ``var_95``."""
-    from vectorbt.returns import dispatch as rd
-
-    r = np.ascontiguousarray(returns, dtype=np.float64)
+    column-wise, and the 5 % quantile for ``var_95``."""
+    r = np.asarray(returns, dtype=np.float64)
     if r.shape[0] < 2:
         return {m: np.full(r.shape[1], np.nan) for m in RETURN_METRICS}
     return {
@@ -58,7 +55,7 @@ def returns_metrics(returns: np.ndarray, ann_factor: float = ANN_FACTOR) -> dict
         "calmar": qstats.calmar_ratio(r, ann_factor),
         "max_drawdown": qstats.max_drawdown(r),
         "volatility": qstats.annualized_volatility(r, ann_factor),
-        "var_95": rd.value_at_risk(r, 0.05),
+        "var_95": np.quantile(r, 0.05, axis=0),  # linear interpolation, as vectorbt's value_at_risk
     }
 
 
@@ -69,23 +66,16 @@ def returns_table(returns: pd.DataFrame, ann_factor: float = ANN_FACTOR) -> pd.D
     return pd.DataFrame(out, index=returns.columns)
 
 
-def value_from_orders(pf: Any, close: np.ndarray, init_cash: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column portfolio value and position size ``(T, N)`` from the order records (as ``pf.value()``
-    and ``pf.assets()``, without the pandas wrapping). ``close`` must be forward-filled."""
-    from vectorbt.portfolio import dispatch as pdp
-
-    shape = pf.wrapper.shape_2d
-    orders = pf.orders.values
-    col_map = pf.orders.col_mapper.col_map
-    assets = pdp.assets(pdp.asset_flow(shape, orders, col_map, 2))
-    cash = pdp.cash(pdp.cash_flow(shape, orders, col_map, False), np.full(shape[1], float(init_cash)))
-    value = pdp.value(cash, pdp.asset_value(np.where(assets == 0, 0.0, close), assets))
-    return value, assets
+def simple_returns(value: np.ndarray, init_cash: float) -> np.ndarray:
+    """Daily returns ``(T, N)`` of account values (the first row against ``init_cash``; 0/0 → 0)."""
+    prev = np.vstack([np.full((1, value.shape[1]), float(init_cash)), value[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(value / prev - 1.0, nan=0.0)
 
 
-def trade_sums(pf: Any, n_units: int, unit_of_col: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per unit (column, or group via ``unit_of_col``): counts and sums of vectorbt's exit trades."""
-    rec = pf.trades.values  # exit trades (vectorbt's default trade type)
+def trade_sums(records: np.ndarray, n_units: int, unit_of_col: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per unit (column, or group via ``unit_of_col``): counts and sums of vectorbt exit-trade ``records``."""
+    rec = records
     units = rec["col"] if unit_of_col is None else unit_of_col[rec["col"]]
     closed = rec["status"] == 1
     win = closed & (rec["pnl"] > 0)
@@ -122,42 +112,20 @@ def trade_metrics(sums: pd.DataFrame | dict[str, Any]) -> dict[str, np.ndarray]:
         }
 
 
-def unit_metrics(
-    value: np.ndarray,
-    in_position: np.ndarray,
-    alive: np.ndarray,
-    init_cash: float,
+def unit_table(
+    returns: np.ndarray,
+    exposure: np.ndarray,
+    final_value: np.ndarray,
     sums: dict[str, np.ndarray],
-    unit_rows: np.ndarray,
     ann_factor: float = ANN_FACTOR,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Metrics per unit (column of ``value``) over its own life.
-
-    ``alive``: ``(T, U)`` rows where the unit's instrument has data; ``unit_rows[u]`` groups units that
-    share ``alive`` (one symbol across combinations), so each group is measured in one vectorized call.
-    Returns the table and the daily returns ``(T, U)`` with NaN outside each unit's life."""
-    n_rows, n_units = value.shape
-    rets = np.full((n_rows, n_units), np.nan)
-    prev = np.vstack([np.full((1, n_units), float(init_cash)), value[:-1]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        raw = value / prev - 1.0
-    out = {m: np.full(n_units, np.nan) for m in RETURN_METRICS}
-    out["exposure"] = np.full(n_units, np.nan)
-    out["final_value"] = value[-1].astype(float)
-    for g in np.unique(unit_rows):  # one group per symbol (or pair): rows differ between groups
-        cols = np.flatnonzero(unit_rows == g)
-        rows = np.flatnonzero(alive[:, cols[0]])
-        if rows.size == 0:
-            continue
-        a, b = rows[0], rows[-1] + 1
-        r = np.ascontiguousarray(raw[a:b][:, cols])
-        r = np.nan_to_num(r, nan=0.0)
-        rets[a:b, cols] = r
-        for k, v in returns_metrics(r, ann_factor).items():
-            out[k][cols] = v
-        out["exposure"][cols] = in_position[a:b][:, cols].mean(axis=0)
+) -> pd.DataFrame:
+    """Metrics per unit (column of ``returns``, ``(T, U)`` over the units' own bars: every row is a bar of
+    every unit), its exposure and final value, trade statistics and the trade sums they pool from."""
+    out = returns_metrics(returns, ann_factor)
+    out["exposure"] = np.asarray(exposure, dtype=float)
+    out["final_value"] = np.asarray(final_value, dtype=float)
     out.update(trade_metrics(sums))
     table = pd.DataFrame(out)
     for k, v in sums.items():
         table[k] = v
-    return table, rets
+    return table

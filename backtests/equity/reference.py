@@ -14,7 +14,10 @@ stated in :mod:`backtests.equity.simulate`:
   the entry: the stop-loss level is ``ref (1 - sl)``; if the bar opens at or below it the exit is at the
   open, else if the bar's range reaches it the exit is at the level.  Take-profit mirrors it above.  The
   stop-loss is checked before the take-profit; a trailing stop's reference is raised to the bar's high
-  *after* the bar's check.  A stop exit replaces any signal on that bar.
+  *after* the bar's check.
+* which comes first on a bar: with ``signals_at_open`` (fill ``next_open``) a signal exit fills at the open,
+  before the bar's range can reach a stop, so it wins and the stops are not checked; otherwise (signals
+  fill at a close) a stop hit during the bar replaces the bar's signal.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def run_reference(
     sl_trail: bool = False,
     tp_stop: float = np.nan,
     size_fraction: float | np.ndarray = 1.0,
+    signals_at_open: bool = False,
 ) -> RefResult:
     """Simulate one symbol (1-d arrays of equal length; ``sl_stop`` and ``size_fraction`` — the share of cash
     an entry spends — may be per bar, read on the entry bar)."""
@@ -93,7 +97,8 @@ def run_reference(
         if not np.isnan(close[t]):
             last_close = close[t]
         stop_price = None
-        if shares > 0 and not np.isnan(close[t]):
+        signal_exit = bool(exits[t]) and not bool(entries[t]) and shares > 0
+        if shares > 0 and not np.isnan(close[t]) and not (signals_at_open and signal_exit):
             bar_o = o[t] if not np.isnan(o[t]) else close[t]
             bar_l = lo[t] if not np.isnan(lo[t]) else min(bar_o, close[t])
             bar_h = hi[t] if not np.isnan(hi[t]) else max(bar_o, close[t])
@@ -154,8 +159,11 @@ def check_chunk(task: ChunkTask, sim: Simulation | None = None) -> pd.DataFrame:
     sdef = STRATEGIES[task.kind]
     if sdef.pairs:
         raise ValueError("the reference backtester covers single-symbol strategies, not pairs")
+    from backtests.equity.simulate import fill_labels
+
     sim = sim if sim is not None else simulate_chunk(task)
     n_c, n_s = len(task.combos), len(task.bars.symbols)
+    at_open = [f == "next_open" for f in fill_labels(task.bars, task.execution)]
     sig = sdef.fn(task.bars, task.combos)
     if sig.has_shorts and bool(np.any(sig.short_entries)):
         raise ValueError("the reference backtester is long-only; this combination goes short")
@@ -198,6 +206,7 @@ def check_chunk(task: ChunkTask, sim: Simulation | None = None) -> pd.DataFrame:
                 sl_trail=trail,
                 tp_stop=_cost("tp_stop", row, task.costs),
                 size_fraction=1.0 if lagged_sizes is None else lagged_sizes[:, s],
+                signals_at_open=at_open[s],
             )
             v = rec[rec["col"] == col]
             same_bars = len(v) == len(ref.trades) and all(
@@ -219,7 +228,7 @@ def check_chunk(task: ChunkTask, sim: Simulation | None = None) -> pd.DataFrame:
                     "trades_reference": len(ref.trades),
                     "same_bars": same_bars,
                     "max_rel_diff": diff if same_bars else float("nan"),
-                    "final_vectorbt": float(sim.value[-1, col]),
+                    "final_vectorbt": float(sim.final_value[col]),
                     "final_reference": ref.final_value,
                 }
             )

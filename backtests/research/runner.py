@@ -1,6 +1,9 @@
 """How a sweep maps its chunk function over chunks: sequentially by default; a Prefect flow installs a runner
 that submits each chunk as a task (thread pool or Dask), see ``flows/equity_sweep.py``.
 
+A runner returns the results in the order of the items, as an iterable: the sweep folds each result into
+its totals as it arrives, so the default runner (a generator) keeps one chunk's result in memory at a time.
+
 A context variable rather than a parameter, so a registered job ``fn(config, lake)`` (which ``quantlake runs
 reproduce`` calls without Prefect) is the same code path the flow runs."""
 
@@ -8,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-ChunkRunner = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+ChunkRunner = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 
 
-def sequential(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    return [fn(item) for item in items]
+def sequential(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+    """One item after the other, each result handed on before the next item starts."""
+    for item in items:
+        yield fn(item)
 
 
 _RUNNER: contextvars.ContextVar[ChunkRunner] = contextvars.ContextVar(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
@@ -125,11 +126,12 @@ def strategy(
 
 
 # ------------------------------------------------------------------------------------- gathering
-def per_value(
+def value_table(
     values: Sequence[Hashable] | np.ndarray, compute: Callable[..., np.ndarray], n_args: int = 1
-) -> np.ndarray:
-    """``(T, C, S)`` array whose slice ``[:, c, :]`` is ``compute(*values[c])``, computed once per
-    distinct value (``values`` is a length-C sequence, of tuples when ``n_args > 1``)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(table, inv)``: ``table[:, k, :]`` is ``compute(*value_k)`` for each *distinct* value ``k`` (computed
+    once), ``inv[c]`` the position of combination ``c``'s value (``values`` has length C, of tuples when
+    ``n_args > 1``)."""
     arr = np.asarray(values, dtype=object if n_args > 1 else None)
     if n_args > 1:
         keys = [tuple(v) for v in arr]
@@ -140,7 +142,51 @@ def per_value(
     else:
         uniq_arr, inv = np.unique(arr, return_inverse=True)
         stack = np.stack([compute(u.item() if hasattr(u, "item") else u) for u in uniq_arr], axis=1)
-    return stack[:, inv.ravel(), :]
+    return stack, inv.ravel().astype(np.int64)
+
+
+def per_value(
+    values: Sequence[Hashable] | np.ndarray, compute: Callable[..., np.ndarray], n_args: int = 1
+) -> np.ndarray:
+    """``(T, C, S)`` array whose slice ``[:, c, :]`` is ``compute(*values[c])``, computed once per
+    distinct value (``values`` is a length-C sequence, of tuples when ``n_args > 1``)."""
+    stack, inv = value_table(values, compute, n_args)
+    return stack[:, inv, :]
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _cross_nb(
+    a: np.ndarray, a_idx: np.ndarray, b: np.ndarray, b_idx: np.ndarray, up: np.ndarray, down: np.ndarray
+) -> None:
+    n_rows, n_sym = a.shape[0], a.shape[2]
+    for c in numba.prange(a_idx.shape[0]):
+        ka, kb = a_idx[c], b_idx[c]
+        for s in range(n_sym):
+            col = c * n_sym + s
+            up[0, col] = False
+            down[0, col] = False
+            prev = a[0, ka, s] - b[0, kb, s]
+            for t in range(1, n_rows):
+                x, y = a[t, ka, s], b[t, kb, s]
+                up[t, col] = (x > y) and (prev <= 0)  # NaN compares False: both must be defined
+                down[t, col] = (x < y) and (prev >= 0)
+                prev = x - y
+
+
+def cross_signals(
+    a: np.ndarray, a_idx: np.ndarray, b: np.ndarray, b_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crosses of indicator ``a`` over/under ``b`` for every combination, as ``(T, C * S)`` booleans.
+
+    ``a``/``b`` are :func:`value_table` tables ``(T, K, S)`` and ``a_idx``/``b_idx`` each combination's
+    position in them: the same result as ``crossed_above``/``crossed_below`` of the gathered ``(T, C, S)``
+    arrays, without materializing them (two float arrays of ``T × C × S``)."""
+    n_rows, n_sym = a.shape[0], a.shape[2]
+    up = np.empty((n_rows, len(a_idx) * n_sym), dtype=np.bool_)
+    down = np.empty_like(up)
+    _cross_nb(np.ascontiguousarray(a, dtype=np.float64), np.asarray(a_idx, dtype=np.int64),
+              np.ascontiguousarray(b, dtype=np.float64), np.asarray(b_idx, dtype=np.int64), up, down)  # fmt: skip
+    return up, down
 
 
 def flat(a: np.ndarray) -> np.ndarray:

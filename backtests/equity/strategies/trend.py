@@ -11,7 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backtests.equity import indicators as ind
 from backtests.equity.data import Bars
-from backtests.equity.strategies.base import Signals, col, flat, per_value, strategy, tile
+from backtests.equity.strategies.base import (
+    Signals,
+    col,
+    cross_signals,
+    flat,
+    per_value,
+    strategy,
+    tile,
+    value_table,
+)
 
 
 class _Params(BaseModel):
@@ -58,11 +67,12 @@ def _ema_constraint(combos: pd.DataFrame) -> np.ndarray:
 def ema_cross(bars: Bars, combos: pd.DataFrame) -> Signals:
     """EMA crossover with RSI context (recent RSI cross of upper/lower within N bars) and MACD confirmation."""
     close = bars.close
-    fast = per_value(combos["fast"].to_numpy(), lambda w: ind.ema(close, w))
-    slow = per_value(combos["slow"].to_numpy(), lambda w: ind.ema(close, w))
-    entries = ind.crossed_above(fast, slow)
-    exits = ind.crossed_below(fast, slow)
+    n_rows, n_sym = close.shape
+    fast, fi = value_table(combos["fast"].to_numpy(), lambda w: ind.ema(close, w))
+    slow, si = value_table(combos["slow"].to_numpy(), lambda w: ind.ema(close, w))
+    up, down = cross_signals(fast, fi, slow, si)
     del fast, slow
+    entries = up.reshape(n_rows, len(combos), n_sym)
 
     modes = combos["rsi_filter"].to_numpy()
     if (modes != "off").any():
@@ -93,7 +103,7 @@ def ema_cross(bars: Bars, combos: pd.DataFrame) -> Signals:
 
         conf = per_value([tuple(k) for k in keys], confirm, n_args=3)
         entries &= conf | ~col(combos, "macd_confirm").astype(bool)
-    return Signals(flat(entries), flat(exits))
+    return Signals(up, down)
 
 
 # ------------------------------------------------------------------------------------------ SMA cross
@@ -105,9 +115,9 @@ class SmaCrossParams(_Params):
 @strategy("sma_cross", SmaCrossParams, _fast_below_slow, "fast < slow")
 def sma_cross(bars: Bars, combos: pd.DataFrame) -> Signals:
     """Long when the fast SMA crosses above the slow SMA, flat when it crosses below."""
-    fast = per_value(combos["fast"].to_numpy(), lambda w: ind.sma(bars.close, w))
-    slow = per_value(combos["slow"].to_numpy(), lambda w: ind.sma(bars.close, w))
-    return Signals(flat(ind.crossed_above(fast, slow)), flat(ind.crossed_below(fast, slow)))
+    fast, fi = value_table(combos["fast"].to_numpy(), lambda w: ind.sma(bars.close, w))
+    slow, si = value_table(combos["slow"].to_numpy(), lambda w: ind.sma(bars.close, w))
+    return Signals(*cross_signals(fast, fi, slow, si))
 
 
 # ------------------------------------------------------------------------------------------ MACD trend
