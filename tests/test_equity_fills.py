@@ -31,7 +31,7 @@ def _bars(symbol: str, days: pd.DatetimeIndex, o: Any, h: Any, lo: Any, c: Any) 
 # sma_cross fast=1 / slow=2: the close crossing its 2-bar mean.  Bar 2 crosses up (buy at bar 3's open,
 # 10.0; stop level 10.0 x 0.9 = 9.0), bar 4 crosses down (sell at bar 5's open).  Bar 5 opens at 10.4
 # and only then trades down to 8.5, through the stop.
-O = [10.0, 9.0, 9.5, 10.0, 11.0, 10.4, 10.0, 10.0]
+OPEN = [10.0, 9.0, 9.5, 10.0, 11.0, 10.4, 10.0, 10.0]
 H = [10.0, 9.0, 10.0, 11.0, 11.0, 10.4, 10.0, 10.0]
 L = [10.0, 9.0, 9.5, 10.0, 10.5, 8.5, 10.0, 10.0]
 C = [10.0, 9.0, 10.0, 11.0, 10.5, 10.0, 10.0, 10.0]
@@ -43,15 +43,15 @@ STOP_CFG = {"strategy": {"kind": "sma_cross", "params": {"fast": 1, "slow": 2}},
     ("closes", "exit_price", "why"),
     [
         (C, 10.4, "the signal exit is due at bar 5's open: sold there, before the low reaches the stop"),
-        (C[:4] + [11.5, *C[5:]], 9.0, "no exit signal pending: the stop fills at its level"),
+        ([*C[:4], 11.5, *C[5:]], 9.0, "no exit signal pending: the stop fills at its level"),
     ],
 )
 def test_a_stop_never_preempts_a_pending_next_open_exit(
     lake: Lake, closes: list[float], exit_price: float, why: str
 ) -> None:
-    days = pd.bdate_range("2024-01-01", periods=len(O))
+    days = pd.bdate_range("2024-01-01", periods=len(OPEN))
     h = [max(a, b) for a, b in zip(H, closes, strict=True)]
-    lake.merge("equity_bars", _bars("AAA", days, O, h, L, closes))
+    lake.merge("equity_bars", _bars("AAA", days, OPEN, h, L, closes))
     res = run_sweep(validate(SweepConfig, {"symbols": ["AAA"], **STOP_CFG}), lake)
     trades = detail(res).trades
     assert len(trades) == 1, trades
@@ -60,21 +60,21 @@ def test_a_stop_never_preempts_a_pending_next_open_exit(
     assert (t.exit_date, t.exit_price) == (days[5], pytest.approx(exit_price, rel=1e-12)), why
     assert res.table["final_value"].iloc[0] == pytest.approx(10_000 * exit_price / 10.0, rel=1e-12)
     # the plain event loop states the same rule
-    ref = run_reference(np.array(closes), np.array(O), _lagged_entries(), _lagged_exits(closes),
-                        open_=np.array(O), high=np.array(h), low=np.array(L), fees=0.0, slippage=0.0,
+    ref = run_reference(np.array(closes), np.array(OPEN), _lagged_entries(), _lagged_exits(closes),
+                        open_=np.array(OPEN), high=np.array(h), low=np.array(L), fees=0.0, slippage=0.0,
                         sl_stop=0.1, signals_at_open=True)  # fmt: skip
     assert [(r.entry_idx, r.exit_idx) for r in ref.trades] == [(3, 5)]
     assert ref.trades[0].exit_price == pytest.approx(exit_price, rel=1e-12)
 
 
 def _lagged_entries() -> np.ndarray:
-    e = np.zeros(len(O), dtype=bool)
+    e = np.zeros(len(OPEN), dtype=bool)
     e[3] = True  # the cross up on bar 2's close, traded on bar 3
     return e
 
 
 def _lagged_exits(closes: list[float]) -> np.ndarray:
-    x = np.zeros(len(O), dtype=bool)
+    x = np.zeros(len(OPEN), dtype=bool)
     x[5] = closes[4] < (closes[3] + closes[4]) / 2  # the cross down on bar 4's close, traded on bar 5
     return x
 

@@ -70,7 +70,7 @@ def _flex(a: np.ndarray, mode: int, j: int, s: int, col: int) -> float:
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def simulate_nb(  # noqa: PLR0913, PLR0912, PLR0915 - one flat kernel, arguments documented in simulate()
+def simulate_nb(  # one flat kernel: the arguments are documented in simulate()
     close: np.ndarray,
     price: np.ndarray,
     open_: np.ndarray,
@@ -179,38 +179,42 @@ def simulate_nb(  # noqa: PLR0913, PLR0912, PLR0915 - one flat kernel, arguments
                 o_slip = slippage[col]
 
                 # stops, unless a signal order already changes the position at this bar's open
-                if use_stops and not (signals_at_open[s] and o_size != 0) and pos != 0:
-                    if not np.isnan(sl_cur[k]) or not np.isnan(tp_cur[k]):
-                        c = close[i, s]
-                        o = open_[i, s]
-                        h = high[i, s]
-                        lo = low[i, s]
-                        if np.isnan(o):
-                            o = c
-                        if np.isnan(lo):
-                            lo = min(o, c)
-                        if np.isnan(h):
-                            h = max(o, c)
-                        stop_px = np.nan
-                        if not np.isnan(sl_cur[k]):
-                            stop_px = vnb.get_stop_price_nb(pos, sl_price[k], sl_cur[k], o, lo, h, True)
-                        if np.isnan(stop_px) and not np.isnan(tp_cur[k]):
-                            stop_px = vnb.get_stop_price_nb(pos, tp_price[k], tp_cur[k], o, lo, h, False)
-                        if not np.isnan(sl_cur[k]) and sl_trl[k]:
-                            if pos > 0 and h > sl_price[k]:
-                                sl_price[k] = h
-                            elif pos < 0 and lo < sl_price[k]:
-                                sl_price[k] = lo
-                        if not np.isnan(stop_px):
-                            le, lx, se, sx, acc = vnb.generate_stop_signal_nb(
-                                pos, StopExitMode.Close, AccumulationMode.Disabled
-                            )
-                            o_price, o_slip = vnb.resolve_stop_price_and_slippage_nb(
-                                stop_px, px, c, slippage[col], StopExitPrice.StopMarket
-                            )
-                            o_size, o_type, o_dir = vnb.signals_to_size_nb(
-                                pos, le, lx, se, sx, sz, size_type, acc, val_price[k]
-                            )
+                if (
+                    use_stops
+                    and not (signals_at_open[s] and o_size != 0 and not np.isnan(o_size))
+                    and pos != 0
+                    and (not np.isnan(sl_cur[k]) or not np.isnan(tp_cur[k]))
+                ):
+                    c = close[i, s]
+                    o = open_[i, s]
+                    h = high[i, s]
+                    lo = low[i, s]
+                    if np.isnan(o):
+                        o = c
+                    if np.isnan(lo):
+                        lo = min(o, c)
+                    if np.isnan(h):
+                        h = max(o, c)
+                    stop_px = np.nan
+                    if not np.isnan(sl_cur[k]):
+                        stop_px = vnb.get_stop_price_nb(pos, sl_price[k], sl_cur[k], o, lo, h, True)
+                    if np.isnan(stop_px) and not np.isnan(tp_cur[k]):
+                        stop_px = vnb.get_stop_price_nb(pos, tp_price[k], tp_cur[k], o, lo, h, False)
+                    if not np.isnan(sl_cur[k]) and sl_trl[k]:
+                        if pos > 0 and h > sl_price[k]:
+                            sl_price[k] = h
+                        elif pos < 0 and lo < sl_price[k]:
+                            sl_price[k] = lo
+                    if not np.isnan(stop_px):
+                        le, lx, se, sx, acc = vnb.generate_stop_signal_nb(
+                            pos, StopExitMode.Close, AccumulationMode.Disabled
+                        )
+                        o_price, o_slip = vnb.resolve_stop_price_and_slippage_nb(
+                            stop_px, px, c, slippage[col], StopExitPrice.StopMarket
+                        )
+                        o_size, o_type, o_dir = vnb.signals_to_size_nb(
+                            pos, le, lx, se, sx, sz, size_type, acc, val_price[k]
+                        )
 
                 if o_size != 0:
                     if o_dir == Direction.ShortOnly:
@@ -367,7 +371,7 @@ def simulate(
     f64 = np.float64
     old_threads = numba.get_num_threads()
     if threads:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     try:
         simulate_nb(
             np.ascontiguousarray(close, dtype=f64),
