@@ -5,6 +5,7 @@ check of the selected combination against the plain event-loop backtester."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def stage(ctx: DemoContext) -> None:
 
     from backtests.equity.config import SweepConfig, validate
     from backtests.equity.reference import check_chunk
-    from backtests.equity.sweep import ChunkTask, prepare
+    from backtests.equity.sweep import prepare
     from flows.equity_sweep import run_equity_flow
 
     cfg = validate(SweepConfig, DEMO_CONFIG)
@@ -53,7 +54,8 @@ def stage(ctx: DemoContext) -> None:
     ctx.console.print(f"[dim]vectorbt loaded in {time.perf_counter() - t0:.1f} s[/]")
     ctx.console.print(
         "[bold]EMA crossover[/] (RSI context, MACD confirmation) on SPY, AAPL, GOOG 2008-2017: "
-        "every (fast, slow) pair, one vectorbt call per symbol chunk, chunks as Prefect tasks"
+        "every (fast, slow) pair, one engine call per symbol chunk (vectorbt's order functions in a parallel "
+        "numba loop), chunks as Prefect tasks"
     )
     digest = run_equity_flow(cfg.model_dump(mode="json"), job="equity.sweep", runner="thread", workers=2)
     m, timing = digest["metrics"], digest.get("timing", {})
@@ -89,10 +91,9 @@ def stage(ctx: DemoContext) -> None:
     ctx.console.print(stats)
 
     # the independent check: the selected combination re-run bar by bar in a plain Python event loop
-    combos, _tasks, context, _ = prepare(cfg, ctx.lake)
+    combos, tasks, _, _ = prepare(cfg, ctx.lake)
     best = combos[(combos["fast"] == digest["best_params"]["fast"]) & (combos["slow"] == digest["best_params"]["slow"])]
-    task = ChunkTask(cfg.strategy.kind, context["bars"], best, cfg.costs, cfg.execution)
-    check: pd.DataFrame = check_chunk(task)
+    check: pd.DataFrame = pd.concat([check_chunk(replace(t, combos=best)) for t in tasks], ignore_index=True)
     ok = bool(check["same_bars"].all())
     ctx.console.print(
         f"independent check (event-loop reference vs vectorbt, selected combination): "

@@ -22,10 +22,9 @@ def sleeve_nav(asset: AssetConfig, cfg: PortfolioConfig, lake: Lake) -> pd.Serie
     sweep = SweepConfig(name=f"{cfg.name}-{asset.name}", strategy=asset.strategy, symbols=[asset.symbol],
                         start=cfg.start, end=cfg.end, costs=asset.costs, execution=asset.execution,
                         sizing=asset.sizing)  # fmt: skip
-    _, tasks, context, _ = prepare(sweep, lake)
-    sim = simulate_chunk(tasks[0])
-    index = pd.DatetimeIndex(context["bars"].index)
-    value = pd.Series(np.asarray(sim.value)[:, 0], index=index).where(np.asarray(sim.alive)[:, 0])
+    _, tasks, _, _ = prepare(sweep, lake)
+    sim = simulate_chunk(tasks[0], values=True)  # one symbol: one task, on the symbol's own dates
+    value = pd.Series(np.asarray(sim.value)[:, 0], index=pd.DatetimeIndex(tasks[0].bars.index))
     return (value / asset.execution.init_cash).rename(asset.name)
 
 
