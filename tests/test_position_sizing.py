@@ -98,8 +98,8 @@ def test_sized_sweeps_match_the_event_loop_reference(ro_lake: Lake, case: str) -
     assert out["max_rel_diff"].max() < 1e-10
     assert out["final_rel_diff"].max() < 1e-10
     # a fraction below one leaves cash idle: the final values differ from the all-in sweep's
-    allin = simulate_chunk(replace(tasks[0], sizing=None))
-    assert not np.allclose(out["final_vectorbt"], allin.value[-1])
+    allin = np.concatenate([simulate_chunk(replace(t, sizing=None)).final_value for t in tasks])
+    assert not np.allclose(out["final_vectorbt"], allin)
 
 
 # ------------------------------------------------------------------------------------------ options
