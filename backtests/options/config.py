@@ -28,6 +28,9 @@ PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Regime = Literal["low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral"]
 ChainSourceMode = Literal["auto", "observed", "modeled"]
+# index option underlyings named without the ^ of index symbols (as chain files name them): cash-settled
+CASH_SETTLED_INDEXES = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "MRUT", "VIX", "DJX", "OEX",
+                                  "XEO", "XND"})
 LEGACY_CHAIN_MODES = {"observed_else_modeled": "auto", "observed": "observed", "modeled": "modeled"}
 Delay = Literal["next_bar", "same_bar"]
 
@@ -120,7 +123,8 @@ class RateConfig(_Model):
 class MarketConfig(_Model):
     """The underlying's market.
 
-    ``settlement``: ``auto`` is cash for index symbols (``^...``), else physical delivery.
+    ``settlement``: ``auto`` is cash for index symbols (``^...``) and index option underlyings named as chain
+    files name them (SPX, NDX, RUT, VIX, XSP ...: :data:`CASH_SETTLED_INDEXES`), else physical delivery.
     ``settlement_price``: expiring options settle at the expiry day's ``close`` (PM-settled: equity options,
     SPX weeklies) or its ``open`` (AM-settled: SPX/RUT monthlies; an index with closes only has open = close).
     ``dividend_yield``: continuous yield used to price options and credited to shares held.
@@ -559,7 +563,7 @@ class OptionsBacktestConfig(_Model):
     def settlement(self) -> Literal["cash", "physical"]:
         if self.market.settlement != "auto":
             return self.market.settlement
-        return "cash" if self.underlying.startswith("^") else "physical"
+        return "cash" if self.underlying.startswith("^") or self.underlying in CASH_SETTLED_INDEXES else "physical"
 
 
 # ------------------------------------------------------------------------------------------ loading
