@@ -58,6 +58,7 @@ FloatArray = NDArray[np.float64]
 ChainMode = Literal["auto", "observed", "modeled", "observed_else_modeled"]
 MODES: tuple[str, ...] = ("auto", "observed", "modeled", "observed_else_modeled")
 MODELED = "modeled"
+OBSERVED_BLOCK_DAYS = 31  # calendar days of observed quotes one lake read loads (see ChainProvider._observed_block)
 EXTRA_COLUMNS = ["mid", "iv", "model_iv", "rate", "dividend_yield"]
 CHAIN_COLUMNS = [*OPTION_QUOTES.schema.names, *EXTRA_COLUMNS]
 
@@ -343,12 +344,17 @@ class ChainProvider:
     Series are loaded once per symbol and cached; every look-up on date d uses rows dated <= d only.
     """
 
-    def __init__(self, lake: Lake, config: ChainModelConfig | None = None) -> None:
+    def __init__(self, lake: Lake, config: ChainModelConfig | None = None,
+                 roots: tuple[str, ...] | None = None) -> None:
         self.lake = lake
         self.config = config or ChainModelConfig()
+        # observed quotes of these OCC roots only, the first listed preferred where two list the same
+        # contract terms (None: every root, the PM-settled one preferred)
+        self.roots = tuple(roots) if roots else None
         self._closes: dict[str, tuple[NDArray[np.datetime64], FloatArray]] = {}
         self._macro: dict[str, tuple[NDArray[np.datetime64], NDArray[np.datetime64], FloatArray]] = {}
         self._quote_dates: dict[str, set[dt.date]] = {}
+        self._blocks: dict[str, tuple[dt.date, dt.date, pd.DataFrame, dict[dt.date, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ public
     def chain(
@@ -376,45 +382,22 @@ class ChainProvider:
 
         One row per (expiry, strike, right) unless ``all_roots``: where two roots list the same contract
         terms (SPX and SPXW on a monthly expiry) the PM-settled one is kept, whose settlement on the close
-        is what a close-to-close backtest assumes.  A no-market quote (bid = ask = 0) has no mid: it is
-        never filled.
+        is what a close-to-close backtest assumes — or, when the provider was given ``roots``, only those
+        roots' quotes, the first listed preferred.  A no-market quote (bid = ask = 0) has no mid: it is
+        never filled.  The vol is the vendor's where it gives one, else solved from the mid
+        (``features.pricing.implied_vol``) with the Treasury curve known on ``date``.
         """
         sym = validate_symbol(underlying)
         day = _as_date(date)
         if day not in self._observed_dates(sym):
             return _empty()
-        rows = self.lake.read("option_quotes", where="underlying = ? AND quote_date = ?", params=[sym, day])
-        rows = conform_frame(rows)  # a version written before the root joined the key
-        if not all_roots and len(rows):
-            pm_first = rows.assign(_am=(rows["settlement"] != "PM")).sort_values(["_am", "root"], kind="stable")
-            rows = pm_first.drop_duplicates(["expiry", "strike", "right"]).drop(columns="_am")
-            rows = rows.sort_values(["expiry", "strike", "right", "root"], kind="stable")
-        for col in ("quote_date", "expiry"):
-            rows[col] = pd.to_datetime(rows[col]).dt.date.astype(object)
-        bid, ask, last = (rows[c].to_numpy(dtype=np.float64) for c in ("bid", "ask", "last"))
-        both = np.isfinite(bid) & np.isfinite(ask)
-        mid = np.where(both, (bid + ask) / 2.0, last)
-        mid = np.where(rows["no_market"].fillna(False).to_numpy(dtype=bool), np.nan, mid)
-        spot = rows["underlying_price"].to_numpy(dtype=np.float64)
-        close = self._close_on(sym, day)
-        if close is not None:
-            spot = np.where(np.isfinite(spot), spot, close)
-        days = np.array([(e - day).days for e in rows["expiry"]], dtype=np.float64)
-        rates_curve, _ = self._rates(day)
-        rate = rates_curve(days / 365.0)
-        q = self._dividend_yield(sym)
-        iv = rows["vendor_iv"].to_numpy(dtype=np.float64)
-        need = ~(np.isfinite(iv) & (iv > 0)) & np.isfinite(mid)
-        if need.any():
-            iv = iv.copy()
-            iv[need] = implied_vol(mid[need], rows["right"].to_numpy()[need], spot[need],
-                                   rows["strike"].to_numpy(dtype=np.float64)[need], days[need] / 365.0,
-                                   rate[need], q)  # fmt: skip
-        rows["mid"] = mid
-        rows["iv"] = iv
-        rows["model_iv"] = np.nan
-        rows["rate"] = rate
-        rows["dividend_yield"] = q
+        frame, rows_of = self._observed_block(sym, day)
+        idx = rows_of.get(day)
+        if idx is None:
+            return _empty()
+        rows = frame.iloc[idx]
+        if not all_roots:
+            rows = rows[rows["_keep"].to_numpy()]
         return rows[CHAIN_COLUMNS].reset_index(drop=True)
 
     def modeled(self, underlying: str, date: dt.date | str) -> pd.DataFrame:
@@ -538,6 +521,61 @@ class ChainProvider:
         if (d - dates[i]).astype(int) > max_age_days:
             return None
         return float(values[i])
+
+    def _observed_block(self, sym: str, day: dt.date) -> tuple[pd.DataFrame, dict[dt.date, np.ndarray]]:
+        """The observed chains of the quote dates from ``day`` to ``day`` + :data:`OBSERVED_BLOCK_DAYS`, read
+        in one lake read and priced once (mid, rate, iv, the ``_keep`` flag of the one-root-per-contract
+        rule), and the row positions of each date.  One block per underlying stays in memory; every look-up
+        still returns only its own date's rows, priced with what was known on that date."""
+        block = self._blocks.get(sym)
+        if block is not None and block[0] <= day <= block[1]:
+            return block[2], block[3]
+        end = day + dt.timedelta(days=OBSERVED_BLOCK_DAYS)
+        rows = self.lake.read("option_quotes", where="underlying = ? AND quote_date >= ? AND quote_date <= ?",
+                              params=[sym, day, end])
+        rows = conform_frame(rows)  # a version written before the root joined the key
+        for col in ("quote_date", "expiry"):
+            rows[col] = pd.to_datetime(rows[col]).dt.date.astype(object)
+        rows = rows.sort_values(["quote_date", "expiry", "strike", "right", "root"], kind="stable")
+        rows = rows.reset_index(drop=True)
+        if self.roots:
+            rows = rows[rows["root"].isin(self.roots)].reset_index(drop=True)
+            rank = rows["root"].map({r: i for i, r in enumerate(self.roots)})
+        else:
+            rank = (rows["settlement"] != "PM").astype(int)
+        ranked = rows.assign(_rank=rank.to_numpy()).sort_values(
+            ["quote_date", "expiry", "strike", "right", "_rank", "root"], kind="stable")
+        keep = ~ranked.duplicated(["quote_date", "expiry", "strike", "right"])
+        rows["_keep"] = keep.reindex(rows.index).to_numpy(dtype=bool)
+        self._price_observed(sym, rows)
+        qd = rows["quote_date"].to_numpy()
+        rows_of = {d: np.flatnonzero(qd == d) for d in pd.unique(qd)}
+        self._blocks[sym] = (day, end, rows, rows_of)
+        return rows, rows_of
+
+    def _price_observed(self, sym: str, rows: pd.DataFrame) -> None:
+        """Add mid, iv, model_iv, rate and dividend_yield to observed rows (of any quote dates), in place."""
+        bid, ask, last = (rows[c].to_numpy(dtype=np.float64) for c in ("bid", "ask", "last"))
+        mid = np.where(np.isfinite(bid) & np.isfinite(ask), (bid + ask) / 2.0, last)
+        mid = np.where(rows["no_market"].fillna(False).to_numpy(dtype=bool), np.nan, mid)
+        quote_days = pd.to_datetime(rows["quote_date"]).to_numpy(dtype="datetime64[D]")
+        days = (pd.to_datetime(rows["expiry"]).to_numpy(dtype="datetime64[D]") - quote_days).astype(np.float64)
+        spot = rows["underlying_price"].to_numpy(dtype=np.float64).copy()
+        rate = np.full(len(rows), np.nan)
+        for d in np.unique(quote_days):  # the curve and the close known on each quote date
+            on = quote_days == d
+            close = self._close_on(sym, d.astype(dt.date))
+            if close is not None:
+                spot[on] = np.where(np.isfinite(spot[on]), spot[on], close)
+            rate[on] = self._rates(d.astype(dt.date))[0](days[on] / 365.0)
+        q = self._dividend_yield(sym)
+        iv = rows["vendor_iv"].to_numpy(dtype=np.float64).copy()
+        need = ~(np.isfinite(iv) & (iv > 0)) & np.isfinite(mid)
+        if need.any():
+            iv[need] = implied_vol(mid[need], rows["right"].to_numpy()[need], spot[need],
+                                   rows["strike"].to_numpy(dtype=np.float64)[need], days[need] / 365.0,
+                                   rate[need], q)  # fmt: skip
+        rows["mid"], rows["iv"], rows["model_iv"], rows["rate"], rows["dividend_yield"] = mid, iv, np.nan, rate, q
 
     def _observed_dates(self, sym: str) -> set[dt.date]:
         if sym not in self._quote_dates:

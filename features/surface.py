@@ -13,6 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -56,6 +59,27 @@ def _read(b: _Build, table: str, date_col: str, start: dt.date, columns: list[st
     return data.select(columns)
 
 
+def _gaps(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """(underlying, date, gap): for every quote date of the build (history included), the exchange trading
+    days since the underlying's previous quote date (``quantlake.calendars``, XNYS) — what one log return of
+    the chain's level spans.  At least 1 (a quote stamped on a closed day is not a zero-day return)."""
+    from quantlake.calendars import sessions
+
+    df = con.execute(
+        "SELECT DISTINCT underlying, quote_date AS date FROM surface_quotes "
+        "UNION SELECT underlying, date FROM surface_history ORDER BY underlying, date").df()
+    if df.empty:
+        return pa.table({"underlying": pa.array([], pa.string()), "date": pa.array([], pa.date32()),
+                         "gap": pa.array([], pa.int64())})
+    days = pd.to_datetime(df["date"]).to_numpy(dtype="datetime64[D]")
+    open_days = sessions(days.min().astype(dt.date), days.max().astype(dt.date)).to_numpy(dtype="datetime64[D]")
+    pos = pd.Series(np.searchsorted(open_days, days, side="right"))
+    gap = (pos - pos.groupby(df["underlying"].to_numpy()).shift(1)).fillna(1).clip(lower=1).astype("int64")
+    return pa.table({"underlying": pa.array(df["underlying"].astype(str).to_numpy(), pa.string()),
+                     "date": pa.array(pd.to_datetime(df["date"]).dt.date.to_numpy(), pa.date32()),
+                     "gap": pa.array(gap.to_numpy(), pa.int64())})
+
+
 def build_surface(b: _Build, result: TableResult) -> None:
     from features.build import _quote_plan, fingerprint  # the module that imports this one
 
@@ -78,6 +102,7 @@ def build_surface(b: _Build, result: TableResult) -> None:
     history = (SURFACE.schema.empty_table().select(HISTORY_COLUMNS) if plan.full or not b.lake.exists(SURFACE.name)
                else _read(b, SURFACE.name, "date", start, HISTORY_COLUMNS, before=True))
     b.con.register("surface_history", history)
+    b.con.register("surface_gaps", _gaps(b.con))
     params["from_date"] = start
     data = b.run(SURFACE.name, params, template)
     result.mode = "full" if plan.full else "incremental"

@@ -86,6 +86,7 @@ STAGES: list[tuple[str, str]] = [
     ("features", "features.demo:stage"),
     ("equity", "backtests.equity.demo:stage"),
     ("options", "backtests.options.demo:stage"),
+    ("options_spx", "backtests.options.demo_spx:stage"),  # real SPX quotes (needs the ingest stage)
     ("risk", "risk.demo:stage"),
     ("tracking", "tracking.demo:stage"),
     ("scan", "execution.demo:stage_scan"),

@@ -7,6 +7,8 @@
 --                    recomputed here)
 --   surface_history  stored features_surface rows before $from_date (underlying, date, spot, atm_iv_30):
 --                    the history the rolling columns need (empty on a full build)
+--   surface_gaps     (underlying, date, gap): XNYS trading days since the underlying's previous quote date
+--                    (quantlake.calendars), for every date of surface_quotes and surface_history
 -- Parameters: $from_date, $min_dte (shortest expiry used, days), $expansion_hv_iv, $expansion_rank,
 --   $contraction_hv_iv, $high_rank, $low_rank (the HV/IV regime rule set).
 -- Template values (validated integers only): rank_window (observations in the IV rank and percentile,
@@ -24,7 +26,8 @@
 --   ATM IV          the IV at F, linear in strike between the two listed strikes around F; the IV of a
 --                   strike is the mean of its call and put IVs (one of them where only one is quoted)
 --   25-delta IVs    the put IV at delta -0.25 and the call IV at +0.25, linear in delta between the two
---                   options around it (out-of-the-money side: puts with delta in (-0.5, 0), calls in (0, 0.5))
+--                   options of that right whose deltas are nearest on either side of it (on a coarse strike
+--                   grid the one beyond may be the at-the-money option)
 -- Per underlying and date:
 --   spot            the chain's underlying level (median of the quotes' underlying_price)
 --   atm_iv_30, atm_iv_60   ATM IV at 30 / 60 calendar days, variance-interpolated between the expiries
@@ -40,9 +43,10 @@
 --   iv_pctl_252     100 x (how many of the previous rank_window - 1 values are strictly below today's) /
 --                   (rank_window - 1)
 --   hv_20           realized vol of spot: sample standard deviation of the last hv_window log returns
---                   between quote dates, each divided by the square root of the weekdays it spans (a gap in
---                   the chain history is not a one-day return), times sqrt(252); NULL until hv_window
---                   returns.  With consecutive trading days this is features_regime's rv_20.
+--                   between quote dates, each divided by the square root of the exchange trading days it
+--                   spans (surface_gaps: a gap in the chain history is not a one-day return), times
+--                   sqrt(252); NULL until hv_window returns.  With consecutive trading days this is
+--                   features_regime's rv_20 (the same ql_rolling_std kernel).
 --   hv_iv_ratio     hv_20 / atm_iv_30
 --   put_call_volume_ratio, put_call_oi_ratio   from features_option_flow (same underlying and date)
 --   gex_1pct        dealer gamma exposure: the change of dealers' delta, in money, for a 1 % rise of the
@@ -117,14 +121,14 @@ bracket AS (
 ),
 wings AS (
     SELECT quote_date, underlying, expiry,
-           arg_max(iv, delta) FILTER (WHERE "right" = 'P' AND delta > -0.5 AND delta <= -0.25) AS p_iv_a,
-           max(delta) FILTER (WHERE "right" = 'P' AND delta > -0.5 AND delta <= -0.25) AS p_d_a,
+           arg_max(iv, delta) FILTER (WHERE "right" = 'P' AND delta <= -0.25) AS p_iv_a,
+           max(delta) FILTER (WHERE "right" = 'P' AND delta <= -0.25) AS p_d_a,
            arg_min(iv, delta) FILTER (WHERE "right" = 'P' AND delta > -0.25 AND delta < 0) AS p_iv_b,
            min(delta) FILTER (WHERE "right" = 'P' AND delta > -0.25 AND delta < 0) AS p_d_b,
            arg_max(iv, delta) FILTER (WHERE "right" = 'C' AND delta > 0 AND delta <= 0.25) AS c_iv_a,
            max(delta) FILTER (WHERE "right" = 'C' AND delta > 0 AND delta <= 0.25) AS c_d_a,
-           arg_min(iv, delta) FILTER (WHERE "right" = 'C' AND delta > 0.25 AND delta < 0.5) AS c_iv_b,
-           min(delta) FILTER (WHERE "right" = 'C' AND delta > 0.25 AND delta < 0.5) AS c_d_b
+           arg_min(iv, delta) FILTER (WHERE "right" = 'C' AND delta > 0.25) AS c_iv_b,
+           min(delta) FILTER (WHERE "right" = 'C' AND delta > 0.25) AS c_d_b
     FROM q
     GROUP BY quote_date, underlying, expiry
 ),
@@ -206,13 +210,10 @@ series AS (
     SELECT underlying, date, spot, atm_iv_30 FROM today
 ),
 returns AS (
-    SELECT underlying, date,
-           ln(spot / lag(spot) OVER w)
-               / sqrt(5 * ((date - lag(date) OVER w) // 7)
-                      + len(list_filter(range(1, (date - lag(date) OVER w) % 7 + 1),
-                                        k -> (isodow(lag(date) OVER w) - 1 + k) % 7 < 5))) AS r_day
-    FROM series
-    WINDOW w AS (PARTITION BY underlying ORDER BY date)
+    SELECT s.underlying, s.date, ln(s.spot / lag(s.spot) OVER w) / sqrt(g.gap) AS r_day
+    FROM series AS s
+    JOIN surface_gaps AS g USING (underlying, date)
+    WINDOW w AS (PARTITION BY s.underlying ORDER BY s.date)
 ),
 hv_series AS (
     SELECT underlying, list(date ORDER BY date) AS d, list(r_day ORDER BY date) AS r

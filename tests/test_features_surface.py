@@ -24,6 +24,7 @@ import pytest
 from features.build import build_features
 from features.pricing import bs_greeks, bs_price
 from features.settings import FeatureSettings
+from quantlake.calendars import holidays, sessions
 from quantlake.lake import Lake
 
 D = dt.date
@@ -31,6 +32,8 @@ SKEW, SLOPE = -0.3, 0.10
 N_DAYS = 262  # rank_window 252 observations and a few more
 GAPS = (40, 41, 150)  # days missing from the chain history (multi-day returns)
 STRIKES = 0.02 * np.arange(-5, 6)
+WEEKLY = "XYZW"  # a second root on the same expiries: 5 strikes at IV + 5 points (never the IV source: fewer
+#                  strikes), counted in the dealer gamma like any contract
 
 
 def atm_level(i: int) -> float:
@@ -44,7 +47,7 @@ def true_vol(i: int, spot: float, strike: np.ndarray, t: float) -> np.ndarray:
 def synthetic_chains(underlying: str = "XYZ") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Quotes of every Friday expiry 7..99 days out, 11 strikes within +-10 %, on N_DAYS business days
     (less GAPS); and the day table (date, i, spot)."""
-    all_days = pd.bdate_range("2022-01-03", periods=N_DAYS + len(GAPS))
+    all_days = sessions("2022-01-03", "2023-12-29")[: N_DAYS + len(GAPS)]  # NYSE trading days
     rng = np.random.default_rng(7)
     daily_sd = np.where(np.arange(len(all_days)) < 130, 0.004, 0.016)  # calm, then rough: HV/IV moves
     spots = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1.0, len(all_days)) * daily_sd))
@@ -58,17 +61,19 @@ def synthetic_chains(underlying: str = "XYZ") -> tuple[pd.DataFrame, pd.DataFram
             t = (e - d).days / 365.0
             k = np.round(s * (1 + STRIKES), 2)
             vol = true_vol(i, s, k, t)
-            for right in ("C", "P"):
-                px = np.asarray(bs_price(right, s, k, t, 0.0, 0.0, vol))
-                for j in range(k.size):
-                    rows.append((d, underlying, e, float(k[j]), right, px[j] * 0.99, px[j] * 1.01,
-                                 float(10 + j + (right == "P")), float(100 * (j + 1) if right == "C" else 150 * (11 - j)),
-                                 float(vol[j]) + 0.01, s))
-    cols = ["quote_date", "underlying", "expiry", "strike", "right", "bid", "ask", "volume", "open_interest",
-            "vendor_iv", "underlying_price"]
+            for root, shift, listed in ((underlying, 0.0, range(k.size)), (WEEKLY, 0.05, range(3, 8))):
+                for right in ("C", "P"):
+                    px = np.asarray(bs_price(right, s, k, t, 0.0, 0.0, vol + shift))
+                    for j in listed:
+                        oi = 100 * (j + 1) if right == "C" else 150 * (11 - j)
+                        rows.append((d, underlying, root, e, float(k[j]), right, px[j] * 0.99, px[j] * 1.01,
+                                     float(10 + j + (right == "P")), float(oi), float(vol[j] + shift) + 0.01, s))
+    cols = ["quote_date", "underlying", "root", "expiry", "strike", "right", "bid", "ask", "volume",
+            "open_interest", "vendor_iv", "underlying_price"]
     q = pd.DataFrame(rows, columns=cols)
-    q["last"], q["source"], q["root"] = np.nan, "test", q["underlying"]
-    q["contract"] = (q["underlying"] + q["expiry"].map(lambda e: e.strftime("%y%m%d")) + q["right"]
+    q["last"], q["source"] = np.nan, "test"
+    q["settlement"] = "PM"
+    q["contract"] = (q["root"] + q["expiry"].map(lambda e: e.strftime("%y%m%d")) + q["right"]
                      + (q["strike"] * 1000).round().astype(int).astype(str).str.zfill(8))
     days = pd.DataFrame({"date": [all_days[i].date() for i in keep], "i": keep, "spot": spots[keep]})
     return q, days
@@ -137,19 +142,17 @@ def test_atm_interpolation_by_hand_on_one_day(world) -> None:  # type: ignore[no
 
 
 def _wing_iv(i: int, spot: float, d: dt.date, t: float, right: str) -> float:
-    """The IV at |delta| 0.25, linear in delta between the two listed out-of-the-money options around it."""
+    """The IV at |delta| 0.25, linear in delta between the two listed options nearest on either side of it."""
     e = d + dt.timedelta(days=round(t * 365))
     k = np.round(spot * (1 + STRIKES), 2)
     tt = (e - d).days / 365.0
     vol = true_vol(i, spot, k, tt)
     delta = np.asarray(bs_greeks(right, spot, k, tt, 0.0, 0.0, vol)["delta"])
     df = pd.DataFrame({"delta": delta, "iv": vol})
-    if right == "P":
-        a, b = df[(df.delta > -0.5) & (df.delta <= -0.25)], df[(df.delta > -0.25) & (df.delta < 0)]
-        ra, rb, target = a.loc[a.delta.idxmax()], b.loc[b.delta.idxmin()], -0.25
-    else:
-        a, b = df[(df.delta > 0) & (df.delta <= 0.25)], df[(df.delta > 0.25) & (df.delta < 0.5)]
-        ra, rb, target = a.loc[a.delta.idxmax()], b.loc[b.delta.idxmin()], 0.25
+    target = -0.25 if right == "P" else 0.25
+    below = df[(df.delta <= target) & (df.delta != 0)]  # the nearest option on each side of the target delta
+    above = df[(df.delta > target) & (df.delta != 0)]
+    ra, rb = below.loc[below.delta.idxmax()], above.loc[above.delta.idxmin()]
     return float(ra.iv + (rb.iv - ra.iv) * (target - ra.delta) / (rb.delta - ra.delta))
 
 
@@ -177,12 +180,13 @@ def test_iv_rank_percentile_null_until_252_observations_never_the_vix(world) -> 
     np.testing.assert_allclose(table["iv_pctl_252"].iloc[251:], pctl.iloc[251:], rtol=0, atol=1e-9)
 
 
-def test_realized_vol_scales_multi_day_returns_by_weekdays(world) -> None:  # type: ignore[no-untyped-def]
+def test_realized_vol_scales_multi_day_returns_by_trading_days(world) -> None:  # type: ignore[no-untyped-def]
     _, table, days = world
     dates = pd.to_datetime(days["date"])
-    weekdays = np.array([np.busday_count((a + pd.Timedelta(days=1)).date(), (b + pd.Timedelta(days=1)).date())
-                         for a, b in itertools.pairwise(dates)])
-    assert weekdays.max() == 3  # the gaps are there
+    closed = np.array(holidays(dates.min(), dates.max()), dtype="datetime64[D]")
+    weekdays = np.array([np.busday_count((a + pd.Timedelta(days=1)).date(), (b + pd.Timedelta(days=1)).date(),
+                                         holidays=closed) for a, b in itertools.pairwise(dates)])
+    assert weekdays.max() == 3  # the gaps are there (two missing days in a row)
     r = np.log(days["spot"].to_numpy()[1:] / days["spot"].to_numpy()[:-1]) / np.sqrt(weekdays)
     hv = pd.Series(r).rolling(20).std(ddof=1).to_numpy() * math.sqrt(252)
     expected = np.concatenate([[np.nan], hv])
@@ -198,7 +202,7 @@ def test_dealer_gamma_and_flow_ratios(world) -> None:  # type: ignore[no-untyped
     for r in days.iloc[[0, 100, 261]].itertuples():
         day = q[q["quote_date"] == r.date]
         t = (pd.to_datetime(day["expiry"]) - pd.Timestamp(r.date)).dt.days.to_numpy() / 365.0
-        vol = true_vol(r.i, r.spot, day["strike"].to_numpy(), t)
+        vol = true_vol(r.i, r.spot, day["strike"].to_numpy(), t) + 0.05 * (day["root"] == WEEKLY).to_numpy()
         gamma = np.asarray(bs_greeks(day["right"].to_numpy(), r.spot, day["strike"].to_numpy(), t, 0.0, 0.0,
                                      vol)["gamma"])
         sign = np.where(day["right"] == "C", 1.0, -1.0)
@@ -207,6 +211,7 @@ def test_dealer_gamma_and_flow_ratios(world) -> None:  # type: ignore[no-untyped
         assert got["gex_1pct"] == pytest.approx(gex, rel=1e-7)
         puts, calls = day[day["right"] == "P"], day[day["right"] == "C"]
         assert got["put_call_volume_ratio"] == pytest.approx(puts["volume"].sum() / calls["volume"].sum())
+        assert (day["root"] == WEEKLY).sum() == 2 * 5 * len(expiries(r.date))  # both roots were in the sum
         assert got["put_call_oi_ratio"] == pytest.approx(flow.loc[r.date, "put_call_oi_ratio"])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -162,9 +163,24 @@ class ChainConfig(_Model):
       without a quote stops the run with an error naming the date and the contract (a leg settling that
       day needs none: it settles at intrinsic value).
     * ``modeled``: the modeled chain only, even where quotes exist.
+
+    ``roots``: the OCC roots whose observed quotes to use, the first preferred where two list the same
+    expiry, strike and right (``[SPX]``: the AM-settled monthlies of the CBOE indexes; ``[SPXW, SPX]``).
+    Default: every root, the PM-settled one preferred (it settles on the close, as the backtest's marks do).
     """
 
     source: ChainSourceMode = "auto"
+    roots: list[str] | None = None
+
+    @field_validator("roots")
+    @classmethod
+    def _roots(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        bad = [r for r in v if not re.fullmatch(r"[A-Z0-9^.]{1,8}", r)]
+        if bad or not v or len(set(v)) != len(v):
+            raise ValueError(f"roots: distinct OCC roots such as SPX or SPXW, got {v}")
+        return v
 
 
 # ------------------------------------------------------------------------------------------ selection

@@ -181,7 +181,8 @@ class _Arrays:
             # a price the solver cannot invert (deep in the money, at a bound): the neighbouring strike's vol
             df = pd.DataFrame({"e": self.expiry, "p": self.phi, "k": self.strike, "iv": np.where(ok, iv, np.nan)})
             df = df.sort_values(["e", "p", "k"])
-            df["iv"] = df.groupby(["e", "p"])["iv"].transform(lambda s: s.ffill().bfill())
+            by = df.groupby(["e", "p"], sort=False)["iv"]
+            df["iv"] = by.ffill().fillna(by.bfill())  # = ffill then bfill within each expiry and right
             filled = df["iv"].reindex(range(len(iv))).to_numpy(dtype=float)
             iv = np.where(bad, filled, iv)
         return iv

@@ -146,16 +146,17 @@ def chain_months(horizon_days: int | None) -> int:
     return int(min(12, max(2, math.ceil(horizon_days / 28) + 1)))
 
 
-def default_chain_source(lake: Lake, horizon_days: int | None = None) -> ChainSource:
-    """``features.chains.ChainProvider`` over ``lake`` (observed quotes, else modeled), modeling expiries up
-    to :func:`chain_months` of ``horizon_days``."""
+def default_chain_source(lake: Lake, horizon_days: int | None = None,
+                         roots: tuple[str, ...] | None = None) -> ChainSource:
+    """``features.chains.ChainProvider`` over ``lake`` (observed quotes of ``roots``, else modeled), modeling
+    expiries up to :func:`chain_months` of ``horizon_days``."""
     from backtests.options.errors import ChainError
 
     try:
         from features.chains import ChainModelConfig, ChainProvider
     except ImportError as exc:  # pragma: no cover - depends on the features package being installed
         raise ChainError(f"option chains need features.chains ({exc})") from None
-    provider: ChainSource = ChainProvider(lake, ChainModelConfig(months=chain_months(horizon_days)))
+    provider: ChainSource = ChainProvider(lake, ChainModelConfig(months=chain_months(horizon_days)), roots)
     return provider
 
 
@@ -171,12 +172,30 @@ def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains
     market = load_market(config, lake, warmup_days=warmup, regime_uses=tuple(getattr(strat, "regime_uses", ())),
                          strategy=strat.name)
     settings = EngineSettings.from_config(config, strat.default_delay)
-    source = chains if chains is not None else default_chain_source(lake, getattr(strat, "horizon_days", None))
+    roots = tuple(config.chain.roots) if config.chain.roots else None
+    source = chains if chains is not None else default_chain_source(lake, getattr(strat, "horizon_days", None), roots)
     result = _run(config.name, market, source, strat, settings, config.initial_cash)
     result.extra.update(has_regime=market.has_regime, strategy=strat.name, underlying=config.underlying,
                         bars_source=market.bars_source)
     _iv_rank_sources(result, market)
+    _early_settlements(result)
     return result
+
+
+def _early_settlements(result: BacktestResult) -> None:
+    """Legs settled before their expiry although the expiry was an exchange trading day: the bars have no
+    row for it (a gap in chain-derived bars), so they settled at the last level before it.  Counted in
+    ``settled_before_expiry`` and listed in ``extra`` (a holiday expiry settling the day before is normal)."""
+    from quantlake.calendars import is_trading_day
+
+    t = result.trades
+    settled = t[(t["exit_reason"] == "expiry") & (pd.to_datetime(t["exit_date"]) < pd.to_datetime(t["expiry"]))]
+    early = settled[[is_trading_day(e) for e in settled["expiry"]]] if len(settled) else settled
+    result.metrics["settled_before_expiry"] = float(len(early))
+    if len(early):
+        result.extra["settled_before_expiry"] = [
+            {"contract": r.contract, "expiry": str(r.expiry), "settled_on": str(r.exit_date), "level": r.exit_spot}
+            for r in early.itertuples()]
 
 
 def _iv_rank_sources(result: BacktestResult, market: MarketData) -> None:
