@@ -110,5 +110,5 @@ def test_chain_roots_choose_the_am_settled_monthlies(sample_lake_dir: Path) -> N
     am = f[(f["optionroot"] == "SPX190517P02915000")]  # the AM-settled monthly, not SPXW's PM contract
     first = res.fills.iloc[0]
     assert (first["strike"], first["price"]) == (2915.0, float(am["bid"].iloc[0])) and first["price"] == 30.2
-    with pytest.raises(ConfigError, match="chain.roots"):
+    with pytest.raises(ConfigError, match=r"chain\.roots"):
         parse_config({**cfg, "chain": {"roots": ["spx w"]}})
