@@ -42,7 +42,7 @@ def bs_chains(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every run in the test prices chains with Black-Scholes at 15 % vol over the lake's closes."""
     import backtests.options.runner as runner
 
-    def source(lake, horizon_days=None):  # type: ignore[no-untyped-def]
+    def source(lake, horizon_days=None, roots=None):  # type: ignore[no-untyped-def]
         bars = lake.read("equity_bars", columns=["date", "close"], where="symbol = ?", params=["^GSPC"])
         closes = pd.Series(bars["close"].to_numpy(), index=pd.to_datetime(bars["date"]))
         return BlackScholesChains(closes, vol=0.15, rate=0.01, dividend_yield=0.02, step=5.0, width=0.2,
