@@ -44,31 +44,44 @@ def _has_regime(ctx: DemoContext) -> bool:
     return bool(int(rows["n"].iloc[0]))
 
 
-def stage(ctx: DemoContext) -> None:
-    """Put-write (monthly, CBOE PUT rule) and iron condor (daily-managed) on ^GSPC with modeled chains."""
+ROWS: list[tuple[str, str, str]] = [
+    ("final equity", "final_equity", "{:,.0f}"), ("total return", "total_return", "{:.2%}"),
+    ("CAGR", "cagr", "{:.2%}"), ("annual vol", "ann_vol", "{:.2%}"), ("Sharpe", "sharpe", "{:.2f}"),
+    ("max drawdown", "max_drawdown", "{:.2%}"), ("positions closed", "positions", "{:.0f}"),
+    ("win rate", "win_rate", "{:.0%}"), ("fees", "fees", "{:,.2f}"),
+    ("interest earned", "interest", "{:,.0f}"), ("orders rejected", "rejections", "{:.0f}"),
+    ("leg-days observed", "leg_days_observed", "{:,.0f}"), ("leg-days modeled", "leg_days_modeled", "{:,.0f}")]
+
+
+def run_configs(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each config as one ``options-backtest`` flow run (tracked in MLflow), by label."""
     from flows.options_backtest import options_backtest_flow
 
-    has_regime = _has_regime(ctx)
     results: dict[str, Any] = {}
-    for label, cfg in _configs(has_regime).items():
+    for label, cfg in configs.items():
         out = options_backtest_flow(cfg)
         assert isinstance(out, dict)  # a failed flow raises its error instead of returning
         results[label] = out
+    return results
 
-    t = Table(title="option backtests on ^GSPC (sample data), each one MLflow run")
+
+def metrics_table(title: str, results: dict[str, Any], rows: list[tuple[str, str, str]]) -> Table:
+    """One column per run (label and dates), one row per ``(name, metric key, format)``."""
+    t = Table(title=title)
     t.add_column("metric")
     for label, out in results.items():
         r = out["result"]
         t.add_column(f"{label}\n{r.daily.index[0]}..{r.daily.index[-1]}", justify="right")
-    rows = [("final equity", "final_equity", "{:,.0f}"), ("total return", "total_return", "{:.2%}"),
-            ("CAGR", "cagr", "{:.2%}"), ("annual vol", "ann_vol", "{:.2%}"), ("Sharpe", "sharpe", "{:.2f}"),
-            ("max drawdown", "max_drawdown", "{:.2%}"), ("positions closed", "positions", "{:.0f}"),
-            ("win rate", "win_rate", "{:.0%}"), ("fees", "fees", "{:,.2f}"),
-            ("interest earned", "interest", "{:,.0f}"), ("orders rejected", "rejections", "{:.0f}"),
-            ("leg-days observed", "leg_days_observed", "{:,.0f}"), ("leg-days modeled", "leg_days_modeled", "{:,.0f}")]
     for name, key, fmt in rows:
         t.add_row(name, *[fmt.format(out["result"].metrics.get(key, float("nan"))) for out in results.values()])
-    ctx.console.print(t)
+    return t
+
+
+def stage(ctx: DemoContext) -> None:
+    """Put-write (monthly, CBOE PUT rule) and iron condor (daily-managed) on ^GSPC with modeled chains."""
+    has_regime = _has_regime(ctx)
+    results = run_configs(_configs(has_regime))
+    ctx.console.print(metrics_table("option backtests on ^GSPC (sample data), each one MLflow run", results, ROWS))
 
     for label, out in results.items():
         r = out["result"]

@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from quantlake.demo_context import DemoContext
 
 UNDERLYING = "SPX"
@@ -51,29 +49,18 @@ def _has_quotes(ctx: DemoContext) -> bool:
 
 def stage(ctx: DemoContext) -> None:
     """Put-write and iron condor on the observed SPX chains, each one Prefect flow run tracked in MLflow."""
-    from flows.options_backtest import options_backtest_flow
+    from backtests.options.demo import ROWS, metrics_table, run_configs
 
     if not _has_quotes(ctx):
         ctx.console.print("[yellow]no SPX option quotes in the lake: run the ingest stage first[/]")
         return
-    results: dict[str, Any] = {}
-    for label, cfg in CONFIGS.items():
-        out = options_backtest_flow(cfg)
-        assert isinstance(out, dict)  # a failed flow raises its error instead of returning
-        results[label] = out
-    t = Table(title="option backtests on real SPX quotes (chain.source observed), each one MLflow run")
-    t.add_column("metric")
-    for label, out in results.items():
-        r = out["result"]
-        t.add_column(f"{label}\n{r.daily.index[0]}..{r.daily.index[-1]}", justify="right")
-    rows = [("final equity", "final_equity", "{:,.0f}"), ("total return", "total_return", "{:.2%}"),
-            ("max drawdown", "max_drawdown", "{:.2%}"), ("positions closed", "positions", "{:.0f}"),
-            ("fees", "fees", "{:,.2f}"), ("interest earned", "interest", "{:,.0f}"),
-            ("orders rejected", "rejections", "{:.0f}"), ("entries skipped", "entries_skipped", "{:.0f}"),
-            ("leg-days observed", "leg_days_observed", "{:,.0f}"), ("leg-days modeled", "leg_days_modeled", "{:,.0f}")]
-    for name, key, fmt in rows:
-        t.add_row(name, *[fmt.format(out["result"].metrics.get(key, float("nan"))) for out in results.values()])
-    ctx.console.print(t)
+    results = run_configs(CONFIGS)
+    keys = ("final_equity", "total_return", "max_drawdown", "positions", "fees", "interest", "rejections",
+            "leg_days_observed", "leg_days_modeled")
+    rows = [r for r in ROWS if r[1] in keys]
+    rows.insert(-2, ("entries skipped", "entries_skipped", "{:.0f}"))
+    title = "option backtests on real SPX quotes (chain.source observed), each one MLflow run"
+    ctx.console.print(metrics_table(title, results, rows))
 
     pw = results["put-write"]["result"]
     first = first_position(pw)
