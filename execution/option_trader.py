@@ -372,6 +372,8 @@ def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBa
             final[req.client_order_id] = audit.with_broker_state(row, state)
             if state.status == REJECTED:
                 alerts.append(f"broker rejected {req.client_order_id}: {state.reason}")
+    if cfg.option_replace_minutes > 0 and broker.name != "paper":  # live: walk working limits to the market
+        walk_limits(cfg, engine, broker, requests, final, by_cid, errors)
     audit.record_orders(lake, final.values(), note=f"execution: option orders {strategy} {day}")
 
     # 8: the day's record and the book
@@ -384,6 +386,47 @@ def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBa
     out = [{**by_cid[c], **final.get(c, {})} for c in by_cid]
     return _result(cfg, strategy, label, False, day, out, booked, events, engine, recon, alerts, errors, tripped,
                    peak)  # fmt: skip
+
+
+def walk_limits(cfg: TradeConfig, engine: Any, broker: GuardedBroker, requests: list[tuple[Order, OrderRequest]],
+                final: dict[str, dict[str, Any]], by_cid: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    """Cancel/replace after N minutes (live brokers, within the run): every ``option_replace_minutes`` a limit
+    order still working unfilled is replaced by one whose net limit moved ``option_replace_fraction`` of the way
+    to the natural price (buying at the asks, selling at the bids of the day's chain), at most
+    ``option_replace_steps`` times; each replacement is an order of its own (``<id>-r<step>``) in the audit,
+    the one it replaced is recorded ``cancelled: replaced by ...``."""
+    import time
+
+    from backtests.options import fills as fx
+
+    for step in range(1, cfg.option_replace_steps + 1):
+        time.sleep(cfg.option_replace_minutes * 60.0)
+        for order, req in requests:
+            cid = getattr(order, "client_order_id", None)
+            if isinstance(order, ShareOrder) or req.order_type != "limit" or order.limit is None or cid not in final:
+                continue
+            try:
+                state = broker.get_order(cid)
+                if state is None or not state.is_open or state.filled_qty > 0:
+                    continue
+                contracts, ratio, ivs = engine.order_legs(order)
+                q = engine.quotes(contracts, ivs)
+                units = order_units(engine, order)
+                limit, natural = float(order.limit) / units, fx.natural_net(q.bid, q.ask, ratio) / units
+                new_limit = round(limit + cfg.option_replace_fraction * (natural - limit), 2)
+                new_cid = f"{req.client_order_id[:92]}-r{step}"
+                placed = broker.replace(cid, new_cid, new_limit)
+            except BrokerError as exc:
+                errors.append(f"{cid}: replace failed: {exc}")
+                continue
+            final[cid] = {**final[cid], "status": "cancelled", "reason": f"replaced by {new_cid}",
+                          "updated_at": dt.datetime.now(dt.UTC)}  # fmt: skip
+            row = {**by_cid[req.client_order_id], "client_order_id": new_cid, "limit_price": new_limit,
+                   "reason": f"replaces {cid} (limit {limit:+.2f} → {new_limit:+.2f})"}  # fmt: skip
+            by_cid[new_cid] = row
+            final[new_cid] = audit.with_broker_state(row, placed)
+            order.client_order_id = new_cid  # type: ignore[union-attr]
+            order.limit = new_limit * units
 
 
 def order_units(engine: Any, order: OptionOrder | CloseOrder) -> int:

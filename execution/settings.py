@@ -125,6 +125,10 @@ class TradeConfig(ExecModel):
     * ``option_limits`` — :class:`risk.limits.Limits` fields the option trader checks every opening package
       against (:func:`risk.limits.validate` with the package's legs and Greeks and the book's positions);
       defaults: no leverage limits, the book's maximum loss at most the equity (``max_portfolio_risk`` 1).
+    * ``option_replace_minutes`` / ``_steps`` / ``_fraction`` — live brokers: a working option limit is
+      cancelled/replaced every that many minutes of the run, its net limit moved that fraction of the way to
+      the natural price, at most ``_steps`` times (0 minutes: off; across bars the backtest's
+      ``limit_ttl_bars`` rule cancels).
     * ``sizing`` — the equity sweeps' ``sizing:`` (:class:`risk.position_sizing.SizingSpec`) per symbol at
       the trading date's close, at most ``max_position_fraction``; None: ``max_position_fraction`` × |signal|.
     """
@@ -151,6 +155,9 @@ class TradeConfig(ExecModel):
     sizing: SizingSpec | None = None
     instrument: Literal["equity", "options"] = "equity"
     option_limits: dict[str, float | int | bool | None] = Field(default_factory=dict)
+    option_replace_minutes: Annotated[float, Field(ge=0.0, le=390.0)] = 0.0
+    option_replace_steps: Annotated[int, Field(ge=0, le=20)] = 2
+    option_replace_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
 
     _sym = field_validator("symbols")(_symbols)
 

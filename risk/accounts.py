@@ -38,6 +38,7 @@ from risk.errors import InsufficientDataError
 
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _FILL_COLUMNS = ("symbol", "side", "qty", "price", "commission", "fill_date")
+_OCC = re.compile(r"[A-Z0-9.]{1,6}\d{6}[CP]\d{8}")  # an option contract the paper broker booked (OCC symbol)
 
 
 def ledger_path(account: str = "default", directory: Path | None = None) -> Path:
@@ -90,6 +91,13 @@ class PaperLedger:
         bad_side = sorted(set(fills["side"]) - {"buy", "sell"})
         if bad_side:
             raise MalformedFileError(f"{self.path}: fills with unknown side(s) {bad_side}")
+        options = sorted({s for s in fills["symbol"].astype(str) if _OCC.fullmatch(s)})
+        if options:
+            raise UserInputError(
+                f"paper account {self.path.stem} holds option contracts ({options[0]}{' ...' if len(options) > 1 else ''}): "
+                "risk report --paper rebuilds share accounts from closes only; the option strategy's equity is in "
+                "exec_account (quantlake trade status) and its book (quantlake trade --instrument options --dry-run)"
+            )
         fills["fill_date"] = pd.to_datetime(fills["fill_date"])
         clock = dt.date.fromisoformat(meta["clock"]) if meta.get("clock") else None
         return float(meta["initial_cash"]), clock, fills

@@ -7,6 +7,7 @@ for several days by the option trader."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +23,7 @@ from execution.errors import DuplicateOrderError
 from execution.option_orders import OptionLeg, parse_occ
 from quantlake.lake import Lake
 from quantlake.tables import EQUITY_BARS
-from tests.test_alpaca_broker import KEY, SECRET, FakeAlpaca, _now
+from tests.test_alpaca_broker import KEY, OPEN, SECRET, FakeAlpaca, _now
 
 EXP = dt.date(2024, 3, 15)
 CONDOR = (OptionLeg("SPY", EXP, 460.0, "P", 1), OptionLeg("SPY", EXP, 470.0, "P", -1),
@@ -40,6 +41,7 @@ class FakeAlpacaOptions(FakeAlpaca):
         self.activities: list[dict[str, Any]] = []
         self.hang_next_post = 0.0  # seconds the next POST waits before answering (an outage mid-order)
         self.refuse_symbols: set[str] = set()
+        self.patches: list[dict[str, Any]] = []
 
     def post_order(self, request: Request) -> Response:
         body = request.get_json()
@@ -119,8 +121,27 @@ class FakeAlpacaOptions(FakeAlpaca):
         wanted = set(request.args.get("activity_types", "").split(","))
         return self._json([a for a in self.activities if a["activity_type"] in wanted])
 
+    def patch_order(self, request: Request) -> Response:
+        """Alpaca's replace: a new order (new id, the body's client id and limit) replaces the old one."""
+        if (denied := self._auth(request)) is not None:
+            return denied
+        old = self.orders.get(request.path.rsplit("/", 1)[-1])
+        if old is None or old["status"] not in OPEN:
+            return self._json({"code": 42210000, "message": "order is not open"}, 422)
+        body = request.get_json()
+        self.patches.append(body)
+        new = {**old, "id": str(uuid.uuid4()), "client_order_id": body.get("client_order_id") or str(uuid.uuid4()),
+               "limit_price": str(body["limit_price"]), "replaces": old["id"], "status": "accepted",
+               "created_at": _now(), "updated_at": _now()}  # fmt: skip
+        old.update(status="replaced", replaced_by=new["id"], replaced_at=_now(), updated_at=_now())
+        self.orders[new["id"]] = new
+        return self._json(new)
+
     def install(self, server: Any) -> None:
+        import re
+
         server.expect_request("/v2/account/activities", method="GET").respond_with_handler(self.get_activities)
+        server.expect_request(re.compile(r"^/v2/orders/[^/:]+$"), method="PATCH").respond_with_handler(self.patch_order)
         super().install(server)
 
 
@@ -297,3 +318,79 @@ def test_option_limits_refuse_an_opening_package_before_it_is_sent(spy_lake: Lak
     with pytest.raises(Exception, match="max_delta"):
         run_option_trade(cfg.model_copy(update={"as_of": DAYS[1], "option_limits": {"max_delta": "lots"}}), spy_lake,
                          strategy_config=spy_condor(), chains=chains)  # fmt: skip
+
+
+def test_working_limit_is_walked_to_the_market_by_cancel_replace(fake: FakeAlpacaOptions, spy_lake: Lake) -> None:
+    from backtests.options.synthetic import BlackScholesChains
+    from execution import audit
+    from execution.option_trader import run_option_trade
+    from execution.settings import TradeConfig
+
+    closes = spy_lake.read("equity_bars").set_index("date")["close"]
+    chains = BlackScholesChains(pd.Series(closes.to_numpy(), index=pd.to_datetime(closes.index)), vol=0.2, step=1.0,
+                                width=0.2, spread_pct=0.04, min_half_spread=0.02, months=4)  # fmt: skip
+    strat = spy_condor().model_copy(update={"execution": spy_condor().execution.model_copy(update={
+        "fill": spy_condor().execution.fill.model_copy(update={"mode": "limit", "limit_offset": 0.0, "limit_ttl_bars": 3})})})  # fmt: skip
+    cfg = TradeConfig(model="spy_condor", instrument="options", broker="alpaca", account="walk", as_of=DAYS[0],
+                      option_replace_minutes=0.0002, option_replace_steps=2, option_replace_fraction=0.5)  # fmt: skip
+    r0 = run_option_trade(cfg, spy_lake, strategy_config=strat, chains=chains)
+    body = fake.bodies[0]
+    assert body["type"] == "limit" and len(fake.patches) == 2
+    chain = chains.chain("SPY", DAYS[0]).assign(occ=lambda f: [OptionLeg("SPY", e, float(k), r, 1).occ
+                                                                for e, k, r in zip(f.expiry, f.strike, f.right, strict=True)])  # fmt: skip
+    q = chain.set_index("occ")
+    natural = sum(q.loc[g["symbol"], "ask"] if g["side"] == "buy" else -q.loc[g["symbol"], "bid"] for g in body["legs"])
+    limits = [float(body["limit_price"]), *[float(p["limit_price"]) for p in fake.patches]]
+    for before, after in itertools.pairwise(limits):  # each step half-way to the natural price
+        assert after == pytest.approx(before + 0.5 * (natural - before), abs=0.011)
+    rows = audit.orders(spy_lake, "alpaca", "walk").set_index("client_order_id")
+    first = body["client_order_id"]
+    assert rows.loc[first, "status"] == "cancelled" and rows.loc[first, "reason"] == f"replaced by {first}-r1"
+    assert rows.loc[f"{first}-r1", "reason"] == f"replaced by {first}-r2"
+    assert rows.loc[f"{first}-r2", "status"] == ACCEPTED and rows.loc[f"{first}-r2", "limit_price"] == limits[-1]
+    assert len(fake.posts) == 1 and len(r0.orders) == 3
+    # the next day the replacement fills: the book holds the condor at Alpaca's prices
+    o = fake.by_client(f"{first}-r2")
+    assert o is not None
+    fake.fill_option(o["client_order_id"], {g["symbol"]: float(q.loc[g["symbol"], "bid" if g["side"] == "sell" else "ask"])
+                                            for g in o["legs"]})  # fmt: skip
+    r1 = run_option_trade(cfg.model_copy(update={"as_of": DAYS[1], "option_replace_minutes": 0.0}), spy_lake,
+                          strategy_config=strat, chains=chains)  # fmt: skip
+    assert [b["client_order_id"] for b in r1.booked] == [f"{first}-r2"] and len(r1.positions) == 1
+
+
+def test_paper_broker_replace_swaps_the_working_limit(spy_lake: Lake) -> None:
+    from backtests.options.synthetic import BlackScholesChains
+    from execution.brokers.paper import PaperBroker
+
+    closes = spy_lake.read("equity_bars").set_index("date")["close"]
+    chains = BlackScholesChains(pd.Series(closes.to_numpy(), index=pd.to_datetime(closes.index)), vol=0.2, step=1.0,
+                                width=0.2, months=4)  # fmt: skip
+    expiry = chains.chain("SPY", DAYS[0])["expiry"].iloc[-1]
+    leg = OptionLeg("SPY", expiry, 480.0, "C", 1)
+    b = PaperBroker(spy_lake, chains=chains)
+    b.submit(OrderRequest("p-lim", "SPY", "buy", 1, DAYS[0], 5.0, order_type="limit", legs=(leg,), limit_price=0.01,
+                          time_in_force="gtc"))  # fmt: skip
+    new = b.replace("p-lim", "p-lim-r1", 0.02)
+    old = b.get_order("p-lim")
+    assert old is not None and old.status == "cancelled" and old.reason == "replaced by p-lim-r1"
+    assert new.status == ACCEPTED and new.limit_price == 0.02 and new.legs == (leg,)
+    assert [o.client_order_id for o in b.open_orders()] == ["p-lim-r1"]
+    b.sync(DAYS[1])  # a limit of 0.02 on an at-the-money call does not fill; the gtc order keeps working
+    assert b.get_order("p-lim-r1").status == ACCEPTED  # type: ignore[union-attr]
+    b.close()
+
+
+def test_risk_report_of_a_paper_account_with_options_says_why_not(spy_lake: Lake, ql_home: Path) -> None:
+    from execution.brokers.paper import PaperBroker
+    from quantlake.errors import UserInputError
+    from risk.accounts import PaperLedger
+
+    b = PaperBroker(spy_lake, account="opt")
+    with b._tx() as db:
+        db.execute("INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, commission, fill_date, "
+                   "filled_at, multiplier) VALUES ('f1', 'c1', 'SPY240315P00470000', 'sell', 1, 2.0, 0.65, ?, ?, 100)",
+                   (DAYS[1].isoformat(), DAYS[1].isoformat()))  # fmt: skip
+    b.close()
+    with pytest.raises(UserInputError, match="holds option contracts"):
+        PaperLedger.for_account("opt", spy_lake)

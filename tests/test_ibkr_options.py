@@ -131,3 +131,17 @@ def test_single_option_refusal_and_unknown_contract() -> None:
     with pytest.raises(InvalidSymbolError, match="SPY240315C09999000"):
         b.submit(OrderRequest("ql-3", "SPY", "buy", 1, dt.date(2024, 2, 26), 1.0,
                               legs=(OptionLeg("SPY", EXP, 9999.0, "C", 1),)))  # fmt: skip
+
+
+def test_replace_modifies_the_working_combo_in_place() -> None:
+    from execution.brokers.ibkr import IbkrBroker
+
+    ib = FakeIBOptions()
+    b = IbkrBroker(ib=ib)
+    b.submit(spread("ql-w"))
+    contract, order = ib.placed[-1]
+    got = b.replace("ql-w", "ql-w-r1", -1.60)
+    again_contract, again_order = ib.placed[-1]
+    assert again_order is order and again_contract is contract  # the same order id placed again: a modification
+    assert (order.lmtPrice, order.orderRef) == (-1.60, "ql-w-r1") and got.client_order_id == "ql-w-r1"
+    assert got.limit_price == -1.60 and b.get_order("ql-w") is None

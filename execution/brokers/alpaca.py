@@ -252,6 +252,18 @@ class AlpacaBroker:
             order = self.get_order(client_order_id) or order
         return order
 
+    def replace(self, client_order_id: str, new_client_order_id: str, limit_price: float) -> BrokerOrder:
+        """Alpaca's replace (``PATCH /v2/orders/{id}``): a new order with the new limit and client id replaces
+        the old one (which becomes ``replaced``)."""
+        from alpaca.trading.requests import ReplaceOrderRequest
+
+        order = self.get_order(client_order_id)
+        if order is None:
+            raise BrokerError(f"Alpaca has no order {client_order_id} to replace")
+        req = ReplaceOrderRequest(limit_price=round(float(limit_price), 2), client_order_id=new_client_order_id)
+        placed = self._call("replace_order_by_id", lambda: self.client.replace_order_by_id(order.broker_order_id, req))
+        return self._order(placed)
+
     def fills(self, client_order_id: str) -> list[BrokerFill]:
         """Alpaca's order carries its cumulative fill: one record per order (per leg of a multi-leg order, each
         leg being an order of its own at Alpaca) that grows as it fills."""

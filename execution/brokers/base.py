@@ -158,6 +158,11 @@ class Broker(Protocol):
         """Cancel an open order; returns its state afterwards."""
         ...
 
+    def replace(self, client_order_id: str, new_client_order_id: str, limit_price: float) -> BrokerOrder:
+        """Replace an open limit order's net limit (cancel/replace); the replacement carries
+        ``new_client_order_id`` and is returned."""
+        ...
+
     def fills(self, client_order_id: str) -> list[BrokerFill]: ...
 
     def close(self) -> None:

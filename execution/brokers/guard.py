@@ -184,5 +184,8 @@ class GuardedBroker:
     def fills(self, client_order_id: str) -> list[BrokerFill]:
         return self._call("fills", lambda: self.inner.fills(client_order_id))
 
+    def replace(self, client_order_id: str, new_client_order_id: str, limit_price: float) -> BrokerOrder:
+        return self._call("replace", lambda: self.inner.replace(client_order_id, new_client_order_id, limit_price))
+
     def close(self) -> None:
         self.inner.close()

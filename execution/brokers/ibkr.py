@@ -349,6 +349,20 @@ class IbkrBroker:
             self.ib.sleep(0.5)
         return self._order(trade)
 
+    def replace(self, client_order_id: str, new_client_order_id: str, limit_price: float) -> BrokerOrder:
+        """IBKR modifies an order in place: the same order id placed again with the new limit (and the new
+        client id in ``orderRef``)."""
+        self._guard("replace")
+        trade = self._trade(client_order_id)
+        if trade is None:
+            raise BrokerError(f"IBKR has no order {client_order_id} to replace")
+        single = getattr(trade.contract, "secType", "") != "BAG"
+        trade.order.lmtPrice = round(abs(float(limit_price)) if single else float(limit_price), 2)
+        trade.order.orderRef = new_client_order_id
+        self.ib.placeOrder(trade.contract, trade.order)
+        self.ib.sleep(0.5)
+        return self._order(trade)
+
     def fills(self, client_order_id: str) -> list[BrokerFill]:
         self._guard("fills")
         out = []

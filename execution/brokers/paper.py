@@ -347,6 +347,16 @@ class PaperBroker:
             raise BrokerError(f"paper ledger has no order {client_order_id}")
         return found
 
+    def replace(self, client_order_id: str, new_client_order_id: str, limit_price: float) -> BrokerOrder:
+        """An open option limit order replaced by a copy with a new net limit and client id (the old one is
+        cancelled); the paper broker fills at the next bar, so a replace only matters before its sync."""
+        self.options.replace(client_order_id, new_client_order_id, limit_price, self.now().isoformat(),
+                             f"paper-{uuid.uuid4().hex[:16]}")  # fmt: skip
+        found = self.get_order(new_client_order_id)
+        if found is None:
+            raise BrokerError(f"paper ledger has no open option order {client_order_id} to replace")
+        return found
+
     def fills(self, client_order_id: str) -> list[BrokerFill]:
         rows = self.db.execute(
             "SELECT * FROM fills WHERE client_order_id = ? ORDER BY fill_id", (client_order_id,)

@@ -442,6 +442,24 @@ class PaperOptions:
                 (CANCELLED, when, client_order_id, *OPEN_STATUSES),
             )
 
+    def replace(self, client_order_id: str, new_client_order_id: str, limit_price: float, when: str,
+                broker_id: str) -> None:
+        with self.tx() as db:
+            row = db.execute(
+                f"SELECT * FROM option_orders WHERE client_order_id = ? AND status IN "
+                f"({', '.join('?' for _ in OPEN_STATUSES)})", (client_order_id, *OPEN_STATUSES),
+            ).fetchone()  # fmt: skip
+            if row is None:
+                return
+            db.execute("UPDATE option_orders SET status = ?, reason = ?, updated_at = ? WHERE client_order_id = ?",
+                       (CANCELLED, f"replaced by {new_client_order_id}", when, client_order_id))  # fmt: skip
+            values = dict(row)
+            values.update(client_order_id=new_client_order_id, broker_order_id=broker_id, limit_price=float(limit_price),
+                          submitted_at=when, updated_at=when, reason=None)  # fmt: skip
+            cols = ", ".join(values)
+            db.execute(f"INSERT INTO option_orders ({cols}) VALUES ({', '.join('?' for _ in values)})",
+                       tuple(values.values()))  # fmt: skip
+
     def events(self, since: dt.date | None = None) -> list[BrokerFill]:
         """Expiry events (settlements, exercises, assignments, worthless expiries) since ``since``."""
         rows = self.db().execute(
