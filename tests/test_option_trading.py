@@ -20,6 +20,7 @@ from backtests.options.config import OptionsBacktestConfig, load_config
 from execution import audit
 from execution.option_orders import OptionLeg, option_client_order_id, parse_occ, reduce_ratios
 from execution.settings import TradeConfig
+from quantlake.errors import ConfigError
 from quantlake.lake import Lake
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "options" / "iron_condor_gspc.yaml"
@@ -87,7 +88,7 @@ def test_promoted_iron_condor_trades_20_days_with_the_backtests_orders_and_exits
     from execution.option_trader import run_option_trade
     from tracking.promotion import promote
 
-    lake = Lake(tmp_path / "lake")
+    lake = Lake(ql_home / "lake")  # QUANTLAKE_HOME's lake: the CLI below reads it too
     shutil.copytree(regime_lake, lake.root)
     cfg = condor_config()
     run_id, bt = run_tracked(cfg, lake)
@@ -131,3 +132,16 @@ def test_promoted_iron_condor_trades_20_days_with_the_backtests_orders_and_exits
     assert set(orders["status"]) == {"filled"} and orders["client_order_id"].is_unique
     assert sorted(orders["leg"].value_counts().to_dict().items()) == [("close", 4), ("open", 5)]
     assert (orders["qty"] == 4).all()
+
+    # the command line: the next day, dry run (decides with the book, sends and records nothing)
+    from typer.testing import CliRunner
+
+    from quantlake.cli import app
+
+    out = CliRunner().invoke(app, ["trade", "--instrument", "options", "--model", "ic_gspc", "--account", "ic",
+                                   "--as-of", "2018-01-31", "--dry-run"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "DRY RUN" in out.output and "open positions of the strategy's book" in out.output
+    assert len(audit.orders(lake, "paper", "ic")) == len(orders)  # nothing recorded
+    bad = CliRunner().invoke(app, ["trade", "--instrument", "futures", "--model", "ic_gspc"])
+    assert isinstance(bad.exception, ConfigError) and bad.exception.exit_code == 2 and "instrument" in str(bad.exception)
