@@ -61,10 +61,10 @@ def _arrow(rows: Iterable[Mapping[str, Any]], spec: TableSpec) -> pa.Table:
     return pa.Table.from_pylist(out, schema=pa.schema(fields))
 
 
-def _read(lake: Lake, table: str, columns: list[str], where: str | None, params: list[Any]) -> pd.DataFrame:
-    if not lake.exists(table):
-        return pd.DataFrame(columns=columns)
-    return lake.read(table, where=where, params=params)
+def _read(lake: Lake, spec: TableSpec, where: str | None, params: list[Any]) -> pd.DataFrame:
+    if not lake.exists(spec.name):  # typed even when empty: object columns break arithmetic on pandas 3
+        return spec.schema.empty_table().to_pandas()
+    return lake.read(spec.name, where=where, params=params)
 
 
 # ------------------------------------------------------------------------------------------- orders
@@ -207,7 +207,7 @@ def orders(
     if open_only:
         clauses.append("status NOT IN (" + ", ".join("?" for _ in FINAL_STATUSES) + ")")
         params += sorted(FINAL_STATUSES)
-    return _read(lake, EXEC_ORDERS.name, ORDER_COLUMNS, " AND ".join(clauses) or None, params)
+    return _read(lake, EXEC_ORDERS, " AND ".join(clauses) or None, params)
 
 
 # -------------------------------------------------------------------------------------------- fills
@@ -242,7 +242,7 @@ def fills(lake: Lake, broker: str | None = None, account: str | None = None) -> 
         if val is not None:
             clauses.append(f"{col} = ?")
             params.append(val)
-    return _read(lake, EXEC_FILLS.name, FILL_COLUMNS, " AND ".join(clauses) or None, params)
+    return _read(lake, EXEC_FILLS, " AND ".join(clauses) or None, params)
 
 
 def expected_positions(
@@ -319,7 +319,7 @@ def account_history(
     if until is not None:
         clauses.append("trade_date <= ?")
         params.append(until)
-    frame = _read(lake, EXEC_ACCOUNT.name, ACCOUNT_COLUMNS, " AND ".join(clauses), params)
+    frame = _read(lake, EXEC_ACCOUNT, " AND ".join(clauses), params)
     return frame.sort_values(["trade_date", "strategy"], kind="mergesort").reset_index(drop=True)
 
 

@@ -40,6 +40,27 @@ from quantlake.lake import Lake
 EXPERIMENT = "reconciliation"
 ACCOUNT_TAG = "quantlake.account"
 KEY = ["trade_date", "symbol", "leg", "side"]
+# Every frame here has explicit column dtypes, empty or not: pandas 3 keeps an empty ``pd.DataFrame(columns=...)``
+# as object columns through merges and ``fillna`` (no silent downcasting any more), and object columns make
+# the P&L arithmetic fail (``cumsum is not supported for object dtype``) on a window where one side traded.
+FILL_DTYPES = {"date": "object", "symbol": "str", "side": "str", "qty": "float64", "price": "float64",
+               "commission": "float64"}  # fmt: skip
+
+
+def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with ``dtypes`` applied (missing columns added empty): the one place dtypes are made explicit."""
+    out = frame.copy()
+    for col, dtype in dtypes.items():
+        out[col] = out[col].astype(dtype) if col in out.columns else pd.Series(index=out.index, dtype=dtype)
+    return out
+
+
+def _sum_by(frame: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
+    """``frame`` summed by ``keys``. An empty frame is returned as is: pandas 3.1 gives a multi-key groupby of
+    an empty frame Arrow string keys with no chunks, which a later merge cannot factorize (ArrowInvalid)."""
+    if frame.empty:
+        return frame[[*keys, *cols]].reset_index(drop=True)
+    return frame.groupby(keys, as_index=False)[cols].sum()
 
 
 @dataclass
@@ -84,7 +105,8 @@ def pnl_by_symbol(fills: pd.DataFrame, closes: pd.DataFrame, days: list[dt.date]
     """P&L per (date, symbol) from fills (``date, symbol, side, qty, price, commission``) and closes
     (``date, symbol, close``): cash flows of the day's fills + change in position value at the closes."""
     if fills.empty:
-        return pd.DataFrame(columns=["date", "symbol", "pnl"])
+        empty = pd.DataFrame({"date": pd.to_datetime(pd.Series([], dtype="object"))})
+        return _typed(empty, {"symbol": "str", "pnl": "float64"})
     f = fills.copy()
     f["signed"] = np.where(f["side"] == "buy", 1.0, -1.0) * f["qty"].astype(float)
     f["flow"] = -f["signed"] * f["price"].astype(float) - f["commission"].astype(float)
@@ -104,7 +126,7 @@ def pnl_by_symbol(fills: pd.DataFrame, closes: pd.DataFrame, days: list[dt.date]
 
 def _fill_frame(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
-        return pd.DataFrame(columns=["date", "symbol", "side", "qty", "price", "commission"])
+        return _typed(pd.DataFrame(), FILL_DTYPES)
     when = pd.to_datetime(rows["filled_at"], utc=True).dt.tz_convert("America/New_York")
     return pd.DataFrame({"date": when.dt.date, "symbol": rows["symbol"], "side": rows["side"],
                          "qty": rows["qty"].astype(float), "price": rows["price"].astype(float),
@@ -166,15 +188,17 @@ def replay(cfg: TradeConfig, lake: Lake, days: list[dt.date], model: Any, start_
 
 # ----------------------------------------------------------------------------------------- compare
 def compare_orders(paper: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
+    dtypes = {"trade_date": "object", "symbol": "str", "leg": "str", "side": "str", "qty": "float64"}
+
     def prep(df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
-            return pd.DataFrame(columns=[*KEY, "qty"])
-        d = df[~df["status"].isin([RISK_REJECTED, NOT_SENT])].copy()
-        d["trade_date"] = pd.to_datetime(d["trade_date"]).dt.date
-        return d.groupby(KEY, as_index=False)["qty"].sum()
+            return _typed(pd.DataFrame(), dtypes)
+        d = _typed(df[~df["status"].isin([RISK_REJECTED, NOT_SENT])], {**dtypes, "trade_date": "datetime64[ns]"})
+        d["trade_date"] = d["trade_date"].dt.date
+        return _sum_by(d, KEY, ["qty"])
 
     a, b = prep(paper).rename(columns={"qty": "qty_paper"}), prep(sim).rename(columns={"qty": "qty_backtest"})
-    out = a.merge(b, on=KEY, how="outer")
+    out = _typed(a.merge(b, on=KEY, how="outer"), {"qty_paper": "float64", "qty_backtest": "float64"})
     out["status"] = np.select(
         [out["qty_backtest"].isna(), out["qty_paper"].isna(), (out["qty_paper"] - out["qty_backtest"]).abs() > 1e-9],
         ["extra", "missing", "qty_differs"], "matched")  # fmt: skip
@@ -185,18 +209,31 @@ def compare_fills(paper: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
     keys = ["date", "symbol", "side"]
 
     def vwap(df: pd.DataFrame) -> pd.DataFrame:
-        if df.empty:
-            return pd.DataFrame(columns=[*keys, "qty", "price"])
-        g = df.assign(value=df["qty"] * df["price"]).groupby(keys, as_index=False)[["qty", "value"]].sum()
+        d = _typed(df, FILL_DTYPES)
+        g = _sum_by(d.assign(value=d["qty"] * d["price"]), keys, ["qty", "value"])
         return g.assign(price=g["value"] / g["qty"]).drop(columns="value")
 
     a = vwap(paper).rename(columns={"qty": "qty_paper", "price": "price_paper"})
     b = vwap(sim).rename(columns={"qty": "qty_backtest", "price": "price_backtest"})
-    out = a.merge(b, on=keys, how="outer")
+    out = _typed(a.merge(b, on=keys, how="outer"),
+                 {c: "float64" for c in ("qty_paper", "price_paper", "qty_backtest", "price_backtest")})  # fmt: skip
     out["price_diff"] = out["price_paper"] - out["price_backtest"]
     sign = np.where(out["side"] == "buy", 1.0, -1.0)  # paying more on a buy / getting less on a sell costs
     out["price_diff_bps"] = sign * out["price_diff"] / out["price_backtest"] * 1e4
     return out.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def compare_pnl(paper: pd.DataFrame, backtest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (date, symbol) P&L of both sides (frames of :func:`pnl_by_symbol`), their drift and cumulative drift
+    per symbol; and per date the cumulative P&L of each side and the cumulative drift."""
+    pnl = paper.rename(columns={"pnl": "pnl_paper"}).merge(
+        backtest.rename(columns={"pnl": "pnl_backtest"}), on=["date", "symbol"], how="outer")  # fmt: skip
+    pnl = _typed(pnl, {"pnl_paper": "float64", "pnl_backtest": "float64"}).fillna({"pnl_paper": 0.0, "pnl_backtest": 0.0})
+    pnl["drift"] = pnl["pnl_paper"] - pnl["pnl_backtest"]
+    pnl = pnl.sort_values(["symbol", "date"]).reset_index(drop=True)
+    pnl["cum_drift"] = pnl.groupby("symbol")["drift"].cumsum()
+    daily = pnl.groupby("date")[["pnl_paper", "pnl_backtest", "drift"]].sum().cumsum().reset_index()
+    return pnl, daily
 
 
 # ----------------------------------------------------------------------------------------- the run
@@ -236,7 +273,7 @@ def reconcile(cfg: TradeConfig, lake: Lake | None = None, start: dt.date | None 
     sim_f = _fill_frame(sim_fills)
     sim_f = sim_f[sim_f["date"].isin(days)]
     symbols = sorted(set(window["symbol"]) | set(sim_f["symbol"]) | set(start_positions))
-    closes = pd.DataFrame(columns=["date", "symbol", "close"])
+    closes = _typed(pd.DataFrame(), {"date": "object", "symbol": "str", "close": "float64"})
     if symbols:
         closes = lake.query(
             "SELECT date, symbol, close FROM equity_bars WHERE close IS NOT NULL AND date <= ? AND symbol IN ("
@@ -249,12 +286,7 @@ def reconcile(cfg: TradeConfig, lake: Lake | None = None, start: dt.date | None 
         p = pnl_by_symbol(pd.concat([start_fills, f], ignore_index=True) if start_positions else f, closes, grid_days)
         return p[pd.to_datetime(p["date"]).dt.date.isin(days)] if len(p) else p
 
-    pnl = side_pnl(window).rename(columns={"pnl": "pnl_paper"}).merge(
-        side_pnl(sim_f).rename(columns={"pnl": "pnl_backtest"}), on=["date", "symbol"], how="outer").fillna(0.0)  # fmt: skip
-    pnl["drift"] = pnl["pnl_paper"] - pnl["pnl_backtest"]
-    pnl = pnl.sort_values(["symbol", "date"]).reset_index(drop=True)
-    pnl["cum_drift"] = pnl.groupby("symbol")["drift"].cumsum()
-    daily = pnl.groupby("date")[["pnl_paper", "pnl_backtest", "drift"]].sum().cumsum().reset_index()
+    pnl, daily = compare_pnl(side_pnl(window), side_pnl(sim_f))
     start_equity = float(history["equity"].iloc[0]) if not len(earlier) else float(earlier["equity"].iloc[-1])
     rec = Reconciliation(cfg.account, cfg.broker, days, compare_orders(paper_orders, sim_orders),
                          compare_fills(window, sim_f), pnl, daily, threshold, start_equity, notes)  # fmt: skip
@@ -304,5 +336,5 @@ def log_run(rec: Reconciliation, cfg: TradeConfig, lake: Lake) -> str:
         return run.run_id
 
 
-__all__ = ["EXPERIMENT", "Reconciliation", "compare_fills", "compare_orders", "pnl_by_symbol",
+__all__ = ["EXPERIMENT", "Reconciliation", "compare_fills", "compare_orders", "compare_pnl", "pnl_by_symbol",
            "reconcile", "reconcile_recent"]  # fmt: skip

@@ -106,3 +106,31 @@ def test_compare_orders_statuses() -> None:
     out = compare_orders(a, b).set_index("symbol")["status"].to_dict()
     assert out == {"A": "qty_differs", "B": "extra", "C": "missing"}
     assert EXEC_ORDERS.keys == ("account", "broker", "client_order_id")
+
+
+def test_one_sided_days_keep_numeric_dtypes() -> None:
+    """A window where only one side traded (the account filled, the backtest did not, or the reverse): the
+    empty side's frames are typed, so drift and cumulative drift are plain float arithmetic (pandas 3 no
+    longer downcasts object columns after a merge/fillna; ``cumsum`` on them raised in the daily flow)."""
+    from execution.reconcile import _fill_frame, compare_fills, compare_pnl
+
+    days = TRADED[:3]
+    fills = pd.DataFrame([{"date": days[0], "symbol": "X", "side": "buy", "qty": 10.0, "price": 100.0, "commission": 1.0}])
+    closes = pd.DataFrame({"date": days, "symbol": "X", "close": [101.0, 103.0, 102.0]})
+    none = _fill_frame(pd.DataFrame(columns=["symbol", "side", "qty", "price", "commission", "filled_at"]))
+    assert none.dtypes[["qty", "price", "commission"]].tolist() == [float] * 3
+    for paper, backtest, sign in ((fills, none, 1.0), (none, fills, -1.0)):
+        pnl, daily = compare_pnl(pnl_by_symbol(paper, closes, days), pnl_by_symbol(backtest, closes, days))
+        assert pnl[["pnl_paper", "pnl_backtest", "drift", "cum_drift"]].dtypes.tolist() == [float] * 4
+        # by hand: day 1 -1000 - 1 + 10*101 = 9; day 2 +20; day 3 -10 -> cumulative 9, 29, 19
+        assert pnl["cum_drift"].tolist() == pytest.approx([sign * 9.0, sign * 29.0, sign * 19.0])
+        assert daily["drift"].tolist() == pytest.approx([sign * 9.0, sign * 29.0, sign * 19.0])
+        f = compare_fills(paper, backtest)
+        assert f[["price_diff", "price_diff_bps"]].dtypes.tolist() == [float] * 2 and f["price_diff"].isna().all()
+    # a window where neither side filled (the flow's first day: orders placed, fills due tomorrow)
+    assert compare_fills(none, none.copy()).empty
+    pnl, daily = compare_pnl(pnl_by_symbol(none, closes, days), pnl_by_symbol(none, closes, days))
+    assert pnl.empty and daily.empty and pnl["cum_drift"].dtype == float
+    rejected = pd.DataFrame([{"trade_date": days[0], "symbol": "X", "leg": "entry", "side": "buy", "qty": 1.0,
+                              "status": "risk_rejected"}])  # fmt: skip
+    assert compare_orders(rejected, pd.DataFrame())["qty_paper"].dtype == float
