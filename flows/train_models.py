@@ -13,7 +13,8 @@ from prefect.states import State
 import tracking.ml.jobs  # noqa: F401  (registers the job here: no discovery of every package's jobs)
 from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
 from tracking.jobs import run_job
-from tracking.ml.train import JOB, register_trained
+from tracking.ml.report import register_trained
+from tracking.ml.train import JOB
 
 
 @flow(name="train-models", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)

@@ -124,6 +124,7 @@ def test_training_job_logs_models_tunes_inside_window_and_reproduces(store: Path
     from tracking.jobs import run_job
     from tracking.ml import train as train_mod
     from tracking.ml.dataset import load_dataset
+    from tracking.ml.feature_registry import split_inputs
     from tracking.reproduce import reproduce
     from tracking.run_context import client
 
@@ -131,50 +132,56 @@ def test_training_job_logs_models_tunes_inside_window_and_reproduces(store: Path
     seen: list[tuple[pd.Timestamp, pd.Timestamp]] = []
     real_tune = train_mod.tune
 
-    def spy(family, train, features, cfg, seed):  # type: ignore[no-untyped-def]
+    def spy(family, train, features, cfg, seed, *rest):  # type: ignore[no-untyped-def]
         seen.append((train["date"].max(), train["label_end"].max()))
-        return real_tune(family, train, features, cfg, seed)
+        return real_tune(family, train, features, cfg, seed, *rest)
 
     monkeypatch.setattr(train_mod, "tune", spy)
     run_id = run_job("models.train", SMALL, lake=Lake(lake.root))
     c = client()
     parent = c.get_run(run_id)
     m = parent.data.metrics
-    for fam in ("logistic", "lightgbm", "ensemble"):
+    for fam in ("logistic", "lightgbm", "xgboost", "sequence", "ensemble"):
         for key in ("oos_sharpe", "oos_max_drawdown", "oos_dsr", "oos_trades", "oos_auc"):
             assert f"{fam}.{key}" in m
     assert m["oos_sharpe"] == m["ensemble.oos_sharpe"]
-    assert m["n_trials"] == 2 * 2 + 1
+    assert m["n_trials"] == 2 * 4 + 1
 
     # Optuna saw only each fold's training window: every label it tuned on settled before that fold's test
     rows = load_dataset(lake, horizon=5, lag=1, feature_table=None, regime_table=None).labeled
     splits = walk_forward(rows["date"], rows["label_end"], 2, 0.6, 3)
     test_starts = [rows.loc[sp.test, "date"].min() for sp in splits]
-    assert len(seen) == 4  # 2 folds x 2 families
+    assert len(seen) == 8  # 2 folds x 4 families
     for k, (last_date, last_label_end) in enumerate(seen):
-        assert last_label_end < test_starts[k // 2] and last_date < test_starts[k // 2]
+        assert last_label_end < test_starts[k // 4] and last_date < test_starts[k // 4]
 
     children = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-    assert {r.data.tags["quantlake.model_family"] for r in children} == {"logistic", "lightgbm", "ensemble"}
+    assert {r.data.tags["quantlake.model_family"] for r in children} == {
+        "logistic", "lightgbm", "xgboost", "sequence", "ensemble"
+    }
     ens = next(r for r in children if r.data.tags["quantlake.model_family"] == "ensemble")
     assert ens.data.metrics["oos_sharpe"] == m["ensemble.oos_sharpe"]
     assert ens.data.tags["lake.version.equity_bars"] == "0"
     model = mlflow.pyfunc.load_model(ens.data.tags["quantlake.model_uri"])
-    feats = load_dataset(lake, feature_table=None, regime_table=None).frame.dropna().tail(20)
-    out = model.predict(feats[["symbol", "date", *model.metadata.get_input_schema().input_names()[2:]]])
+    inputs = model.metadata.get_input_schema().input_names()[2:]
+    _, windows = split_inputs([c for c in inputs if c != "regime"])
+    assert windows == (["rsi_14", "ema_ratio"], 10)  # the default channels among the built-in features
+    feats = load_dataset(lake, feature_table=None, regime_table=None, windows=windows).frame.dropna().tail(20)
+    out = model.predict(feats[["symbol", "date", *inputs]])
     assert list(out.columns) == ["symbol", "date", "prob_up", "signal"]
     assert out["prob_up"].between(0, 1).all() and set(out["signal"]) <= {0.0, 1.0}
     artifacts = {a.path for a in c.list_artifacts(ens.info.run_id)}
-    assert {"feature_importance.parquet", "feature_importance.html", "oos_predictions.parquet"} <= artifacts
+    assert {"feature_importance.parquet", "feature_importance.html", "oos_predictions.parquet",
+            "permutation_importance.parquet", "permutation_importance.html"} <= artifacts
 
     result = reproduce(run_id, lake.root)
     assert result.identical, [x for x in result.metrics if not x.identical]
     assert len(result.metrics) == len(m)
 
-    from tracking.ml.train import register_trained
+    from tracking.ml.report import register_trained
 
     versions = register_trained(run_id)
-    assert versions == {"ml_ensemble": "1", "ml_lightgbm": "1", "ml_logistic": "1"}
+    assert versions == {f"ml_{f}": "1" for f in ("ensemble", "lightgbm", "logistic", "sequence", "xgboost")}
 
 
 def test_rule_strategy_job_and_registration(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
@@ -311,7 +318,7 @@ def test_train_and_promote_flows(store: Path, lake) -> None:  # type: ignore[no-
     lake.merge("equity_bars", synthetic_bars())
     out = train_models_flow(config=SMALL, prefix="flowtest")
     assert isinstance(out, dict)
-    assert out["versions"] == {"flowtest_ensemble": "1", "flowtest_lightgbm": "1", "flowtest_logistic": "1"}
+    assert out["versions"] == {f"flowtest_{f}": "1" for f in ("ensemble", "lightgbm", "logistic", "sequence", "xgboost")}
     metrics = client().get_run(out["run_id"]).data.metrics
     assert "ensemble.oos_sharpe" in metrics and "logistic.oos_auc" in metrics
 

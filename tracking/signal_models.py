@@ -123,7 +123,12 @@ class ClassifierSignalModel(SignalModel):
 
     ``regime_weights`` turns a list of classifiers into a regime-weighted ensemble: for a row whose
     ``regime_column`` equals ``r``, P(up) = Σ_i w[r][i] P_i(up) (weights normalized; unknown regimes use
-    ``default_weights``)."""
+    ``default_weights``).
+
+    ``estimator_features`` gives each estimator its own input columns (an LSTM reads its window columns, the
+    tree models the tabular features); by default all read ``feature_names``.  With ``allow_missing`` the
+    estimators handle missing values themselves (trees natively, the others by imputation); otherwise a row
+    with any missing input gets P(up) = 0.5 (no position), as models logged before that option did."""
 
     kind = "classifier"
 
@@ -136,6 +141,8 @@ class ClassifierSignalModel(SignalModel):
         regime_column: str | None = None,
         regime_weights: dict[str, list[float]] | None = None,
         default_weights: list[float] | None = None,
+        estimator_features: list[list[str]] | None = None,
+        allow_missing: bool = False,
     ) -> None:
         if not estimators:
             raise ValueError("need at least one estimator")
@@ -146,18 +153,26 @@ class ClassifierSignalModel(SignalModel):
         self.regime_column = regime_column
         self.regime_weights = {str(k): list(v) for k, v in (regime_weights or {}).items()}
         self.default_weights = list(default_weights or [1.0] * len(self.estimators))
+        self.estimator_features = [list(c) for c in estimator_features] if estimator_features else None
+        self.allow_missing = allow_missing
 
     @property
     def features(self) -> list[str]:
         return self.feature_names + ([self.regime_column] if self.regime_column else [])
 
+    def _inputs(self) -> list[list[str]]:
+        # models pickled before per-estimator inputs existed have no such attribute
+        per = getattr(self, "estimator_features", None)
+        return per if per else [self.feature_names] * len(self.estimators)
+
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
         x = frame[self.feature_names].to_numpy(dtype=float)
-        ok = ~np.isnan(x).any(axis=1)
+        ok = np.ones(len(frame), dtype=bool) if getattr(self, "allow_missing", False) else ~np.isnan(x).any(axis=1)
         each = np.full((len(frame), len(self.estimators)), 0.5)
         if ok.any():
-            for i, est in enumerate(self.estimators):
-                each[ok, i] = est.predict_proba(pd.DataFrame(x[ok], columns=self.feature_names))[:, 1]
+            for i, (est, cols) in enumerate(zip(self.estimators, self._inputs(), strict=True)):
+                sub = pd.DataFrame(frame[cols].to_numpy(dtype=float)[ok], columns=cols)
+                each[ok, i] = est.predict_proba(sub)[:, 1]
         weights = np.tile(np.asarray(self.default_weights, dtype=float), (len(frame), 1))
         if self.regime_column and self.regime_weights:
             regimes = frame[self.regime_column].astype(str).to_numpy()

@@ -23,7 +23,8 @@ volatility regime computed here (20-day vol above/below its trailing one-year me
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,9 @@ class Dataset:
     features: list[str]
     source: str  # where the features came from
     regime_source: str = "volatility"  # the regime table's name, or "volatility" (computed here)
+    required: tuple[str, ...] | None = None  # features a row must have (None: all of them)
+    unavailable: dict[str, str] = field(default_factory=dict)  # registry features without data, and why
+    windows: tuple[tuple[str, ...], int] | None = None  # the sequence window's channels and length
 
     @property
     def labeled(self) -> pd.DataFrame:
@@ -188,14 +192,37 @@ def load_dataset(
     feature_table: str | None = "features_technical",
     feature_columns: list[str] | None = None,
     regime_table: str | None = "features_regime",
+    feature_set: Literal["table", "registry"] = "table",
+    windows: tuple[list[str], int] | None = None,
 ) -> Dataset:
     """Labels, features and regime per (symbol, date) of ``equity_bars`` (see the module doc).
 
+    ``feature_set="registry"`` assembles the documented feature registry (:mod:`tracking.ml.assemble`;
+    ``feature_columns`` then selects registry names) when ``feature_table`` exists.  ``windows = (channels,
+    n)`` adds each channel's values 1..n-1 rows back (the sequence model's window).
     Every table is read through ``lake``, so a tracked run records (and a reproduction pins) its version."""
     bars = _bars(lake, symbols, start, end)
     frame = labels(bars, horizon, lag)
     builtin: pd.DataFrame | None = None
-    if feature_table and lake.exists(feature_table):
+    required: tuple[str, ...] | None = None
+    unavailable: dict[str, str] = {}
+    use_registry = feature_set == "registry" and bool(feature_table) and lake.exists(str(feature_table))
+    if use_registry:
+        from tracking.ml import feature_registry as fr
+        from tracking.ml.assemble import assemble
+
+        unknown = sorted(set(feature_columns or []) - set(fr.BY_NAME))
+        if unknown:
+            raise UserInputError(
+                f"unknown registry feature(s) {unknown[:10]}; `quantlake models features` lists all "
+                f"{len(fr.REGISTRY)}"
+            )
+        asm = assemble(lake, symbols, start, end, feature_columns, windows)
+        feats, cols = asm.frame, asm.features
+        required = tuple(c for c in cols if fr.BY_NAME[c].required)
+        unavailable = asm.unavailable
+        source = "registry:" + ",".join(asm.tables)
+    elif feature_table and lake.exists(feature_table):
         feats, cols = table_features(lake, feature_table, symbols, start, end, feature_columns)
         source = feature_table
     else:
@@ -206,6 +233,17 @@ def load_dataset(
         builtin = builtin_features(bars)
         feats = builtin[[*KEYS, *cols]]
         source = "equity_bars"
+    if windows is not None and not use_registry:
+        from tracking.ml.feature_registry import window_column
+
+        # the sequence channels among these features (else the first four of them)
+        channels = [c for c in windows[0] if c in cols] or list(cols[:4])
+        windows = (channels, windows[1])
+        g = feats.groupby("symbol", sort=False)
+        win = {window_column(c, k): g[c].shift(k) for c in channels for k in range(1, windows[1])}
+        feats = pd.concat([feats, pd.DataFrame(win, index=feats.index)], axis=1)
+    feats = feats.assign(date=pd.to_datetime(feats["date"]).astype("datetime64[ns]"))
+    frame = frame.assign(date=frame["date"].astype("datetime64[ns]"))
     frame = frame.merge(feats, on=KEYS, how="left")
     regime_source = "volatility"
     reg = (
@@ -219,7 +257,9 @@ def load_dataset(
     else:
         builtin = builtin if builtin is not None else builtin_features(bars)
         regime = builtin[KEYS].assign(**{REGIME: vol_regime(builtin)})
+    regime = regime.assign(date=pd.to_datetime(regime["date"]).astype("datetime64[ns]"))
     frame = frame.merge(regime, on=KEYS, how="left")
     frame[REGIME] = frame[REGIME].astype(object).where(frame[REGIME].notna(), "unknown").astype(str)
     frame = frame.sort_values(["date", "symbol"], kind="mergesort").reset_index(drop=True)
-    return Dataset(frame, list(cols), source, regime_source)
+    win = (tuple(windows[0]), int(windows[1])) if windows is not None else None
+    return Dataset(frame, list(cols), source, regime_source, required, unavailable, win)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from quantlake.lake import Lake
 from tracking.jobs import register_job
-from tracking.ml import rules, train
+from tracking.ml import report, rules, train
 
 
 @register_job(train.JOB, train.TrainConfig, experiment=train.EXPERIMENT)
 def models_train(config: train.TrainConfig, lake: Lake) -> dict[str, float]:
-    """Train logistic/LightGBM signal models + regime-weighted ensemble with purged walk-forward OOS metrics."""
-    return train.train_job(config, lake)
+    """Train logistic/LightGBM/XGBoost/LSTM signal models + OOS-weighted ensemble (purged walk-forward, Optuna)."""
+    return report.train_job(config, lake)
 
 
 @register_job(rules.JOB, rules.RuleEvalConfig, experiment=rules.EXPERIMENT)

@@ -19,6 +19,7 @@ backtest run reproduces exactly (the features come from the lake at pinned versi
 from __future__ import annotations
 
 import tempfile
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -99,14 +100,18 @@ def load_trade_dataset(
     feature_table: str | None = "features_technical",
     feature_columns: list[str] | None = None,
     regime_table: str | None = "features_regime",
+    feature_set: Literal["table", "registry"] = "table",
+    windows: tuple[list[str], int] | None = None,
 ) -> Dataset:
     """The labeled rows of :func:`positions_from_trades` with the underlying's features (module doc)."""
     trades, daily, underlying = backtest_trades(run_id)
     pos = positions_from_trades(trades, daily)
     if pos.empty:
         raise UserInputError(f"run {run_id} has no closed option positions to learn from")
-    market = load_dataset(lake, [underlying], None, None, 1, 1, feature_table, feature_columns, regime_table)
-    cols = [*KEYS, *market.features, REGIME]
+    market = load_dataset(lake, [underlying], None, None, 1, 1, feature_table, feature_columns, regime_table,
+                          feature_set=feature_set, windows=windows)  # fmt: skip
+    inputs = list(dict.fromkeys([*market.features, *_window_cols(market)]))
+    cols = [*KEYS, *inputs, REGIME]
     feats = market.frame[cols].assign(date=_ns(market.frame["date"])).sort_values("date")
     rows = pd.merge_asof(
         pos.sort_values("entry_date"),
@@ -121,7 +126,7 @@ def load_trade_dataset(
         {
             "symbol": underlying,
             "date": pd.to_datetime(rows["date"]).to_numpy(),
-            **{c: rows[c].to_numpy() for c in market.features},
+            **{c: rows[c].to_numpy() for c in inputs},
             REGIME: rows[REGIME].fillna("unknown").astype(str).to_numpy(),
             "label": (rows["pnl"] > 0).astype(float).to_numpy(),
             "hold_ret": rows["trade_return"].to_numpy(),
@@ -130,7 +135,14 @@ def load_trade_dataset(
         }
     )
     frame = frame.sort_values(["date", "position_id"], kind="mergesort").reset_index(drop=True)
-    return Dataset(frame, market.features, f"{market.source} @ trades of run {run_id}", market.regime_source)
+    return Dataset(frame, market.features, f"{market.source} @ trades of run {run_id}", market.regime_source,
+                   market.required, market.unavailable, market.windows)  # fmt: skip
+
+
+def _window_cols(data: Dataset) -> list[str]:
+    from tracking.ml.feature_registry import window_columns
+
+    return window_columns(list(data.windows[0]), data.windows[1]) if data.windows else []
 
 
 def calendar(frame: pd.DataFrame) -> pd.DatetimeIndex:

@@ -1,15 +1,23 @@
 """Train ML signal models with purged walk-forward evaluation; log each as a pyfunc signal model.
 
-For every walk-forward fold and model family (logistic baseline, LightGBM) Optuna tunes hyperparameters by
-purged k-fold log-loss *inside the fold's training window only*, the tuned model is refit on that window
-and predicts the fold's test block.  The concatenated test predictions are the out-of-sample record the
-promotion gate judges (``oos_*`` metrics, :mod:`tracking.stats`).  A regime-weighted ensemble weights each
-family per regime by its inner-CV accuracy in that regime.
+Families (:mod:`tracking.ml.families`): a logistic baseline, LightGBM, XGBoost and a small LSTM over the
+last ``seq_window`` bars (:mod:`tracking.ml.sequence`).  Features: the documented registry
+(:mod:`tracking.ml.feature_registry`, ``feature_set: registry``, the default) assembled point in time from
+every feature table, or the older small set of one table / built-in features.
 
-The final models are refit on all labeled rows with the last fold's parameters and ensemble weights, and
-logged (one nested run per family + ensemble, each with its OOS metrics, feature importance, predictions
-and a pyfunc model with signature).  Registration is a separate step (:func:`register_trained`), so
-reproducing a training run does not create model versions.
+For every walk-forward fold and family, Optuna tunes hyperparameters by purged k-fold log-loss *inside the
+fold's training window only*; the tuned model is refit on that window and predicts the fold's test block.
+The concatenated test predictions are the out-of-sample record the promotion gate judges (``oos_*``
+metrics, :mod:`tracking.stats`).  The ensemble averages the families' probabilities weighted per regime by
+out-of-sample skill: inside a fold by the inner-CV out-of-fold predictions of its training window (nothing
+after the window is seen), and for the final model by the walk-forward's own out-of-sample predictions.
+Each family and the ensemble get a permutation importance over the out-of-sample folds
+(:mod:`tracking.ml.importance`).
+
+The final models are refit on all usable labeled rows with the last fold's parameters and logged (one
+nested run per family + ensemble, each with its OOS metrics, importances, predictions and a pyfunc model
+with signature).  Registration is a separate step (:func:`register_trained`), so reproducing a training run
+does not create model versions.
 """
 
 from __future__ import annotations
@@ -28,17 +36,20 @@ from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 from quantlake.tables import validate_symbol
 from tracking import stats
+from tracking.ml import feature_registry as fr
 from tracking.ml.dataset import REGIME, Dataset, load_dataset
+from tracking.ml.families import FAMILIES, Family, inputs, intrinsic_importance, make_estimator, suggest
+from tracking.ml.importance import FoldEval, permutation_importance
 from tracking.ml.splits import purged_kfold, walk_forward
 from tracking.ml.trades import calendar, load_trade_dataset
-from tracking.run_context import RunHandle, current_run, tracked_run
 from tracking.signal_models import ClassifierSignalModel
 
-Family = Literal["logistic", "lightgbm"]
 ENSEMBLE = "ensemble"
 JOB = "models.train"
 EXPERIMENT = "models"
 FAMILY_TAG = "quantlake.model_family"
+MIN_FIT_ROWS = 50  # rows (with both labels) an inner training fold needs before a model is fitted on it
+DEFAULT_CHANNELS = ["ret_1d", "rsi_14", "bb_pctb", "ema_ratio", "rv_20"]
 
 
 class TrainConfig(BaseModel):
@@ -56,10 +67,25 @@ class TrainConfig(BaseModel):
     horizon: int = Field(default=5, ge=1, le=60, description="label: forward return over this many bars")
     lag: int = Field(default=1, ge=1, le=5, description="bars between signal and entry")
     feature_table: str | None = "features_technical"  # used when it exists, else built-in features
-    features: list[str] | None = None  # None: every numeric column of the feature table / all built-ins
+    feature_set: Literal["registry", "table"] = Field(
+        default="registry",
+        description="registry: the documented feature registry over every feature table (when feature_table "
+        "exists); table: numeric columns of feature_table only",
+    )
+    features: list[str] | None = None  # None: the whole registry / the table's defaults / all built-ins
     regime_table: str | None = "features_regime"
-    families: list[Family] = ["logistic", "lightgbm"]
+    families: list[Family] = list(FAMILIES)  # type: ignore[assignment]
+    family_trials: dict[Family, int] = Field(
+        default_factory=dict, description="Optuna trials per family (default: optuna_trials)"
+    )
     ensemble: bool = True
+    seq_channels: list[str] = Field(default_factory=lambda: list(DEFAULT_CHANNELS))
+    seq_window: int = Field(default=10, ge=2, le=60, description="bars the sequence model sees")
+    min_coverage: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="registry features present in fewer labeled rows than this share are left out",
+    )  # fmt: skip
+    importance_rows: int = Field(default=1500, ge=50, description="OOS rows per fold for permutation importance")
     n_splits: int = Field(default=4, ge=2, le=20, description="walk-forward test blocks")
     min_train_fraction: float = Field(default=0.5, gt=0.1, lt=0.95)
     inner_splits: int = Field(default=3, ge=2, le=10, description="purged k-fold inside each training window")
@@ -85,6 +111,14 @@ class TrainConfig(BaseModel):
             raise ValueError("at least one model family")
         return list(dict.fromkeys(v))
 
+    @field_validator("family_trials")
+    @classmethod
+    def _trials(cls, v: dict[Family, int]) -> dict[Family, int]:
+        bad = {k: n for k, n in v.items() if not 1 <= n <= 500}
+        if bad:
+            raise ValueError(f"trials must be 1..500, got {bad}")
+        return v
+
     @model_validator(mode="after")
     def _trades(self) -> TrainConfig:
         if (self.labels == "option_trades") != (self.trades_run is not None):
@@ -95,47 +129,16 @@ class TrainConfig(BaseModel):
     def trade_filter(self) -> bool:
         return self.labels == "option_trades"
 
+    @property
+    def unit(self) -> str:
+        return "trades" if self.trade_filter else "rows"
 
-# ------------------------------------------------------------------------------------------- families
-def make_estimator(family: str, params: dict[str, Any], seed: int) -> Any:
-    if family == "logistic":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
+    def trials(self, family: str) -> int:
+        return int(self.family_trials.get(family, self.optuna_trials))  # type: ignore[call-overload]
 
-        return Pipeline(
-            [("scale", StandardScaler()), ("clf", LogisticRegression(C=params["C"], max_iter=2000))]
-        )
-    if family == "lightgbm":
-        from lightgbm import LGBMClassifier
-
-        return LGBMClassifier(
-            **params, n_jobs=1, deterministic=True, force_row_wise=True, random_state=seed, verbose=-1
-        )
-    raise UserInputError(f"unknown model family {family!r}")
-
-
-def suggest(family: str, trial: Any) -> dict[str, Any]:
-    if family == "logistic":
-        return {"C": trial.suggest_float("C", 1e-3, 10.0, log=True)}
-    return {
-        "n_estimators": trial.suggest_int("n_estimators", 40, 240, step=40),
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 4, 31),
-        "min_child_samples": trial.suggest_int("min_child_samples", 20, 200),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-    }
-
-
-def feature_importance(family: str, estimator: Any, features: list[str]) -> pd.Series:
-    """Importance normalized to sum 1: LightGBM total gain, logistic |coefficient| on standardized inputs."""
-    if family == "lightgbm":
-        raw = np.asarray(estimator.booster_.feature_importance(importance_type="gain"), dtype=float)
-    else:
-        raw = np.abs(np.asarray(estimator.named_steps["clf"].coef_[0], dtype=float))
-    total = raw.sum()
-    return pd.Series(raw / total if total > 0 else raw, index=features, name="importance")
+    @property
+    def total_trials(self) -> int:
+        return sum(self.trials(f) for f in self.families) + (1 if self.ensemble else 0)
 
 
 # ------------------------------------------------------------------------------------------- tuning
@@ -151,7 +154,14 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def tune(family: str, train: pd.DataFrame, features: list[str], cfg: TrainConfig, seed: int) -> Tuned:
+def _window_of(cfg: TrainConfig, data: Dataset) -> tuple[list[str], int]:
+    if data.windows is not None:
+        return list(data.windows[0]), data.windows[1]
+    return [], cfg.seq_window
+
+
+def tune(family: str, train: pd.DataFrame, features: list[str], cfg: TrainConfig, seed: int,
+         window: tuple[list[str], int] = ([], 10)) -> Tuned:  # fmt: skip
     """Optuna over purged k-fold log-loss of the training window ``train`` (nothing outside it is seen)."""
     import optuna
 
@@ -159,38 +169,53 @@ def tune(family: str, train: pd.DataFrame, features: list[str], cfg: TrainConfig
     folds = purged_kfold(train["date"], train["label_end"], cfg.inner_splits, cfg.embargo)
     x = train[features]
     y = train["label"].to_numpy()
+    sizes = [int(f.train.sum()) for f in folds]
+    usable = [
+        f for f in folds if f.train.sum() >= MIN_FIT_ROWS and f.test.sum() > 0 and len(np.unique(y[f.train])) == 2
+    ]
+    if not usable:
+        raise UserInputError(
+            f"training window too small for the inner purged folds: each of the {cfg.inner_splits} inner folds "
+            f"needs at least {MIN_FIT_ROWS} training {cfg.unit} with both outcomes after purging, but they have "
+            f"{', '.join(map(str, sizes))} of the {len(train)} {cfg.unit} available in this window "
+            f"(needed in the window: about {_window_need(cfg)}; use more data, fewer inner_splits or a "
+            f"smaller embargo)"
+        )
     oofs: dict[int, np.ndarray] = {}
 
     def objective(trial: Any) -> float:
         params = suggest(family, trial)
         oof = np.full(len(train), np.nan)
         losses = []
-        for f in folds:
-            if f.train.sum() < 50 or f.test.sum() == 0 or len(np.unique(y[f.train])) < 2:
-                continue
-            est = make_estimator(family, params, seed).fit(x[f.train], y[f.train])
+        for f in usable:
+            est = make_estimator(family, params, seed, *window).fit(x[f.train], y[f.train])
             oof[f.test] = est.predict_proba(x[f.test])[:, 1]
             losses.append(_log_loss(y[f.test], oof[f.test]))
-        if not losses:
-            raise UserInputError("training window too small for the inner purged folds")
         oofs[trial.number] = oof
         return float(np.mean(losses))
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=cfg.optuna_trials)
-    return Tuned(dict(study.best_params), oofs[study.best_trial.number], cfg.optuna_trials)
+    study.optimize(objective, n_trials=cfg.trials(family))
+    return Tuned(dict(study.best_params), oofs[study.best_trial.number], cfg.trials(family))
+
+
+def _window_need(cfg: TrainConfig) -> int:
+    """Rows a training window needs so each inner fold keeps ``MIN_FIT_ROWS`` after holding one fold out."""
+    k = cfg.inner_splits
+    return int(np.ceil(MIN_FIT_ROWS * k / (k - 1)))
 
 
 def regime_weights(
-    oof: dict[str, np.ndarray], labels: np.ndarray, regimes: np.ndarray
+    prob: dict[str, np.ndarray], labels: np.ndarray, regimes: np.ndarray
 ) -> tuple[dict[str, list[float]], list[float]]:
-    """Per regime, each family's weight = its inner-CV accuracy edge over 50 % (floored near zero)."""
-    families = list(oof)
+    """Per regime, each family's weight = its out-of-sample accuracy edge over 50 % (floored near zero),
+    from predictions ``prob`` that were out of sample for each row (inner-CV out-of-fold, or walk-forward)."""
+    families = list(prob)
 
     def edge(mask: np.ndarray) -> list[float]:
         out = []
         for fam in families:
-            p = oof[fam][mask]
+            p = prob[fam][mask]
             ok = ~np.isnan(p)
             acc = float(((p[ok] >= 0.5) == (labels[mask][ok] == 1)).mean()) if ok.any() else 0.5
             out.append(max(acc - 0.5, 0.0) + 1e-3)
@@ -200,13 +225,20 @@ def regime_weights(
     return weights, edge(np.ones(len(labels), dtype=bool))
 
 
+def _ensemble_prob(probs: np.ndarray, regimes: np.ndarray, weights: tuple[dict[str, list[float]], list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    by_regime, default = weights
+    w = np.array([by_regime.get(str(r), default) for r in regimes], dtype=float)
+    return (probs * w).sum(axis=1) / w.sum(axis=1), w
+
+
 # ------------------------------------------------------------------------------------------- training
 @dataclass
 class FamilyResult:
     name: str
     model: ClassifierSignalModel
     metrics: dict[str, float]
-    importance: pd.Series
+    importance: pd.Series  # the model's own importance
+    permutation: pd.DataFrame  # feature, importance (mean OOS AUC drop), std, folds
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -215,6 +247,8 @@ class TrainingResult:
     dataset: Dataset
     oos: pd.DataFrame  # test rows with prob_<family>, prob_ensemble, signals
     families: dict[str, FamilyResult]
+    features: list[str] = field(default_factory=list)  # the tabular features trained on
+    coverage: pd.DataFrame = field(default_factory=pd.DataFrame)  # feature, family, share present, used
 
 
 def _signals(p: np.ndarray, cfg: TrainConfig) -> np.ndarray:
@@ -250,208 +284,163 @@ def evaluate(oos: pd.DataFrame, prob: str, cfg: TrainConfig, n_trials: int) -> d
     return out
 
 
-def _predict(est: Any, x: pd.DataFrame) -> np.ndarray:
+def _predict(est: Any, x: pd.DataFrame, ok: np.ndarray) -> np.ndarray:
+    """P(up) for the rows ``ok`` (rows lacking a required feature get 0.5: no position)."""
     p = np.full(len(x), 0.5)
-    ok = x.notna().all(axis=1).to_numpy()
     if ok.any():
         p[ok] = est.predict_proba(x[ok])[:, 1]
     return p
 
 
+def load(cfg: TrainConfig, lake: Lake) -> Dataset:
+    """The labeled frame of ``cfg`` (forward returns of the symbols, or an options run's trades)."""
+    windows = (cfg.seq_channels, cfg.seq_window) if "sequence" in cfg.families else None
+    if cfg.feature_set == "registry" and windows is not None:
+        unknown = [c for c in cfg.seq_channels if c not in fr.BY_NAME]
+        if unknown and cfg.feature_table:
+            raise UserInputError(f"seq_channels {unknown} are not registry features (`quantlake models features`)")
+    if cfg.trade_filter:
+        assert cfg.trades_run is not None
+        return load_trade_dataset(lake, cfg.trades_run, cfg.feature_table, cfg.features, cfg.regime_table,
+                                  feature_set=cfg.feature_set, windows=windows)  # fmt: skip
+    return load_dataset(lake, cfg.symbols, cfg.start, cfg.end, cfg.horizon, cfg.lag, cfg.feature_table,
+                        cfg.features, cfg.regime_table, feature_set=cfg.feature_set, windows=windows)  # fmt: skip
+
+
+def select_features(data: Dataset, rows: pd.DataFrame, cfg: TrainConfig) -> tuple[list[str], pd.DataFrame]:
+    """Registry features present in at least ``min_coverage`` of the labeled rows (all features otherwise),
+    and the coverage table (feature, family, source, present share, used)."""
+    feats = data.features
+    share = rows[feats].notna().mean() if len(rows) else pd.Series(0.0, index=feats)
+    registry = data.required is not None
+    used = [f for f in feats if not registry or share[f] >= max(cfg.min_coverage, 1e-12)]
+    cov = pd.DataFrame(
+        {
+            "feature": feats,
+            "family": [fr.BY_NAME[f].family if f in fr.BY_NAME else "table" for f in feats],
+            "source": [fr.BY_NAME[f].source if f in fr.BY_NAME else data.source for f in feats],
+            "present": [float(share[f]) for f in feats],
+            "used": [f in set(used) for f in feats],
+            "note": [data.unavailable.get(f, "") for f in feats],
+        }
+    )
+    return used, cov
+
+
+def _check_size(rows: pd.DataFrame, cfg: TrainConfig) -> None:
+    """A clear error naming the numbers when there is not enough labeled history for the walk-forward."""
+    n_dates = int(rows["date"].nunique()) if len(rows) else 0
+    need_dates = int(np.ceil(cfg.n_splits / (1 - cfg.min_train_fraction)))
+    need_rows = int(np.ceil(_window_need(cfg) / cfg.min_train_fraction))
+    what = f"the options backtest run {cfg.trades_run}" if cfg.trade_filter else "the training config"
+    if n_dates < need_dates or len(rows) < need_rows:
+        raise UserInputError(
+            f"training window too small: {what} gives {len(rows)} labeled {cfg.unit} on {n_dates} dates; "
+            f"the walk-forward (n_splits {cfg.n_splits}, min_train_fraction {cfg.min_train_fraction}, "
+            f"inner_splits {cfg.inner_splits}) needs at least {need_rows} {cfg.unit} and {need_dates} dates "
+            f"(the first training window must hold {_window_need(cfg)} {cfg.unit})"
+        )
+
+
 def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None = None) -> TrainingResult:
     """Walk-forward OOS predictions per family and the ensemble, then the final refit models."""
     say = progress or (lambda _msg: None)
-    if cfg.trade_filter:
-        assert cfg.trades_run is not None
-        data = load_trade_dataset(lake, cfg.trades_run, cfg.feature_table, cfg.features, cfg.regime_table)
-    else:
-        data = load_dataset(
-            lake,
-            cfg.symbols,
-            cfg.start,
-            cfg.end,
-            cfg.horizon,
-            cfg.lag,
-            cfg.feature_table,
-            cfg.features,
-            cfg.regime_table,
-        )
+    data = load(cfg, lake)
     rows = data.labeled
-    feats = data.features
-    complete = rows[feats].notna().all(axis=1).to_numpy()
-    splits = walk_forward(rows["date"], rows["label_end"], cfg.n_splits, cfg.min_train_fraction, cfg.embargo)
-    n_trials = cfg.optuna_trials * len(cfg.families) + (1 if cfg.ensemble else 0)
+    feats, coverage = select_features(data, rows, cfg)
+    required = list(data.required) if data.required is not None else feats
+    required = [c for c in required if c in feats]
+    usable = rows[required].notna().all(axis=1).to_numpy()
+    _check_size(rows[usable], cfg)
+    channels, window = _window_of(cfg, data)
+    cols = {fam: inputs(fam, feats, channels, window) for fam in cfg.families}
+    try:
+        splits = walk_forward(rows["date"], rows["label_end"], cfg.n_splits, cfg.min_train_fraction, cfg.embargo)
+    except ValueError as exc:
+        raise UserInputError(f"training window too small: {exc}") from None
+    n_trials = cfg.total_trials
     oos_parts = []
     last: dict[str, Tuned] = {}
-    last_weights: tuple[dict[str, list[float]], list[float]] = ({}, [1.0] * len(cfg.families))
+    evals: list[FoldEval] = []
     for k, split in enumerate(splits):
-        train_rows = rows[split.train & complete].reset_index(drop=True)
+        train_rows = rows[split.train & usable].reset_index(drop=True)
         test_rows = rows[split.test].reset_index(drop=True)
-        if train_rows.empty or len(np.unique(train_rows["label"])) < 2:
-            raise UserInputError(f"walk-forward fold {k + 1}: not enough labeled training rows")
+        ok = usable[split.test]
+        if len(train_rows) < _window_need(cfg) or len(np.unique(train_rows["label"])) < 2:
+            raise UserInputError(
+                f"walk-forward fold {k + 1}/{len(splits)}: training window too small: {len(train_rows)} usable "
+                f"labeled {cfg.unit} with {train_rows['label'].nunique()} outcome(s) before "
+                f"{pd.Timestamp(test_rows['date'].min()).date()}; it needs at least {_window_need(cfg)} "
+                f"with both outcomes"
+            )
         part = test_rows[["symbol", "date", REGIME, "label", "hold_ret", "label_end"]].copy()
         oof: dict[str, np.ndarray] = {}
+        fitted: dict[str, tuple[Any, list[str]]] = {}
         for fam in cfg.families:
-            say(
-                f"fold {k + 1}/{len(splits)}: tuning {fam} ({cfg.optuna_trials} trials) on {len(train_rows):,} rows"
-            )
-            tuned = tune(fam, train_rows, feats, cfg, cfg.seed + k)
-            est = make_estimator(fam, tuned.params, cfg.seed).fit(train_rows[feats], train_rows["label"])
-            part[f"prob_{fam}"] = _predict(est, test_rows[feats])
+            say(f"fold {k + 1}/{len(splits)}: tuning {fam} ({cfg.trials(fam)} trials) on {len(train_rows):,} {cfg.unit}")
+            tuned = tune(fam, train_rows, cols[fam], cfg, cfg.seed + k, (channels, window))
+            est = make_estimator(fam, tuned.params, cfg.seed, channels, window)
+            est.fit(train_rows[cols[fam]], train_rows["label"])
+            part[f"prob_{fam}"] = _predict(est, test_rows[cols[fam]], ok)
             oof[fam] = tuned.oof
             last[fam] = tuned
-        weights, default = regime_weights(oof, train_rows["label"].to_numpy(), train_rows[REGIME].to_numpy())
-        last_weights = (weights, default)
+            fitted[fam] = (est, cols[fam])
+        weights = regime_weights(oof, train_rows["label"].to_numpy(), train_rows[REGIME].to_numpy())
+        member_w = None
         if cfg.ensemble:
             probs = np.column_stack([part[f"prob_{f}"] for f in cfg.families])
-            w = np.array([weights.get(r, default) for r in part[REGIME]], dtype=float)
-            part[f"prob_{ENSEMBLE}"] = (probs * w).sum(axis=1) / w.sum(axis=1)
+            part[f"prob_{ENSEMBLE}"], member_w = _ensemble_prob(probs, part[REGIME].to_numpy(), weights)
         oos_parts.append(part)
+        evals.append(FoldEval(test_rows[ok].reset_index(drop=True), fitted, None if member_w is None else member_w[ok]))
     oos = pd.concat(oos_parts, ignore_index=True)
 
-    say("refitting the final models on all labeled rows")
-    full = rows[complete].reset_index(drop=True)
-    fitted = {
-        f: make_estimator(f, last[f].params, cfg.seed).fit(full[feats], full["label"]) for f in cfg.families
+    say("permutation importance on the out-of-sample folds")
+    perm = permutation_importance(evals, list(cfg.families), cfg.ensemble, cfg.importance_rows, cfg.seed)
+
+    say("refitting the final models on all usable labeled rows")
+    full = rows[usable].reset_index(drop=True)
+    fitted_final = {
+        f: make_estimator(f, last[f].params, cfg.seed, channels, window).fit(full[cols[f]], full["label"])
+        for f in cfg.families
     }
     results: dict[str, FamilyResult] = {}
-    for fam, est in fitted.items():
-        model = ClassifierSignalModel([est], feats, cfg.long_threshold, cfg.short_threshold)
+    for fam, est in fitted_final.items():
+        model = ClassifierSignalModel([est], cols[fam], cfg.long_threshold, cfg.short_threshold,
+                                      allow_missing=True)  # fmt: skip
         results[fam] = FamilyResult(
             fam,
             model,
             evaluate(oos, f"prob_{fam}", cfg, n_trials),
-            feature_importance(fam, est, feats),
+            intrinsic_importance(fam, est, cols[fam]),
+            perm[perm["model"] == fam].drop(columns="model").reset_index(drop=True),
             last[fam].params,
         )
     if cfg.ensemble:
-        weights, default = last_weights
+        # out-of-sample weights: each family's accuracy edge on the walk-forward test blocks, per regime
+        oos_prob = {f: oos[f"prob_{f}"].to_numpy() for f in cfg.families}
+        weights, default = regime_weights(oos_prob, oos["label"].to_numpy(), oos[REGIME].to_numpy())
+        union = list(dict.fromkeys(c for f in cfg.families for c in cols[f]))
         model = ClassifierSignalModel(
-            list(fitted.values()),
-            feats,
+            list(fitted_final.values()),
+            union,
             cfg.long_threshold,
             cfg.short_threshold,
             regime_column=REGIME,
             regime_weights=weights,
             default_weights=default,
+            estimator_features=[cols[f] for f in cfg.families],
+            allow_missing=True,
         )
         share = np.asarray(default) / np.sum(default)
-        importance = sum(s * results[f].importance for s, f in zip(share, cfg.families, strict=True))
+        own = pd.Series(0.0, index=union, name="importance")
+        for s, f in zip(share, cfg.families, strict=True):
+            own = own.add(s * results[f].importance, fill_value=0.0)
         results[ENSEMBLE] = FamilyResult(
             ENSEMBLE,
             model,
             evaluate(oos, f"prob_{ENSEMBLE}", cfg, n_trials),
-            pd.Series(importance, index=feats, name="importance"),
-            {"regime_weights": weights, "default_weights": default},
+            own,
+            perm[perm["model"] == ENSEMBLE].drop(columns="model").reset_index(drop=True),
+            {"regime_weights": weights, "default_weights": default, "weighted_by": "walk-forward OOS accuracy edge"},
         )
-    return TrainingResult(data, oos, results)
-
-
-# ------------------------------------------------------------------------------------------- logging
-def _figures(name: str, result: FamilyResult, oos: pd.DataFrame, cfg: TrainConfig) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
-    imp = result.importance.sort_values()
-    fig_imp = go.Figure(go.Bar(x=imp.to_numpy(), y=imp.index.tolist(), orientation="h"))
-    fig_imp.update_layout(title=f"{name}: feature importance", height=120 + 22 * len(imp))
-    frame = oos.assign(signal=_signals(oos[f"prob_{name}"].to_numpy(), cfg))
-    if cfg.trade_filter:
-        daily = stats.trade_return_series(
-            frame["signal"].to_numpy() > 0, frame["hold_ret"].to_numpy(), frame["label_end"], calendar(frame)
-        )
-    else:
-        pos = frame.pivot_table(index="date", columns="symbol", values="signal", aggfunc="last")
-        ret = frame.pivot_table(index="date", columns="symbol", values="hold_ret", aggfunc="last")
-        daily = stats.strategy_returns(pos, ret, cfg.cost_bps)
-    equity = (1 + daily).cumprod()
-    fig_eq = go.Figure(go.Scatter(x=equity.index, y=equity.to_numpy(), name=name))
-    fig_eq.update_layout(title=f"{name}: out-of-sample equity (walk-forward, after costs)", height=380)
-    return {"feature_importance": fig_imp, "oos_equity": fig_eq}
-
-
-def log_family(
-    parent: RunHandle, result: FamilyResult, training: TrainingResult, cfg: TrainConfig, lake: Lake
-) -> str:
-    """One nested run per family: OOS metrics, tuned params, importance, predictions and the pyfunc model."""
-    from tracking.registry import log_signal_model
-
-    name = result.name
-    with tracked_run(
-        EXPERIMENT,
-        f"{JOB}/{name}",
-        cfg,
-        lake,
-        run_name=name,
-        extra_tags={FAMILY_TAG: name, "quantlake.part_of": parent.run_id},
-    ) as run:
-        run.log_metrics(result.metrics)
-        run.log_params({"best": result.params} if result.params else {})
-        run.log_frame("feature_importance", result.importance.rename_axis("feature").reset_index())
-        cols = ["symbol", "date", REGIME, "label", "hold_ret", f"prob_{name}"]
-        run.log_frame("oos_predictions", training.oos[cols])
-        for fig_name, fig in _figures(name, result, training.oos, cfg).items():
-            run.log_figure(fig_name, fig)
-        example = training.dataset.labeled.dropna(subset=training.dataset.features).tail(50)
-        log_signal_model(run, result.model, example)
-    return run.run_id
-
-
-def train_job(cfg: TrainConfig, lake: Lake) -> dict[str, float]:
-    """The ``models.train`` job: train, log one nested run per model, return every OOS metric."""
-    log = logging.getLogger("quantlake.models")
-    training = train(cfg, lake, progress=log.info)
-    parent = current_run()
-    if parent is None:  # run untracked (a library call): nothing to log the models to
-        return _summary(training)
-    for result in training.families.values():
-        log_family(parent, result, training, cfg, lake)
-    parent.log_frame("dataset_summary", _dataset_summary(training.dataset))
-    parent.set_tags(
-        {
-            "quantlake.feature_source": training.dataset.source,
-            "quantlake.regime_source": training.dataset.regime_source,
-            "quantlake.features": ",".join(training.dataset.features),
-        }
-    )
-    return _summary(training)
-
-
-def _summary(training: TrainingResult) -> dict[str, float]:
-    out: dict[str, float] = {
-        "n_rows": float(len(training.dataset.labeled)),
-        "n_features": float(len(training.dataset.features)),
-        "n_oos_rows": float(len(training.oos)),
-    }
-    for name, result in training.families.items():
-        out.update({f"{name}.{k}": v for k, v in result.metrics.items()})
-    head = ENSEMBLE if ENSEMBLE in training.families else next(iter(training.families))
-    out.update(training.families[head].metrics)
-    return out
-
-
-def _dataset_summary(data: Dataset) -> pd.DataFrame:
-    labeled = data.labeled
-    return (
-        labeled.groupby("symbol")
-        .agg(rows=("label", "size"), first=("date", "min"), last=("date", "max"), up_share=("label", "mean"))
-        .reset_index()
-    )
-
-
-def register_trained(parent_run_id: str, prefix: str = "ml") -> dict[str, str]:
-    """Register the models a ``models.train`` run logged as ``<prefix>_<family>``; returns name → version."""
-    from tracking.registry import MODEL_URI_TAG, register_from_run
-    from tracking.run_context import client
-    from tracking.runs import search
-
-    c = client()
-    parent = c.get_run(parent_run_id)
-    children = search(c, [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'")
-    out = {}
-    for child in sorted(children, key=lambda r: r.data.tags.get(FAMILY_TAG, "")):
-        family = child.data.tags.get(FAMILY_TAG)
-        if family and child.data.tags.get(MODEL_URI_TAG) and child.info.status == "FINISHED":
-            out[f"{prefix}_{family}"] = register_from_run(child.info.run_id, f"{prefix}_{family}")
-    if not out:
-        raise UserInputError(f"run {parent_run_id} logged no models (is it a finished {JOB} run?)")
-    return out
+    return TrainingResult(data, oos, results, feats, coverage)
