@@ -244,18 +244,23 @@ def feature_frame(
     not knowing, when it has every column), else from the built-in features over ``equity_bars``; the
     ``regime`` column the same way.  Only history up to ``as_of`` is read (``FEATURE_LOOKBACK_DAYS``)."""
     from tracking.ml.dataset import REGIME, load_dataset
+    from tracking.ml.feature_registry import BY_NAME, split_inputs
 
     wanted = [c for c in columns if c != REGIME]
+    plain, windows = split_inputs(wanted)  # a sequence model's window columns are computed, not read
     table = feature_table if feature_table and lake.exists(feature_table) else None
     if table is not None and tables_read is not None and table not in tables_read:
         table = None  # the model was trained on built-in features
-    if table is not None and not set(wanted) <= _table_columns(lake, table):
-        table = None
+    feature_set = "table"
+    if table is not None and not set(plain) <= _table_columns(lake, table):
+        # a model trained on the feature registry (tracking.ml.feature_registry): assemble the same features
+        feature_set = "registry" if plain and set(plain) <= set(BY_NAME) else "table"
+        table = table if feature_set == "registry" else None
     regime_table = "features_regime" if tables_read is None or "features_regime" in tables_read else None
     start = as_of - dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
     data = load_dataset(
-        lake, symbols, start, as_of, horizon=1, lag=1, feature_table=table, feature_columns=wanted or None,
-        regime_table=regime_table,
+        lake, symbols, start, as_of, horizon=1, lag=1, feature_table=table, feature_columns=plain or None,
+        regime_table=regime_table, feature_set=feature_set, windows=windows,  # type: ignore[arg-type]
     )  # fmt: skip
     frame = data.frame
     today = frame[frame["date"] == pd.Timestamp(as_of)]

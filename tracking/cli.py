@@ -245,6 +245,31 @@ def models_list() -> None:
     console.print(t)
 
 
+@models_app.command("features")
+def models_features(
+    family: Annotated[str | None, typer.Option("--family", help="Only this family (technical, macro, ...)")] = None,
+    fmt_: Annotated[str, typer.Option("--format", help="table | csv")] = "table",
+) -> None:
+    """The ML feature registry: every point-in-time feature with its family, source table and lag."""
+    from quantlake.display import Col, print_table
+    from quantlake.errors import UserInputError
+    from tracking.ml.feature_registry import describe
+
+    doc = describe()
+    if family:
+        if family not in set(doc["family"]):
+            raise UserInputError(f"unknown family {family!r}; families: {', '.join(dict.fromkeys(doc['family']))}")
+        doc = doc[doc["family"] == family]
+    if fmt_ == "csv":
+        typer.echo(doc.to_csv(index=False), nl=False)
+        return
+    if fmt_ != "table":
+        raise UserInputError(f"--format must be table or csv, not {fmt_!r}")
+    cols = [Col("name"), Col("family"), Col("source"), Col("lag", kind="int"), Col("description", optional=True),
+            Col("lag_rule", "availability", optional=True)]  # fmt: skip
+    print_table(doc, cols, title=f"feature registry ({len(doc)} features)")
+
+
 @models_app.command("promote")
 def models_promote(
     name: Annotated[str, typer.Argument(help="Registered model name")],

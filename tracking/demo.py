@@ -40,7 +40,9 @@ DEMO_TRAIN_CONFIG: dict[str, Any] = {
     "horizon": 5,
     "n_splits": 3,
     "inner_splits": 2,
-    "optuna_trials": 3,
+    "optuna_trials": 2,
+    "family_trials": {"sequence": 1},
+    "importance_rows": 500,
 }
 DEMO_RULE = {"kind": "threshold", "feature": "ema_ratio", "long_above": 0.0}  # long while EMA12 > EMA26
 RULE_MODEL = "rule_ema_trend"
@@ -90,14 +92,21 @@ def stage(ctx: DemoContext) -> None:
     from tracking.registry import register_from_run
     from tracking.run_context import client
 
-    features = "features_technical" if ctx.lake.exists("features_technical") else "built-in features"
+    features = "the feature registry" if ctx.lake.exists("features_technical") else "built-in features"
     ctx.console.print(
-        f"[bold]Training signal models[/] on {len(DEMO_SYMBOLS)} symbols ({features}): purged walk-forward, "
-        "Optuna inside each training window"
+        f"[bold]Training signal models[/] (logistic, LightGBM, XGBoost, LSTM and their OOS-weighted ensemble) on "
+        f"{len(DEMO_SYMBOLS)} symbols ({features}): purged walk-forward, Optuna inside each training window"
     )
     trained = train_models_flow(config=DEMO_TRAIN_CONFIG)
     if not isinstance(trained, dict):  # a Failed state (Prefect normally re-raises its error)
         raise TrackingError(f"training flow failed: {trained}")
+    parent = client().get_run(trained["run_id"]).data.metrics
+    ctx.console.print(
+        f"Features: {parent.get('n_features', 0):.0f} used of the registry's {parent.get('n_features_registry', 0):.0f} "
+        "(the rest have no data in the sample: no COT file, no US option chains, no DGS3MO); per-model "
+        "permutation importance on the out-of-sample folds is in each model's run "
+        "(`quantlake models features` lists the registry)."
+    )
     rule_run = run_job(rules.JOB, rule_config())
     versions = {**trained["versions"], RULE_MODEL: register_from_run(rule_run, RULE_MODEL)}
 

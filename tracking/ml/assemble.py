@@ -223,7 +223,7 @@ def calendar_features(dates: pd.Series) -> pd.DataFrame:
     s["turn_of_month"] = ((s["tdays_to_month_end"] == 0) | (s["tdom"] <= 3)).astype(float)
     # monthly option expiry: the third Friday (the session before it when it is a holiday)
     firsts = pd.date_range(lo - pd.offsets.MonthBegin(1), hi, freq="MS")
-    third = firsts + pd.to_timedelta((4 - firsts.dayofweek) % 7 + 14, unit="D")
+    third = firsts + pd.to_timedelta((4 - firsts.day_of_week) % 7 + 14, unit="D")
     pos = np.searchsorted(sess.to_numpy(), third.to_numpy(dtype="datetime64[ns]"), side="right") - 1
     expiries = sess[np.clip(pos, 0, len(sess) - 1)].unique()
     exp_idx = np.searchsorted(sess.to_numpy(), expiries.to_numpy())
@@ -252,11 +252,11 @@ def calendar_features(dates: pd.Series) -> pd.DataFrame:
     s["early_close"] = s["date"].map(early).astype(float)
     d = s["date"]
     for i in range(5):
-        s[f"dow_{i}"] = (d.dt.dayofweek == i).astype(float)
+        s[f"dow_{i}"] = (d.dt.day_of_week == i).astype(float)
     s["month_sin"] = np.sin(2 * np.pi * d.dt.month / 12)
     s["month_cos"] = np.cos(2 * np.pi * d.dt.month / 12)
-    s["doy_sin"] = np.sin(2 * np.pi * d.dt.dayofyear / 365.25)
-    s["doy_cos"] = np.cos(2 * np.pi * d.dt.dayofyear / 365.25)
+    s["doy_sin"] = np.sin(2 * np.pi * d.dt.day_of_year / 365.25)
+    s["doy_cos"] = np.cos(2 * np.pi * d.dt.day_of_year / 365.25)
     s["day_of_month"] = d.dt.day.astype(float)
     cols = list(reg.CALENDAR_FEATURES)
     table = s.set_index("date")[cols].astype(float)

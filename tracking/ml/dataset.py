@@ -261,5 +261,5 @@ def load_dataset(
     frame = frame.merge(regime, on=KEYS, how="left")
     frame[REGIME] = frame[REGIME].astype(object).where(frame[REGIME].notna(), "unknown").astype(str)
     frame = frame.sort_values(["date", "symbol"], kind="mergesort").reset_index(drop=True)
-    win = (tuple(windows[0]), int(windows[1])) if windows is not None else None
-    return Dataset(frame, list(cols), source, regime_source, required, unavailable, win)
+    used_windows = (tuple(windows[0]), int(windows[1])) if windows is not None else None
+    return Dataset(frame, list(cols), source, regime_source, required, unavailable, used_windows)

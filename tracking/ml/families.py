@@ -44,20 +44,22 @@ def make_estimator(family: str, params: dict[str, Any], seed: int, channels: lis
             [
                 ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                 ("scale", StandardScaler()),
-                ("clf", LogisticRegression(C=params["C"], max_iter=2000)),
+                ("clf", LogisticRegression(C=params["C"], max_iter=500, tol=1e-3)),
             ]
         )
     if family == "lightgbm":
         from lightgbm import LGBMClassifier
 
         return LGBMClassifier(
-            **params, n_jobs=1, deterministic=True, force_row_wise=True, random_state=seed, verbose=-1
+            **params, max_bin=63, n_jobs=1, deterministic=True, force_row_wise=True, random_state=seed,
+            verbose=-1,
         )
     if family == "xgboost":
         from xgboost import XGBClassifier
 
         return XGBClassifier(
-            **params, tree_method="hist", n_jobs=1, random_state=seed, eval_metric="logloss", verbosity=0
+            **params, tree_method="hist", max_bin=64, n_jobs=1, random_state=seed, eval_metric="logloss",
+            verbosity=0,
         )
     if family == "sequence":
         from tracking.ml.sequence import SequenceClassifier
@@ -92,7 +94,7 @@ def suggest(family: str, trial: Any) -> dict[str, Any]:
     if family == "sequence":
         return {
             "hidden": trial.suggest_int("hidden", 4, 16, step=4),
-            "epochs": trial.suggest_int("epochs", 2, 6),
+            "epochs": trial.suggest_int("epochs", 2, 5),
             "learning_rate": trial.suggest_float("learning_rate", 3e-3, 3e-2, log=True),
             "l2": trial.suggest_float("l2", 1e-5, 1e-2, log=True),
         }

@@ -19,7 +19,17 @@ from tracking import stats
 from tracking.ml import feature_registry as fr
 from tracking.ml.dataset import REGIME, Dataset
 from tracking.ml.trades import calendar
-from tracking.ml.train import ENSEMBLE, EXPERIMENT, FAMILY_TAG, JOB, FamilyResult, TrainConfig, TrainingResult, _signals, train
+from tracking.ml.train import (
+    ENSEMBLE,
+    EXPERIMENT,
+    FAMILY_TAG,
+    JOB,
+    FamilyResult,
+    TrainConfig,
+    TrainingResult,
+    _signals,
+    train,
+)
 from tracking.run_context import RunHandle, current_run, tracked_run
 
 TOP_FEATURES = 40  # bars in the importance charts
@@ -35,7 +45,7 @@ def _figures(name: str, result: FamilyResult, oos: pd.DataFrame, cfg: TrainConfi
     perm = result.permutation.sort_values("importance").tail(TOP_FEATURES)
     fig_perm = go.Figure(
         go.Bar(x=perm["importance"].to_numpy(), y=perm["feature"].tolist(), orientation="h",
-               error_x={"type": "data", "array": perm["std"].fillna(0).to_numpy()})  # fmt: skip
+               error_x={"type": "data", "array": perm["std"].fillna(0).to_numpy()})
     )
     fig_perm.update_layout(
         title=f"{name}: permutation importance (drop of OOS AUC, mean over walk-forward folds; top {len(perm)})",

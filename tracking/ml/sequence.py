@@ -61,7 +61,7 @@ class SequenceClassifier:
         learning_rate: float = 0.01,
         l2: float = 1e-4,
         batch_size: int = 1024,
-        max_rows: int | None = 8000,
+        max_rows: int | None = 5000,
         seed: int = 0,
     ) -> None:
         self.channels = list(channels)

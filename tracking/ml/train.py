@@ -23,7 +23,6 @@ does not create model versions.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,7 +37,7 @@ from quantlake.tables import validate_symbol
 from tracking import stats
 from tracking.ml import feature_registry as fr
 from tracking.ml.dataset import REGIME, Dataset, load_dataset
-from tracking.ml.families import FAMILIES, Family, inputs, intrinsic_importance, make_estimator, suggest
+from tracking.ml.families import Family, inputs, intrinsic_importance, make_estimator, suggest
 from tracking.ml.importance import FoldEval, permutation_importance
 from tracking.ml.splits import purged_kfold, walk_forward
 from tracking.ml.trades import calendar, load_trade_dataset
@@ -74,7 +73,7 @@ class TrainConfig(BaseModel):
     )
     features: list[str] | None = None  # None: the whole registry / the table's defaults / all built-ins
     regime_table: str | None = "features_regime"
-    families: list[Family] = list(FAMILIES)  # type: ignore[assignment]
+    families: list[Family] = ["logistic", "lightgbm", "xgboost", "sequence"]
     family_trials: dict[Family, int] = Field(
         default_factory=dict, description="Optuna trials per family (default: optuna_trials)"
     )
@@ -327,7 +326,7 @@ def select_features(data: Dataset, rows: pd.DataFrame, cfg: TrainConfig) -> tupl
     return used, cov
 
 
-def _check_size(rows: pd.DataFrame, cfg: TrainConfig) -> None:
+def _check_size(rows: pd.DataFrame, cfg: TrainConfig, labeled: int) -> None:
     """A clear error naming the numbers when there is not enough labeled history for the walk-forward."""
     n_dates = int(rows["date"].nunique()) if len(rows) else 0
     need_dates = int(np.ceil(cfg.n_splits / (1 - cfg.min_train_fraction)))
@@ -335,7 +334,8 @@ def _check_size(rows: pd.DataFrame, cfg: TrainConfig) -> None:
     what = f"the options backtest run {cfg.trades_run}" if cfg.trade_filter else "the training config"
     if n_dates < need_dates or len(rows) < need_rows:
         raise UserInputError(
-            f"training window too small: {what} gives {len(rows)} labeled {cfg.unit} on {n_dates} dates; "
+            f"training window too small: {what} gives {len(rows)} usable labeled {cfg.unit} on {n_dates} dates "
+            f"({labeled} labeled, {labeled - len(rows)} before the features' warm-up); "
             f"the walk-forward (n_splits {cfg.n_splits}, min_train_fraction {cfg.min_train_fraction}, "
             f"inner_splits {cfg.inner_splits}) needs at least {need_rows} {cfg.unit} and {need_dates} dates "
             f"(the first training window must hold {_window_need(cfg)} {cfg.unit})"
@@ -351,7 +351,7 @@ def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None =
     required = list(data.required) if data.required is not None else feats
     required = [c for c in required if c in feats]
     usable = rows[required].notna().all(axis=1).to_numpy()
-    _check_size(rows[usable], cfg)
+    _check_size(rows[usable], cfg, len(rows))
     channels, window = _window_of(cfg, data)
     cols = {fam: inputs(fam, feats, channels, window) for fam in cfg.families}
     try:
@@ -417,8 +417,8 @@ def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None =
         )
     if cfg.ensemble:
         # out-of-sample weights: each family's accuracy edge on the walk-forward test blocks, per regime
-        oos_prob = {f: oos[f"prob_{f}"].to_numpy() for f in cfg.families}
-        weights, default = regime_weights(oos_prob, oos["label"].to_numpy(), oos[REGIME].to_numpy())
+        oos_prob: dict[str, np.ndarray] = {f: oos[f"prob_{f}"].to_numpy() for f in cfg.families}
+        by_regime, default = regime_weights(oos_prob, oos["label"].to_numpy(), oos[REGIME].to_numpy())
         union = list(dict.fromkeys(c for f in cfg.families for c in cols[f]))
         model = ClassifierSignalModel(
             list(fitted_final.values()),
@@ -426,7 +426,7 @@ def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None =
             cfg.long_threshold,
             cfg.short_threshold,
             regime_column=REGIME,
-            regime_weights=weights,
+            regime_weights=by_regime,
             default_weights=default,
             estimator_features=[cols[f] for f in cfg.families],
             allow_missing=True,
@@ -441,6 +441,6 @@ def train(cfg: TrainConfig, lake: Lake, progress: Callable[[str], None] | None =
             evaluate(oos, f"prob_{ENSEMBLE}", cfg, n_trials),
             own,
             perm[perm["model"] == ENSEMBLE].drop(columns="model").reset_index(drop=True),
-            {"regime_weights": weights, "default_weights": default, "weighted_by": "walk-forward OOS accuracy edge"},
+            {"regime_weights": by_regime, "default_weights": default, "weighted_by": "walk-forward OOS accuracy edge"},
         )
     return TrainingResult(data, oos, results, feats, coverage)
