@@ -1,13 +1,20 @@
 """Alerts: drawdown thresholds, data-fetch failures, broker rejections and failed flow runs are never silent.
 
-Every alert goes to four places (each best-effort, none able to hide the others or the original error):
+Every alert goes to these places (each best-effort, none able to hide the others or the original error):
 
 1. the log — the Prefect run logger inside a flow or task run (so it shows in the run's logs in the UI),
    the ``execution.alerts`` logger otherwise;
 2. a Prefect event ``quantlake.alert.<kind>`` (the UI's event feed; an automation can trigger on it) when
    running inside a flow or task run;
 3. ``QUANTLAKE_HOME/reports/alerts.jsonl`` — one JSON object per alert, the local record;
-4. an e-mail when SMTP is configured (:mod:`execution.notify`: ``QUANTLAKE_SMTP_*`` or a Prefect block).
+4. an e-mail when SMTP is configured (:mod:`execution.notify`: ``QUANTLAKE_SMTP_*`` or a Prefect block);
+5. a chat webhook (Slack-compatible JSON, :mod:`execution.webhook`) when ``QUANTLAKE_ALERT_WEBHOOK_URL`` or
+   the Prefect Secret block ``alert-webhook-url`` is set.
+
+**De-duplication** (:mod:`execution.alert_state`): each alert has a stable ``key`` and a ``state``; the
+e-mail, webhook and Prefect event go out once per change of state (a drawdown warning is sent the day it
+starts, not every day it lasts); :func:`resolve` clears a key when its condition is over and sends one
+"resolved" notice.  Repeats are still logged and recorded in ``alerts.jsonl`` (``suppressed: true``).
 
 A *critical* alert is paired with a failure the flow lets escape: :func:`fail` sends the alert and raises
 the error, so the run ends Failed in Prefect with the one-line message.  Warnings (a drawdown past the alert
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -43,9 +51,10 @@ from quantlake.errors import QuantlakeError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["drawdown", "data", "broker", "flow", "scan", "reconciliation"]
-Severity = Literal["warning", "critical"]
+Kind = Literal["drawdown", "data", "broker", "flow", "scan", "reconciliation", "heartbeat", "monitor"]
+Severity = Literal["warning", "critical", "resolved"]
 ALERT_LOG = "alerts.jsonl"
+KINDS = ("drawdown", "data", "broker", "flow", "scan", "reconciliation", "heartbeat", "monitor")
 # messages of errors already alerted by fail() in this process (the failure hook does not repeat them)
 _ALERTED: set[str] = set()
 
@@ -60,12 +69,21 @@ class Alert:
     detail: str = ""
     context: dict[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    key: str = ""  # what the alert is about (de-duplication); default: kind and subject
+    state: str = ""  # its state under that key; default: the severity
     # filled in by send(): where it went
     logged: bool = False
     event: bool = False
     emailed: bool = False
     email_error: str | None = None
+    webhooked: bool = False
+    webhook_error: str | None = None
+    suppressed: bool = False  # a repeat of the key's current state: not sent again
     path: str | None = None
+
+    def __post_init__(self) -> None:
+        self.key = self.key or f"{self.kind}:{self.subject[:120]}"
+        self.state = self.state or self.severity
 
     def text(self) -> str:
         lines = [f"[{self.severity.upper()}] {self.subject}", ""]
@@ -139,16 +157,43 @@ def _email(a: Alert) -> None:
         _run_logger().error("alert e-mail not sent: %s", exc)
 
 
-def send(a: Alert, email: bool = True, record: Path | None = None) -> Alert:
-    """Deliver ``a`` (log, Prefect event, alert file, e-mail when configured); returns it with the
-    delivery flags set.  Never raises for a delivery problem."""
+def _webhook(a: Alert) -> None:
+    from execution import webhook
+
+    try:
+        url = webhook.webhook_url()
+        if not url:
+            return
+        webhook.post(webhook.payload(a.severity, a.subject, a.detail, _jsonable(a.context), a.kind, a.at), url)
+        a.webhooked = True
+    except QuantlakeError as exc:  # the receiver is down: say so, never hide the alert itself
+        a.webhook_error = str(exc)
+        _run_logger().error("alert webhook not sent: %s", exc)
+
+
+def send(a: Alert, email: bool = True, record: Path | None = None, dedupe: bool = True) -> Alert:
+    """Deliver ``a`` (log, Prefect event, alert file, e-mail and webhook when configured); returns it with
+    the delivery flags set.  A repeat of its key's current state (``dedupe``) is logged and recorded only.
+    Never raises for a delivery problem."""
+    from execution import alert_state
+
     logger = _run_logger()
+    if dedupe and a.severity != "resolved":
+        try:
+            a.suppressed = not alert_state.transition(a.key, a.state, a.subject)
+        except OSError as exc:  # no state file: notify (a duplicate beats a lost alert)
+            logger.debug("alert state not readable: %s", exc)
     level = logging.ERROR if a.severity == "critical" else logging.WARNING
-    logger.log(level, "ALERT %s: %s%s", a.kind, a.subject, f" — {a.detail}" if a.detail else "")
+    if a.severity == "resolved":
+        level = logging.INFO
+    repeat = " (repeat, not sent again)" if a.suppressed else ""
+    logger.log(level, "ALERT %s: %s%s%s", a.kind, a.subject, f" — {a.detail}" if a.detail else "", repeat)
     a.logged = True
-    a.event = _emit_event(a)
-    if email:
-        _email(a)
+    if not a.suppressed:
+        a.event = _emit_event(a)
+        if email:
+            _email(a)
+        _webhook(a)
     target = record or alert_log_path()
     try:
         _record(a, target)
@@ -158,9 +203,26 @@ def send(a: Alert, email: bool = True, record: Path | None = None) -> Alert:
     return a
 
 
-def fail(exc: QuantlakeError, kind: Kind, subject: str | None = None, **context: Any) -> NoReturn:
+def resolve(key: str, subject: str = "", **context: Any) -> Alert | None:
+    """The condition behind ``key`` is over: forget its state and send one "resolved" notice (None when
+    the key was not alerting)."""
+    from execution import alert_state
+
+    try:
+        was = alert_state.clear(key)
+    except OSError:
+        return None
+    if was is None:
+        return None
+    kind = key.split(":", 1)[0]
+    what = subject or f"resolved: {was.get('subject', key)}"
+    ctx = {"was": was.get("state"), "since": was.get("since"), "repeats": was.get("repeats", 0), **context}
+    return send(Alert(kind if kind in KINDS else "flow", "resolved", what, "", ctx, key=key), dedupe=False)  # type: ignore[arg-type]
+
+
+def fail(exc: QuantlakeError, kind: Kind, subject: str | None = None, key: str = "", **context: Any) -> NoReturn:
     """Send a critical alert about ``exc``, then raise it (the flow run ends Failed with its message)."""
-    send(Alert(kind, "critical", subject or str(exc).splitlines()[0][:200], str(exc), context))
+    send(Alert(kind, "critical", subject or str(exc).splitlines()[0][:200], str(exc), context, key=key))
     _ALERTED.add(str(exc))
     raise exc
 
@@ -190,16 +252,18 @@ def check_drawdown(
     ctx = {"strategy": strategy, "account": account, "equity": round(equity, 2), "peak": round(peak, 2),
            "drawdown": f"{dd:.2%}", "alert_at": f"{warn_at:.0%}", "kill_at": f"{kill_at:.0%}"}  # fmt: skip
     who = f"{strategy} " if strategy else ""
+    key = f"drawdown:{account}:{strategy}"
     if dd >= kill_at:
         err = KillSwitchError(
             f"{who}drawdown {dd:.1%} reached the kill level {kill_at:.0%} (equity {equity:,.2f}, peak "
             f"{peak:,.2f}): no new orders until the kill switch is reset"
         )
-        fail(err, "drawdown", f"{who}kill switch: drawdown {dd:.1%}", **ctx)
+        fail(err, "drawdown", f"{who}kill switch: drawdown {dd:.1%}", key=key, **ctx)
     if dd >= warn_at:
-        send(Alert("drawdown", "warning", f"{who}drawdown {dd:.1%} passed the alert level {warn_at:.0%}", "", ctx),
-             email=email)  # fmt: skip
+        send(Alert("drawdown", "warning", f"{who}drawdown {dd:.1%} passed the alert level {warn_at:.0%}", "", ctx,
+                   key=key), email=email)  # fmt: skip
         return "warning"
+    resolve(key, f"{who}drawdown back to {dd:.1%}, under the alert level {warn_at:.0%}", **ctx)
     return "ok"
 
 
@@ -211,9 +275,11 @@ def check_fresh_data(lake: Any, max_age_days: int, today: dt.date | None = None,
     from execution.scanner import check_fresh
 
     try:
-        return check_fresh(lake, max_age_days, today, symbols)
+        latest = check_fresh(lake, max_age_days, today, symbols)
     except StaleDataError as exc:
-        fail(exc, "data", "stale market data: " + str(exc).split(":", 1)[-1].strip()[:150])
+        fail(exc, "data", "stale market data: " + str(exc).split(":", 1)[-1].strip()[:150], key="data:stale")
+    resolve("data:stale", f"market data fresh again (latest bar {latest})")
+    return latest
 
 
 def data_failure(exc: QuantlakeError, what: str = "data fetch") -> NoReturn:
@@ -251,6 +317,15 @@ def flow_failure_hook(flow: Any, flow_run: Any, state: Any) -> None:
             f"flow run {name}/{run} {getattr(state, 'name', 'Failed')}",
             message,
             {"flow": name, "flow_run": run, "flow_run_id": str(getattr(flow_run, "id", ""))},
+            key=f"flow:{name}",
+            state="failed:" + hashlib.sha1(message.encode()).hexdigest()[:12],
         ),
         email=True,
     )
+
+
+def flow_completion_hook(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect ``on_completion`` hook: a flow that was failing completed again -> one "resolved" notice."""
+    name = getattr(flow, "name", "flow")
+    resolve(f"flow:{name}", f"flow {name} completed again (run {getattr(flow_run, 'name', '')})",
+            flow_run_id=str(getattr(flow_run, "id", "")))  # fmt: skip

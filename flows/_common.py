@@ -20,6 +20,9 @@ R = TypeVar("R")
 # on_failure / on_crashed hooks of every flow: a failed or crashed run also sends an alert (log line, Prefect
 # event, $QUANTLAKE_HOME/reports/alerts.jsonl, e-mail when SMTP is configured) instead of failing silently.
 ALERT_HOOKS: list[FlowStateHook[..., Any]] = [alerts.flow_failure_hook]
+# on_completion hooks: a flow that was failing completes again -> its alert is resolved (sent once); the next
+# failure alerts again (alerts are de-duplicated per flow: a flow failing the same way daily alerts once)
+RESOLVE_HOOKS: list[FlowStateHook[..., Any]] = [alerts.flow_completion_hook]
 
 
 def quantlake_errors_fail_cleanly(fn: Callable[P, R]) -> Callable[P, R | State[Any]]:

@@ -10,11 +10,11 @@ from prefect.states import State
 
 from features.build import build_features
 from features.settings import FeatureSettings
-from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
 from quantlake.lake import Lake
 
 
-@flow(name="build-features", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="build-features", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def build_features_flow(
     tables: list[str] | None = None,

@@ -11,7 +11,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from backtests.research.runner import use_runner
-from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 
@@ -32,7 +32,7 @@ def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[A
         yield future.result()
 
 
-@flow(name="equity-research", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="equity-research", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def equity_research_flow(
     config: dict[str, Any],

@@ -7,11 +7,11 @@ from typing import Any
 from prefect import flow
 from prefect.states import State
 
-from flows._common import ALERT_HOOKS, finish, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, finish, quantlake_errors_fail_cleanly
 from quantlake.ingest_crypto import run_ingest_crypto
 
 
-@flow(name="ingest-crypto", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="ingest-crypto", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def ingest_crypto_flow(
     exchange: str = "binance",

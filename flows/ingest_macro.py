@@ -7,12 +7,12 @@ from typing import Any
 from prefect import flow
 from prefect.states import State
 
-from flows._common import ALERT_HOOKS, finish, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, finish, quantlake_errors_fail_cleanly
 from flows.tasks import network_fetch
 from quantlake.ingest_run import run_ingest
 
 
-@flow(name="ingest-macro", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="ingest-macro", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def ingest_macro_flow(
     source: str = "sample",

@@ -7,10 +7,10 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.states import State
 
-from flows._common import ALERT_HOOKS, log_reports, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, log_reports, quantlake_errors_fail_cleanly
 
 
-@flow(name="intraday-scan", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="intraday-scan", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def intraday_scan_flow(
     interval: str = "1h",

@@ -10,10 +10,10 @@ from prefect.states import State
 
 from backtests.options.config import load_config, parse_config
 from backtests.options.jobs import result_files, run_tracked
-from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
 
 
-@flow(name="options-backtest", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="options-backtest", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def options_backtest_flow(config: dict[str, Any] | str) -> dict[str, Any] | State[Any]:
     """``config``: a config mapping (JSON-able) or the path of a YAML/JSON config file."""

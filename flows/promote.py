@@ -11,12 +11,12 @@ from prefect.logging import get_run_logger
 from prefect.states import State
 from pydantic import ValidationError
 
-from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
 from quantlake.errors import ConfigError
 from tracking.promotion import PromotionGate, promote
 
 
-@flow(name="promote-models", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="promote-models", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def promote_flow(
     candidates: dict[str, int], gate: dict[str, Any] | None = None, force: bool = False, note: str = ""

@@ -11,13 +11,13 @@ from prefect.logging import get_run_logger
 from prefect.states import State
 
 import tracking.ml.jobs  # noqa: F401  (registers the job here: no discovery of every package's jobs)
-from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
 from tracking.jobs import run_job
 from tracking.ml.report import register_trained
 from tracking.ml.train import JOB
 
 
-@flow(name="train-models", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="train-models", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def train_models_flow(
     config: dict[str, Any] | None = None, register_models: bool = True, prefix: str = "ml"
