@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -122,24 +123,29 @@ def test_heartbeat_alerts_a_missed_scheduled_run(receiver: list[dict[str, Any]],
 
     from execution import heartbeat
 
+    # a fresh flow name: the ephemeral server's database can outlive a test run (upserted deployments)
+    flow_name = f"hb-test-{uuid.uuid4().hex[:8]}"
+    name = f"{flow_name}/every-5-min"
     with get_client(sync_client=True) as client:
-        flow_id = client.create_flow_from_name("hb-test-flow")
+        flow_id = client.create_flow_from_name(flow_name)
         dep_id = client.create_deployment(
             flow_id, "every-5-min", schedules=[DeploymentScheduleCreate(schedule=CronSchedule(cron="*/5 * * * *"))],
             paused=False,
         )  # fmt: skip
         created = client.read_deployment(dep_id).created
     later = created + dt.timedelta(hours=1)
-    missed = heartbeat.check(now=later, deployments=["hb-test-flow/every-5-min"])
-    assert [m.deployment for m in missed] == ["hb-test-flow/every-5-min"]
+    missed = heartbeat.check(now=later, deployments=[name])
+    assert [m.deployment for m in missed] == [name]
     due = missed[0].due
     assert dt.timedelta(minutes=15) <= later - due < dt.timedelta(minutes=20) and due.minute % 5 == 0
     assert len(receiver) == 1 and "missed its run due" in receiver[0]["text"]
-    heartbeat.check(now=later, deployments=["hb-test-flow/every-5-min"])
+    heartbeat.check(now=later, deployments=[name])
     assert len(receiver) == 1  # still missed: not sent again
 
     with get_client(sync_client=True) as client:  # a worker finally runs it
         run = client.create_flow_run_from_deployment(dep_id, state=Scheduled(scheduled_time=due))
         client.set_flow_run_state(run.id, Running(), force=True)
-    assert heartbeat.check(now=later, deployments=["hb-test-flow/every-5-min"]) == []
+    assert heartbeat.check(now=later, deployments=[name]) == []
     assert len(receiver) == 2 and "running on schedule again" in receiver[1]["text"]
+    with get_client(sync_client=True) as client:  # leave no scheduled deployment behind in a shared database
+        client.delete_deployment(dep_id)
