@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import duckdb
 import pandas as pd
@@ -37,24 +37,31 @@ def _columns(con: duckdb.DuckDBPyConnection, view: str) -> set[str]:
     return {r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()}
 
 
-def register_views(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> None:
-    """Create the ``all_bars`` view on a connection that has the lake's table views.
+def all_bars_select(columns: Mapping[str, Iterable[str]]) -> str | None:
+    """The ``all_bars`` query over views named like the tables, given the columns of each present table
+    (``{"equity_bars": [...], "bars": [...]}``); None when neither table exists.
 
     Works on any version of ``equity_bars`` (versions written before the interval upgrade have no
-    ``interval``/``ts`` columns: their rows are daily, opened at the regular NYSE open)."""
-    present = set(tables)
+    ``interval``/``ts`` columns: their rows are daily, opened at the regular NYSE open).  The one definition
+    of the view: :func:`register_views` (every connection) and ``quantlake lake duckdb-views`` use it."""
     parts = []
-    if "equity_bars" in present:
-        cols = _columns(con, "equity_bars")
-        ts = f"coalesce(ts, {_DAILY_TS_FALLBACK})" if "ts" in cols else _DAILY_TS_FALLBACK
+    if "equity_bars" in columns:
+        ts = f"coalesce(ts, {_DAILY_TS_FALLBACK})" if "ts" in set(columns["equity_bars"]) else _DAILY_TS_FALLBACK
         parts.append(
             f"SELECT symbol, '1d' AS interval, {ts} AS ts, date, open, high, low, close, adj_close, volume, source "
             "FROM equity_bars"
         )
-    if "bars" in present:
+    if "bars" in columns:
         parts.append("SELECT " + ", ".join(f'"{c}"' for c in BAR_COLUMNS) + " FROM bars")
-    if parts:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {ALL_BARS_VIEW} AS " + " UNION ALL ".join(parts))
+    return " UNION ALL ".join(parts) if parts else None
+
+
+def register_views(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> None:
+    """Create the ``all_bars`` view on a connection that has the lake's table views."""
+    present = set(tables)
+    select = all_bars_select({t: _columns(con, t) for t in ("equity_bars", "bars") if t in present})
+    if select:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {ALL_BARS_VIEW} AS {select}")
 
 
 def daily_ts(frame: pd.DataFrame, calendars: dict[str, str] | None = None) -> pd.Series:
@@ -107,6 +114,7 @@ def bar_dates(ts: pd.Series, calendar: str) -> pd.Series:
 __all__ = [
     "ALL_BARS_VIEW",
     "ALWAYS_OPEN",
+    "all_bars_select",
     "BAR_COLUMNS",
     "NYSE",
     "add_daily_keys",

@@ -3,7 +3,8 @@
 Reading a table's folder directly (``read_parquet('lake/equity_bars/*.parquet')``) returns stale and
 duplicated rows: the folder holds every version's files, and only the Delta log says which belong to the
 current snapshot.  The script pins each view to the exact files of one version, so a DuckDB database file
-built from it answers like ``quantlake query`` did when the script was written::
+built from it answers like ``quantlake query`` did when the script was written, derived views included
+(``all_bars``: bars of every interval, as :meth:`quantlake.lake.Lake.connect` registers it)::
 
     quantlake lake duckdb-views --db lake.duckdb        # (re)build the views in lake.duckdb
     duckdb lake.duckdb "from equity_bars limit 5"
@@ -21,6 +22,7 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from quantlake.bars import ALL_BARS_VIEW, all_bars_select
 from quantlake.lake_sql import literal, q
 from quantlake.lake_storage import LakeStore
 
@@ -88,6 +90,11 @@ def views_script(store: LakeStore, snapshots: Mapping[str, DeltaTable], now: dt.
     lines.append("BEGIN TRANSACTION;")
     for name, table in snapshots.items():
         lines.append(_view(name, table))
+    derived = all_bars_select(
+        {n: pa.schema(t.schema()).names for n, t in snapshots.items() if n in ("equity_bars", "bars")}
+    )
+    if derived:  # the same all_bars view as Lake.connect(): every interval in one relation
+        lines.append(f"CREATE OR REPLACE VIEW {q(ALL_BARS_VIEW)} AS {derived};")
     rows = ",\n  ".join(
         f"({literal(n)}, {t.version()}, {len(t.file_uris())}, TIMESTAMPTZ {literal(now.isoformat())}, "
         f"{literal(store.uri)})"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -74,3 +75,31 @@ def test_empty_table_gets_a_typed_empty_view(lake: Lake, tmp_path: Path) -> None
     types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                              "WHERE table_name = 'equity_bars'").fetchall())
     assert types["date"] == "DATE" and types["close"] == "DOUBLE"
+
+
+def test_script_has_the_all_bars_view_of_every_interval(lake: Lake) -> None:
+    """The script emits ``all_bars`` like Lake.connect(): daily equity_bars (1d, opened at the session open)
+    and the intraday/crypto ``bars`` table in one relation, pinned with the tables it reads."""
+    from quantlake.lake_views import views_script
+    from quantlake.tables import BARS
+
+    lake.merge("equity_bars", _bars([("A", "2020-01-02", 1.0), ("A", "2020-07-01", 1.1)]))
+    ts = pd.date_range("2024-03-01", periods=3, freq="1h", tz="UTC").astype("datetime64[us, UTC]")
+    hourly = pd.DataFrame({"symbol": "BINANCE:BTC/USDT", "interval": "1h", "ts": ts, "date": ts.date,
+                           "open": [1.0, 2.0, 3.0], "high": [1.5, 2.5, 3.5], "low": [0.5, 1.5, 2.5],
+                           "close": [1.2, 2.2, 3.2], "adj_close": [1.2, 2.2, 3.2], "volume": 10.0, "source": "t"})
+    lake.merge("bars", hourly, BARS)
+
+    con = duckdb.connect()
+    con.execute(views_script(lake.store, lake.snapshots()))
+    got = con.execute("SELECT symbol, interval, ts, close FROM all_bars ORDER BY symbol, ts").fetchall()
+    con.close()
+    utc = dt.UTC
+    assert [(s, i, t.astimezone(utc), c) for s, i, t, c in got] == [
+        # daily rows open at 9:30 New York: EST in January, EDT in July
+        ("A", "1d", dt.datetime(2020, 1, 2, 14, 30, tzinfo=utc), 1.0),
+        ("A", "1d", dt.datetime(2020, 7, 1, 13, 30, tzinfo=utc), 1.1),
+        ("BINANCE:BTC/USDT", "1h", dt.datetime(2024, 3, 1, 0, tzinfo=utc), 1.2),
+        ("BINANCE:BTC/USDT", "1h", dt.datetime(2024, 3, 1, 1, tzinfo=utc), 2.2),
+        ("BINANCE:BTC/USDT", "1h", dt.datetime(2024, 3, 1, 2, tzinfo=utc), 3.2),
+    ]
