@@ -114,10 +114,10 @@ def bar_dates(ts: pd.Series, calendar: str) -> pd.Series:
 __all__ = [
     "ALL_BARS_VIEW",
     "ALWAYS_OPEN",
-    "all_bars_select",
     "BAR_COLUMNS",
     "NYSE",
     "add_daily_keys",
+    "all_bars_select",
     "bar_dates",
     "daily_ts",
     "instrument_rows",
