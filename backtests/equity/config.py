@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from backtests.research.specs import (  # noqa: F401  (re-exported: equity configs name them)
     LOWER_IS_BETTER,
@@ -259,6 +267,11 @@ class SweepConfig(_Model):
         default="1d",
         description="bar interval: 1d (equity_bars) or any interval the lake holds or can resample to (5m, 1h, 4h...)",
     )
+    htf_interval: str | None = Field(
+        default=None,
+        description="multi-timeframe strategies (mtf_trend): the higher timeframe, coarser than interval (e.g. 4h); "
+        "its bars are used only once closed",
+    )
     search: SearchConfig = Field(default_factory=SearchConfig)
     costs: CostsConfig = Field(default_factory=CostsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
@@ -294,6 +307,23 @@ class SweepConfig(_Model):
             return check_interval(v)
         except UserInputError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("htf_interval")
+    @classmethod
+    def _htf_interval(cls, v: str | None, info: ValidationInfo) -> str | None:
+        from quantlake.calendars import check_interval, parse_interval
+        from quantlake.errors import UserInputError
+
+        if v is None:
+            return None
+        try:
+            v = check_interval(v)
+        except UserInputError as exc:
+            raise ValueError(str(exc)) from None
+        low = info.data.get("interval")
+        if low is not None and parse_interval(v) <= parse_interval(low):
+            raise ValueError(f"{v} is not coarser than interval {low} (the higher timeframe, e.g. 4h over 15m)")
+        return v
 
     @property
     def periods_per_year(self) -> float:
@@ -347,6 +377,14 @@ class SweepConfig(_Model):
             raise ValueError("sizing: the pairs strategy sizes its legs itself (remove sizing)")
         if self.start and self.end and self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}")
+        if STRATEGIES[self.strategy.kind].needs_htf and self.htf_interval is None:
+            raise ValueError(
+                f"htf_interval: the {self.strategy.kind} strategy needs a higher timeframe (e.g. htf_interval: 4h)"
+            )
+        if not STRATEGIES[self.strategy.kind].needs_htf and self.htf_interval is not None:
+            raise ValueError(
+                f"htf_interval: only the mtf_trend strategy uses a higher timeframe (strategy is {self.strategy.kind!r})"
+            )
         if STRATEGIES[self.strategy.kind].uses_sl_stop and (
             self.costs.sl_stop is not None or self.costs.tsl_stop is not None
         ):

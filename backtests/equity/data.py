@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from quantlake.errors import InvalidSymbolError, UserInputError
 from quantlake.lake import Lake, symbol_date_filter
+
+if TYPE_CHECKING:
+    from backtests.equity.multitf import HigherTimeframe
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -30,6 +34,8 @@ class Bars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    # multi-timeframe strategies: the closed higher-timeframe bars on these rows (sliced along with them)
+    htf: HigherTimeframe | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -47,18 +53,24 @@ class Bars:
 
     def take(self, columns: list[int] | np.ndarray) -> Bars:
         cols = np.asarray(columns, dtype=int)
-        return Bars(
-            self.index,
-            tuple(self.symbols[i] for i in cols),
-            *(getattr(self, f)[:, cols] for f in FIELDS),
+        return replace(
+            self,
+            symbols=tuple(self.symbols[i] for i in cols),
+            **{f: getattr(self, f)[:, cols] for f in FIELDS},
+            htf=None if self.htf is None else self.htf.take(cols),
         )
 
     def rows(self, start: int, stop: int) -> Bars:
-        return Bars(self.index[start:stop], self.symbols, *(getattr(self, f)[start:stop] for f in FIELDS))
+        return self.at_rows(slice(start, stop))
 
-    def at_rows(self, rows: np.ndarray) -> Bars:
+    def at_rows(self, rows: np.ndarray | slice) -> Bars:
         """The bars of the given row positions only (e.g. one calendar: no missing bar left)."""
-        return Bars(self.index[rows], self.symbols, *(getattr(self, f)[rows] for f in FIELDS))
+        return replace(
+            self,
+            index=self.index[rows],
+            **{f: getattr(self, f)[rows] for f in FIELDS},
+            htf=None if self.htf is None else self.htf.at_rows(rows),
+        )
 
     def with_fallbacks(self) -> Bars:
         """Open/high/low replaced by the close where missing (close-only series), volume left as is."""

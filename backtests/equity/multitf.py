@@ -7,6 +7,11 @@ from :func:`features.bars.resample`, which emits a bar only once it has closed, 
 never visible either.  ``tests/test_multitimeframe.py`` proves it by truncation: signals computed on
 history cut at any instant equal the full-history signals up to that instant.
 
+Sweeps run the same rule as the strategy kind ``mtf_trend`` (:mod:`backtests.equity.strategies.multitf`):
+:func:`with_higher_timeframe` attaches the closed HTF bars to the sweep's bars (:class:`HigherTimeframe`),
+and ``tests/test_mtf_sweep.py`` checks the sweep's trades against a plain loop over
+:func:`mtf_trend_signals` and repeats the truncation test through the sweep.
+
 :func:`mtf_trend_signals` is the example strategy ``mtf_trend``: long while the HTF close is above its EMA
 (the trend filter, e.g. 4h EMA 50) and the LTF fast EMA is above the slow one (e.g. 15m EMA 9/21); entries
 on the LTF cross up while the filter is on, exits on the LTF cross down or when the filter turns off.
@@ -14,10 +19,18 @@ on the LTF cross up while the filter is on, exits on the LTF cross down or when 
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from backtests.equity.indicators import ema
+
+if TYPE_CHECKING:
+    from backtests.equity.data import Bars
+    from quantlake.lake import Lake
 
 
 def align_closed(ltf: pd.DataFrame, htf: pd.DataFrame, columns: list[str], prefix: str = "htf_") -> pd.DataFrame:
@@ -63,3 +76,87 @@ def mtf_trend_signals(
     out["entry"] = out["long"] & ~prev
     out["exit"] = ~out["long"] & prev
     return out[["symbol", "ts", "close_ts", "close", "htf_ts", "filter", "long", "entry", "exit"]]
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+@dataclass(frozen=True)
+class HigherTimeframe:
+    """Closed higher-timeframe bars on a sweep's lower-timeframe rows (carried by :class:`Bars` ``.htf``).
+
+    ``close[:, s]`` holds symbol ``s``'s own HTF closes in time order (NaN-padded at the end), so an
+    indicator over a column runs over that symbol's HTF bars only; ``last[t, s]`` is the position in that
+    column of the latest HTF bar whose close is at or before the close of lower-timeframe row ``t`` (-1:
+    none yet).  Slicing the rows of the bars (a calendar group, a window) slices ``last`` only: an HTF value
+    read through :meth:`gather` is always one known at the row's close."""
+
+    interval: str
+    close: np.ndarray  # (H, S)
+    last: np.ndarray  # (T, S) int64
+
+    def take(self, columns: np.ndarray) -> HigherTimeframe:
+        return HigherTimeframe(self.interval, self.close[:, columns], self.last[:, columns])
+
+    def at_rows(self, rows: np.ndarray | slice) -> HigherTimeframe:
+        return HigherTimeframe(self.interval, self.close, self.last[rows])
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        """``(H, S)`` per-HTF-bar values -> ``(T, S)``: the value of each row's latest closed HTF bar
+        (False / NaN before the first one)."""
+        pos = np.maximum(self.last, 0)
+        out = np.take_along_axis(values, pos, axis=0)
+        none = self.last < 0
+        if out.dtype == np.bool_:
+            return out & ~none
+        return np.where(none, np.nan, out)
+
+
+def _utc_ns(values: pd.Series) -> np.ndarray:
+    """Instants as naive UTC ``datetime64[ns]`` (comparable whatever the source's unit and zone)."""
+    return pd.to_datetime(values, utc=True).dt.tz_convert(None).to_numpy().astype("datetime64[ns]")
+
+
+def with_higher_timeframe(
+    bars: Bars,
+    lake: Lake,
+    interval: str,
+    htf_interval: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    price: str = "close",
+) -> Bars:
+    """``bars`` (loaded at ``interval`` by :func:`backtests.equity.data.load_bars`) with the closed
+    ``htf_interval`` bars of the same symbols attached (``bars.htf``), both from :func:`features.bars.resample`.
+
+    Each lower-timeframe row is matched to its bar's ``close_ts`` and sees the HTF bars with ``close_ts`` at
+    or before it (a binary search per symbol).  ``price="adj_close"`` uses the HTF adjusted closes, as the
+    lower timeframe does."""
+    from features.bars import resample
+
+    syms = list(bars.symbols)
+    ltf = resample(lake, syms, interval, start, end)
+    htf = resample(lake, syms, htf_interval, start, end)
+    intraday_rows = interval != "1d" or any(":" in s for s in syms)  # how load_bars indexed the rows
+    key = _utc_ns(ltf["ts"]) if intraday_rows else pd.to_datetime(ltf["date"]).to_numpy().astype("datetime64[ns]")
+    ltf = ltf.assign(_key=key, _close=_utc_ns(ltf["close_ts"]))
+    htf = htf.sort_values(["symbol", "ts"], kind="stable")
+    counts = htf.groupby("symbol", sort=False).size()
+    close = np.full((max(int(counts.max()) if len(counts) else 0, 1), len(syms)), np.nan)
+    last = np.full(bars.close.shape, -1, dtype=np.int64)
+    index = pd.DatetimeIndex(bars.index).astype("datetime64[ns]")
+    by_ltf = dict(tuple(ltf.groupby("symbol", sort=False)))
+    by_htf = dict(tuple(htf.groupby("symbol", sort=False)))
+    for j, s in enumerate(syms):
+        h = by_htf.get(s)
+        lo = by_ltf.get(s)
+        if h is None or lo is None:
+            continue
+        values = h["close"].to_numpy(dtype=float)
+        if price == "adj_close":
+            adj = h["adj_close"].to_numpy(dtype=float)
+            values = np.where(np.isnan(adj), values, adj)
+        close[: len(h), j] = values
+        row_close = pd.Series(lo["_close"].to_numpy(), index=pd.DatetimeIndex(lo["_key"])).reindex(index)
+        known = row_close.notna().to_numpy()
+        instants = row_close.to_numpy()[known]
+        last[known, j] = np.searchsorted(_utc_ns(h["close_ts"]), instants, side="right") - 1
+    return replace(bars, htf=HigherTimeframe(htf_interval, close, last))

@@ -377,6 +377,11 @@ def prepare(
                     )  # fmt: skip
         return combos, tasks, {"bars": y, "x_bars": x, "groups": groups}, notes
     bars = load_bars(lake, config.symbols, config.start, config.end, config.execution.price, config.interval)
+    if sdef.needs_htf and config.htf_interval:  # multi-timeframe kinds: closed higher-timeframe bars alongside
+        from backtests.equity.multitf import with_higher_timeframe
+
+        bars = with_higher_timeframe(bars, lake, config.interval, config.htf_interval, config.start, config.end,
+                                     config.execution.price)  # fmt: skip
     regimes = None if config.regime is None else read_regimes(lake, config.regime, bars)
     if config.universe.min_dollar_volume is not None:
         no_vol = [s for s, ok in zip(bars.symbols, np.isnan(bars.volume).all(axis=0), strict=True) if ok]

@@ -10,12 +10,14 @@
 ``ma_atr_trend``       close crosses a moving average; ATR stop (k × ATR at entry, optionally trailing)
 ``tsmom``              time-series momentum: the trailing return crosses a threshold
 ``pairs``              cointegrated pair, rolling hedge ratio, z-score entry/exit (two legs, shared cash)
+``mtf_trend``          higher-timeframe EMA trend filter (``htf_interval``, closed bars only) on
+                       lower-timeframe EMA entries (``interval``)
 =====================  ==========================================================================
 
 Any strategy can wear the regime filter and the universe filters (``regime:``/``universe:`` in the config).
 """
 
-from backtests.equity.strategies import pairs, reversion, trend
+from backtests.equity.strategies import multitf, pairs, reversion, trend
 from backtests.equity.strategies.base import STRATEGIES, Signals, StrategyDef
 
-__all__ = ["STRATEGIES", "Signals", "StrategyDef", "pairs", "reversion", "trend"]
+__all__ = ["STRATEGIES", "Signals", "StrategyDef", "multitf", "pairs", "reversion", "trend"]

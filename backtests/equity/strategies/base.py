@@ -67,6 +67,7 @@ class StrategyDef:
     uses_sl_stop: bool = False
     needs_ohlc: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    needs_htf: bool = False  # reads bars.htf: the sweep attaches the config's htf_interval bars
 
     @property
     def param_names(self) -> list[str]:
@@ -112,13 +113,14 @@ def strategy(
     pairs: bool = False,
     uses_sl_stop: bool = False,
     needs_ohlc: bool = False,
+    needs_htf: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a signal function under ``name``."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = (fn.__doc__ or "").strip().split("\n")[0]
         STRATEGIES[name] = StrategyDef(
-            name, params, fn, doc, constraint, constraint_text, pairs, uses_sl_stop, needs_ohlc
+            name, params, fn, doc, constraint, constraint_text, pairs, uses_sl_stop, needs_ohlc, needs_htf=needs_htf
         )
         return fn
 
