@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backtests.options.chain_config import (  # re-exported: the engine and callers import them from here
+    CASH_SETTLED_INDEXES,
+    LEGACY_CHAIN_MODES,
+    ChainConfig,
+)
+from backtests.options.chain_config import (
+    ChainSourceMode as ChainSourceMode,
+)
 from quantlake.errors import ConfigError, InvalidSymbolError, MalformedFileError
 from quantlake.tables import validate_symbol
 from risk.position_sizing import SizingSpec
@@ -28,11 +35,6 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Regime = Literal["low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral"]
-ChainSourceMode = Literal["auto", "observed", "modeled"]
-# index option underlyings named without the ^ of index symbols (as chain files name them): cash-settled
-CASH_SETTLED_INDEXES = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "MRUT", "VIX", "DJX", "OEX",
-                                  "XEO", "XND"})
-LEGACY_CHAIN_MODES = {"observed_else_modeled": "auto", "observed": "observed", "modeled": "modeled"}
 Delay = Literal["next_bar", "same_bar"]
 
 
@@ -150,37 +152,6 @@ class MarketConfig(_Model):
     @classmethod
     def _symbol(cls, v: str | None) -> str | None:
         return None if v is None else _symbol(v)
-
-
-class ChainConfig(_Model):
-    """Where option prices come from (``chain.source``).
-
-    * ``auto``: the lake's observed quotes (``option_quotes``) on days that have them, else the modeled chain
-      (:mod:`features.chains`); a held contract missing from a day's observed chain is priced by
-      Black-Scholes at its last implied vol.  The run counts leg-days of each kind (``leg_days_observed``,
-      ``leg_days_modeled``).
-    * ``observed``: observed quotes only; a day without a chain offers no entries, and a held or traded leg
-      without a quote stops the run with an error naming the date and the contract (a leg settling that
-      day needs none: it settles at intrinsic value).
-    * ``modeled``: the modeled chain only, even where quotes exist.
-
-    ``roots``: the OCC roots whose observed quotes to use, the first preferred where two list the same
-    expiry, strike and right (``[SPX]``: the AM-settled monthlies of the CBOE indexes; ``[SPXW, SPX]``).
-    Default: every root, the PM-settled one preferred (it settles on the close, as the backtest's marks do).
-    """
-
-    source: ChainSourceMode = "auto"
-    roots: list[str] | None = None
-
-    @field_validator("roots")
-    @classmethod
-    def _roots(cls, v: list[str] | None) -> list[str] | None:
-        if v is None:
-            return None
-        bad = [r for r in v if not re.fullmatch(r"[A-Z0-9^.]{1,8}", r)]
-        if bad or not v or len(set(v)) != len(v):
-            raise ValueError(f"roots: distinct OCC roots such as SPX or SPXW, got {v}")
-        return v
 
 
 # ------------------------------------------------------------------------------------------ selection
