@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 features_app = typer.Typer(
-    help="Feature tables (technical, regime, macro, positioning, option analytics) built by DuckDB SQL.",
+    help="Feature tables (technical, regime, macro, positioning, option analytics, IV surface) built by DuckDB SQL.",
     no_args_is_help=True,
 )
 
@@ -65,7 +65,7 @@ def build(
             "--tables",
             "-t",
             help="Table(s) to build, repeatable or comma-separated: technical, regime, macro, positioning, "
-            "option_flow, options (default: all)",
+            "option_flow, options, surface (default: all; surface builds options and option_flow with it)",
         ),
     ] = None,
     full: Annotated[

@@ -267,3 +267,16 @@ def test_no_look_ahead_and_incremental_equals_full(world, tmp_path: Path) -> Non
     build_features(ref, tables=["surface"], full=True)
     pd.testing.assert_frame_equal(_surface(part), _surface(ref), check_exact=True)
     assert not _surface(part)["gex_1pct"].equals(table["gex_1pct"])  # the revision reached the table
+
+
+def test_features_build_help_names_every_table() -> None:
+    """``features build -t`` accepts every feature table; its help lists each (``surface`` was missing)."""
+    from typer.testing import CliRunner
+
+    from features.cli import features_app
+    from features.tables import FEATURE_TABLES
+
+    out = CliRunner().invoke(features_app, ["build", "--help"], env={"COLUMNS": "400"}).output
+    listed = " ".join(out.split())  # rich wraps the help text
+    missing = [t for t in FEATURE_TABLES if t.removeprefix("features_") not in listed.replace(",", " ").split()]
+    assert not missing, (missing, listed)

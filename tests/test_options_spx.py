@@ -112,3 +112,13 @@ def test_chain_roots_choose_the_am_settled_monthlies(sample_lake_dir: Path) -> N
     assert (first["strike"], first["price"]) == (2915.0, float(am["bid"].iloc[0])) and first["price"] == 30.2
     with pytest.raises(ConfigError, match=r"chain\.roots"):
         parse_config({**cfg, "chain": {"roots": ["spx w"]}})
+
+
+def test_readme_official_settlement_figure_from_the_shipped_index_closes() -> None:
+    """The README's note: the 2019-05-17 SPX close (the shipped ^GSPC closes) would settle the first put."""
+    closes = pd.read_csv(ROOT / "quantlake" / "sample_data" / "index_closes" / "GSPC.csv", index_col=0)
+    official = float(closes.loc["2019-05-17"].iloc[0])
+    pnl = 3 * 100 * (30.80 - max(2915.0 - official, 0.0)) - 3 * 0.65
+    assert round(official, 2) == 2859.53 and round(pnl, 2) == -7402.94
+    text = (ROOT / "README.md").read_text()
+    assert "2,859.53" in text and "−7,402.94" in text and "−1,945.95" in text

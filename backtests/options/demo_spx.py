@@ -47,6 +47,36 @@ def _has_quotes(ctx: DemoContext) -> bool:
     return bool(int(rows["n"].iloc[0]))
 
 
+SURFACE_SQL = """
+SELECT date, spot, atm_iv_30, atm_iv_30_vendor, atm_iv_60, skew_25d, term_slope, hv_20, hv_iv_ratio,
+       put_call_oi_ratio, gex_1pct, iv_rank_252, regime
+FROM features_surface WHERE underlying = 'SPX' ORDER BY date
+"""
+
+
+def _surface(ctx: DemoContext) -> None:
+    """The SPX surface features (``features_surface``, built by the features stage) the strategies could read,
+    every fifth day (the terminal-width table helper drops the optional columns on a narrow terminal)."""
+    from quantlake.display import Col, print_table
+
+    if not ctx.lake.exists("features_surface"):
+        return
+    df = ctx.lake.query(SURFACE_SQL)
+    if df.empty:
+        return
+    shown = df.iloc[::5].assign(gex_bn=lambda d: d["gex_1pct"] / 1e9)
+    cols = [Col("date", kind="date"), Col("spot", "SPX", "float"), Col("atm_iv_30", "ATM IV 30d", "pct"),
+            Col("atm_iv_30_vendor", "vendor", "pct", optional=True), Col("atm_iv_60", "60d", "pct"),
+            Col("skew_25d", "25d skew", "pct"), Col("term_slope", "slope", "pct"), Col("hv_20", "HV 20", "pct"),
+            Col("hv_iv_ratio", "HV/IV", "float"), Col("put_call_oi_ratio", "P/C OI", "float", optional=True),
+            Col("gex_bn", "GEX 1% $bn", "float", optional=True), Col("iv_rank_252", "IV rank", "float"),
+            Col("regime", "regime", optional=True)]
+    print_table(shown, cols, title=f"features_surface: SPX from its observed chains ({len(df)} days, every 5th)",
+                out=ctx.console,
+                caption=f"IV rank needs 252 days of SPX's own ATM IV ({len(df)} observed): NULL, never the VIX's. "
+                        "HV 20 needs 20 returns of the chain level.")
+
+
 def stage(ctx: DemoContext) -> None:
     """Put-write and iron condor on the observed SPX chains, each one Prefect flow run tracked in MLflow."""
     from backtests.options.demo import ROWS, metrics_table, run_configs
@@ -61,6 +91,7 @@ def stage(ctx: DemoContext) -> None:
     rows.insert(-2, ("entries skipped", "entries_skipped", "{:.0f}"))
     title = "option backtests on real SPX quotes (chain.source observed), each one MLflow run"
     ctx.console.print(metrics_table(title, results, rows))
+    _surface(ctx)
 
     pw = results["put-write"]["result"]
     first = first_position(pw)
