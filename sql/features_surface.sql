@@ -60,7 +60,9 @@
 --                     iv_contraction  hv_iv_ratio < $contraction_hv_iv
 --                     high_vol        iv_rank_252 >= $high_rank
 --                     low_vol         iv_rank_252 <= $low_rank
---                     neutral         otherwise (also when iv_rank_252 is still NULL)
+--                     neutral         otherwise
+--                   While iv_rank_252 is still NULL only iv_contraction can be decided: the label is NULL
+--                   otherwise (unknown, not neutral: as features_regime's VIX rules without a VIX rank).
 --   n_quotes, n_expiries   quotes and expiries used for the IV columns
 WITH base AS (
     SELECT *,
@@ -258,6 +260,7 @@ SELECT l.underlying, l.date, l.spot, l.atm_iv_30, l.atm_iv_60, l.atm_iv_30_vendo
            WHEN l.hv_iv_ratio IS NULL THEN NULL
            WHEN l.hv_iv_ratio > $expansion_hv_iv AND l.iv_rank_252 > $expansion_rank THEN 'iv_expansion'
            WHEN l.hv_iv_ratio < $contraction_hv_iv THEN 'iv_contraction'
+           WHEN l.iv_rank_252 IS NULL THEN NULL
            WHEN l.iv_rank_252 >= $high_rank THEN 'high_vol'
            WHEN l.iv_rank_252 <= $low_rank THEN 'low_vol'
            ELSE 'neutral'

@@ -224,7 +224,9 @@ def test_hv_iv_regime_rule_set(world) -> None:  # type: ignore[no-untyped-def]
         elif row.hv_iv_ratio > s.expansion_hv_iv and row.iv_rank_252 > s.expansion_rank:
             want = "iv_expansion"
         elif row.hv_iv_ratio < s.contraction_hv_iv:
-            want = "iv_contraction"
+            want = "iv_contraction"  # holds whatever the rank (expansion needs HV/IV > 0.9)
+        elif pd.isna(row.iv_rank_252):
+            want = None  # the other rules need the rank: unknown, not neutral (as features_regime's VIX rules)
         elif row.iv_rank_252 >= s.high_rank:
             want = "high_vol"
         elif row.iv_rank_252 <= s.low_rank:
@@ -233,6 +235,8 @@ def test_hv_iv_regime_rule_set(world) -> None:  # type: ignore[no-untyped-def]
             want = "neutral"
         assert (row.regime if isinstance(row.regime, str) else None) == want, row.date
     assert {"iv_contraction", "iv_expansion"} <= set(table["regime"].dropna())
+    no_rank = table[table["iv_rank_252"].isna() & (table["hv_iv_ratio"] >= s.contraction_hv_iv)]
+    assert len(no_rank) and no_rank["regime"].isna().all()
 
 
 def _surface(lake: Lake) -> pd.DataFrame:

@@ -65,12 +65,12 @@ def _surface(ctx: DemoContext) -> None:
     if df.empty:
         return
     shown = df.iloc[::5].assign(gex_bn=lambda d: d["gex_1pct"] / 1e9)
-    cols = [Col("date", kind="date"), Col("spot", "SPX", "float"), Col("atm_iv_30", "ATM IV 30d", "pct"),
-            Col("atm_iv_30_vendor", "vendor", "pct", optional=True), Col("atm_iv_60", "60d", "pct"),
-            Col("skew_25d", "25d skew", "pct"), Col("term_slope", "slope", "pct"), Col("hv_20", "HV 20", "pct"),
-            Col("hv_iv_ratio", "HV/IV", "float"), Col("put_call_oi_ratio", "P/C OI", "float", optional=True),
-            Col("gex_bn", "GEX 1% $bn", "float", optional=True), Col("iv_rank_252", "IV rank", "float"),
-            Col("regime", "regime", optional=True)]
+    cols = [Col("date", kind="date"), Col("spot", "SPX", "float"), Col("atm_iv_30", "IV 30d", "pct"),
+            Col("atm_iv_60", "IV 60d", "pct"), Col("skew_25d", "skew", "pct"), Col("hv_20", "HV 20", "pct"),
+            Col("hv_iv_ratio", "HV/IV", "float"), Col("iv_rank_252", "IV rank", "float"),
+            Col("regime", "regime", optional=True), Col("gex_bn", "GEX $bn", "float", optional=True),
+            Col("put_call_oi_ratio", "P/C OI", "float", optional=True),
+            Col("atm_iv_30_vendor", "vendor IV", "pct", optional=True)]
     print_table(shown, cols, title=f"features_surface: SPX from its observed chains ({len(df)} days, every 5th)",
                 out=ctx.console,
                 caption=f"IV rank needs 252 days of SPX's own ATM IV ({len(df)} observed): NULL, never the VIX's. "
