@@ -205,7 +205,7 @@ def test_iv_rank_is_the_underlyings_own_where_it_exists_and_says_so(sample_lake)
         spec=regime_spec)
     surface = pd.DataFrame({"underlying": "^GSPC", "date": days,
                             "iv_rank_252": [np.nan if d < own_from else 90.0 for d in days],
-                            "regime": ["neutral" if d < own_from else "iv_contraction" for d in days]})
+                            "regime": [None if d < own_from else "iv_contraction" for d in days]})
     full = SURFACE.schema.empty_table().to_pandas()
     sample_lake.merge("features_surface", pd.concat([full, surface], ignore_index=True), spec=SURFACE)
     base = {"name": "router", "underlying": "^GSPC", "start": "2016-01-04", "end": "2016-02-26",
@@ -228,7 +228,7 @@ def test_iv_rank_is_the_underlyings_own_where_it_exists_and_says_so(sample_lake)
     own_only = run_backtest(parse_config({**base, "market": {"iv_rank": "underlying"}}), sample_lake)
     assert own_only.daily.loc[D(2016, 1, 29), "iv_rank_source"] == "" and np.isnan(
         own_only.daily.loc[D(2016, 1, 29), "iv_rank"])
-    # the HV/IV rule set labels bars from features_surface: neutral (stand aside) before Feb 1
+    # the HV/IV rule set labels bars from features_surface: unknown without the rank (stand aside) before Feb 1
     hv = run_backtest(parse_config({**base, "market": {"regime_rules": "hv_iv"}}), sample_lake)
-    assert hv.daily.loc[D(2016, 1, 29), "regime"] == "neutral" and hv.daily.loc[own_from, "regime"] == "iv_contraction"
+    assert hv.daily.loc[D(2016, 1, 29), "regime"] == "unknown" and hv.daily.loc[own_from, "regime"] == "iv_contraction"
     assert hv.fills[hv.fills["action"] == "open"]["date"].min() == D(2016, 2, 2)
