@@ -36,10 +36,12 @@ LEGS = ("exit", "entry")
 def client_order_id(trade_date: dt.date, strategy: str, symbol: str, leg: str, account: str = "default") -> str:
     """``ql-<yyyymmdd>-<account>-<strategy>-<symbol>-<leg>-<hash>``: deterministic, at most 100 characters
     (Alpaca allows 128), readable, and unique per (date, account, strategy, symbol, leg) even when the
-    readable parts are shortened to fit (the hash covers the full tuple)."""
+    readable parts are shortened to fit (the hash covers the full tuple).  An interval trade decides at a
+    bar's close: given a datetime, the id says ``<yyyymmdd>T<hhmm>`` (UTC) and the hash covers the instant."""
     digest = hashlib.sha256(f"{trade_date.isoformat()}|{account}|{strategy}|{symbol}|{leg}".encode()).hexdigest()[:10]
     readable_symbol = "".join(ch for ch in symbol if ch.isalnum() or ch in ".-_")[:24]
-    return f"ql-{trade_date:%Y%m%d}-{account[:16]}-{strategy[:24]}-{readable_symbol}-{leg[:8]}-{digest}"
+    when = f"{trade_date:%Y%m%dT%H%M}" if isinstance(trade_date, dt.datetime) else f"{trade_date:%Y%m%d}"
+    return f"ql-{when}-{account[:16]}-{strategy[:24]}-{readable_symbol}-{leg[:8]}-{digest}"
 
 
 def target_quantities(
@@ -49,10 +51,12 @@ def target_quantities(
     fraction: float,
     allow_short: bool = False,
     size_multiplier: float = 1.0,
+    lot_size: float = 1.0,
 ) -> pd.Series:
     """Signed target shares per symbol: ``|signal| × fraction × size_multiplier`` of equity in notional,
-    rounded down to whole shares by :func:`risk.sizing.percent_of_equity`; negative signals become 0 unless
-    ``allow_short``.  A symbol without a positive price gets 0."""
+    rounded down to whole ``lot_size`` units (1 share; 0.0001 of a coin) by
+    :func:`risk.sizing.percent_of_equity`; negative signals become 0 unless ``allow_short``.  A symbol
+    without a positive price gets 0."""
     sig = signals.astype(float).clip(-1.0, 1.0).fillna(0.0)
     if not allow_short:
         sig = sig.clip(lower=0.0)
@@ -60,7 +64,7 @@ def target_quantities(
     # units = equity·fraction·|signal| / price = percent_of_equity at the price divided by |signal|
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = (px / sig.abs()).fillna(np.inf)
-    qty = percent_of_equity(equity, fraction * size_multiplier, scaled)
+    qty = percent_of_equity(equity, fraction * size_multiplier, scaled, lot_size=lot_size)
     return (np.sign(sig) * qty).rename("target_qty") + 0.0  # + 0.0 turns -0.0 into 0.0
 
 

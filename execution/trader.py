@@ -731,23 +731,28 @@ def alert(result: Any, cfg: TradeConfig, email: bool = True) -> QuantlakeError |
     return None
 
 
+def config_mapping(path: Path | None, what: str = "TradeConfig") -> dict[str, Any]:
+    """The mapping of a YAML/JSON trade config file (empty without a file); one-line errors."""
+    if path is None:
+        return {}
+    import yaml
+
+    from quantlake.errors import MalformedFileError
+
+    if not path.is_file():
+        raise MalformedFileError(f"trade config {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise MalformedFileError(f"trade config {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise MalformedFileError(f"trade config {path} must be a mapping of {what} fields")
+    return dict(loaded or {})
+
+
 def load_trade_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> TradeConfig:
     """A :class:`TradeConfig` from a YAML/JSON file (optional) updated with ``overrides``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        import yaml
-
-        from quantlake.errors import MalformedFileError
-
-        if not path.is_file():
-            raise MalformedFileError(f"trade config {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise MalformedFileError(f"trade config {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise MalformedFileError(f"trade config {path} must be a mapping of TradeConfig fields")
-        data = dict(loaded or {})
+    data = config_mapping(path)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return TradeConfig.model_validate(data)
 

@@ -53,7 +53,7 @@ def test_every_deployment_runs_a_flow_that_accepts_its_parameters() -> None:
     deps = deployments()
     expected = {"ingest-equity", "ingest-macro", "ingest-options", "ingest-cot", "build-features", "daily-scan",
                 "paper-trade", "equity-sweep", "options-backtest", "train-models", "promote-models",
-                "equity-sweep-docker", "build-features-docker", "hourly-crypto-scan"}  # fmt: skip
+                "equity-sweep-docker", "build-features-docker", "hourly-crypto-scan", "hourly-crypto-paper"}  # fmt: skip
     assert set(deps) == expected
     for name, d in deps.items():
         flow = load_flow(d["entrypoint"])
@@ -124,7 +124,22 @@ def test_hourly_crypto_scan_runs_every_hour_after_the_bar_closes() -> None:
     assert {(b - a).total_seconds() for a, b in itertools.pairwise(runs)} == {3600.0}
 
 
-@pytest.mark.parametrize("name", ["daily-scan", "hourly-crypto-scan"])
+def test_hourly_crypto_paper_trades_each_bar_after_it_was_ingested() -> None:
+    from execution.interval_trader import load_interval_config
+
+    deps = deployments()
+    cfg = load_interval_config(deps["hourly-crypto-paper"]["parameters"]["config"])
+    scan = deps["hourly-crypto-scan"]["parameters"]
+    assert cfg.interval == scan["interval"]
+    assert cfg.symbols == [f"{scan['exchange'].upper()}:{p}" for p in scan["pairs"]]  # the pairs the scan ingests
+    (schedule,) = deps["hourly-crypto-paper"]["schedules"]
+    (ingest,) = deps["hourly-crypto-scan"]["schedules"]
+    start = dt.datetime(2024, 7, 6, 23, 30, tzinfo=dt.UTC)
+    for run, after in zip(next_runs(schedule, 25, start), next_runs(ingest, 25, start), strict=True):
+        assert dt.timedelta(0) < run - after < dt.timedelta(minutes=30)  # the same hour's bar, once it is in
+
+
+@pytest.mark.parametrize("name", ["daily-scan", "hourly-crypto-scan", "hourly-crypto-paper"])
 def test_flow_module_has_no_future_annotations(name: str) -> None:
     """Flows must not use ``from __future__ import annotations`` (Prefect's parameter validation)."""
     path = ROOT / deployments()[name]["entrypoint"].split(":")[0]

@@ -55,6 +55,7 @@ class OrderRequest:
     limit_price: float | None = None
     time_in_force: Literal["day", "gtc"] = "day"
     intent: Literal["open", "close"] = "open"
+    decided_at: dt.datetime | None = None  # the instant it was decided (interval trading: the bar's close, UTC)
 
     @property
     def is_option(self) -> bool:

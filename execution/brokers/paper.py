@@ -156,7 +156,8 @@ class PaperBroker:
         return {str(r.symbol): float(r.close) for r in marks.itertuples(index=False)}
 
     def _next_bars(self, open_orders: list[sqlite3.Row], as_of: dt.date) -> pd.DataFrame:
-        """The first bar after each order's trade date, up to ``as_of`` (cid, date, open, close)."""
+        """The first bar after each order's trade date, up to ``as_of`` (cid, date, open, close, open_at,
+        close_at: the instants a fill at the bar's open or close is stamped with)."""
         frame = pd.DataFrame(
             {
                 "cid": [r["client_order_id"] for r in open_orders],
@@ -167,7 +168,7 @@ class PaperBroker:
         con = self.lake.connect()
         try:
             con.register("o", frame)
-            return con.execute(
+            bars = con.execute(
                 "SELECT o.cid, b.date, b.open, b.close FROM o JOIN equity_bars b "
                 "ON b.symbol = o.symbol AND b.date > o.trade_date AND b.date <= ? AND b.close IS NOT NULL "
                 "QUALIFY row_number() OVER (PARTITION BY o.cid ORDER BY b.date) = 1",
@@ -175,6 +176,8 @@ class PaperBroker:
             ).df()
         finally:
             con.close()
+        days = [pd.Timestamp(d).date() for d in bars["date"]]
+        return bars.assign(open_at=[open_of(d) for d in days], close_at=[close_of(d) for d in days])
 
     # ------------------------------------------------------------------ protocol
     def now(self) -> dt.datetime:
@@ -186,7 +189,17 @@ class PaperBroker:
         open_rows = self.db.execute(
             f"SELECT * FROM orders WHERE status IN ({', '.join('?' for _ in OPEN_STATUSES)})", tuple(OPEN_STATUSES)
         ).fetchall()
-        bars = self._next_bars(open_rows, as_of) if open_rows else pd.DataFrame()
+        self._fill_at_bars(open_rows, self._next_bars(open_rows, as_of) if open_rows else pd.DataFrame())
+        last = self.clock
+        self.options.sync(as_of, last)
+        with self._tx() as db:
+            clock = self.clock
+            if clock is None or as_of > clock:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('clock', ?)", (as_of.isoformat(),))
+
+    def _fill_at_bars(self, open_rows: list[sqlite3.Row], bars: pd.DataFrame) -> None:
+        """Fill each open order at its bar of ``bars`` (:meth:`_next_bars`): the open ± slippage (a close-only
+        bar: its close), the whole remaining quantity, commission by the cost model; one transaction."""
         by_cid = {r["client_order_id"]: r for r in open_rows}
         with self._tx() as db:
             for bar in bars.itertuples(index=False):
@@ -197,7 +210,7 @@ class PaperBroker:
                 qty = float(order["qty"]) - float(order["filled_qty"])
                 commission = self.costs.commission(qty, price)
                 day = pd.Timestamp(bar.date).date()
-                filled_at = (open_of(day) if has_open else close_of(day)).isoformat()
+                filled_at = pd.Timestamp(bar.open_at if has_open else bar.close_at).isoformat()
                 db.execute(
                     "INSERT INTO fills (fill_id, client_order_id, symbol, side, qty, price, commission, fill_date, "
                     "filled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -209,12 +222,6 @@ class PaperBroker:
                     "updated_at = ? WHERE client_order_id = ?",
                     (FILLED, price, commission, filled_at, bar.cid),
                 )
-        last = self.clock
-        self.options.sync(as_of, last)
-        with self._tx() as db:
-            clock = self.clock
-            if clock is None or as_of > clock:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('clock', ?)", (as_of.isoformat(),))
 
     def positions(self) -> dict[str, float]:
         """Signed shares per symbol and signed contracts per OCC option symbol."""
@@ -261,7 +268,7 @@ class PaperBroker:
     def submit(self, order: OrderRequest) -> BrokerOrder:
         if self.get_order(order.client_order_id) is not None:
             raise DuplicateOrderError(f"paper ledger already has order {order.client_order_id}")
-        now = close_of(order.trade_date).isoformat()
+        now = (order.decided_at or close_of(order.trade_date)).isoformat()
         broker_id = f"paper-{uuid.uuid4().hex[:16]}"
         if order.is_option:
             self.options.submit(order, broker_id, now, None)
