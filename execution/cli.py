@@ -256,14 +256,14 @@ def trade_register_options(
     name: Annotated[str, typer.Option("--name", help="Registered model name of the strategy.")],
 ) -> None:
     """Register an options backtest run's strategy (its config) as a new version of model NAME; promote it with
-    `quantlake models promote NAME VERSION`, then trade it with `quantlake trade --instrument options --model NAME`."""
+    `quantlake models promote NAME --version VERSION`, then trade it with `quantlake trade --instrument options --model NAME`."""
     from execution.option_book import register_option_strategy
     from tracking.run_context import configure_mlflow
 
     configure_mlflow()
     version = register_option_strategy(run_id, name)
     console.print(f"registered {name} version {version} (option strategy of run {run_id})")
-    console.print(f"next: quantlake models promote {name} {version}")
+    console.print(f"next: quantlake models promote {name} --version {version}")
 
 
 @trade_app.command("reconcile")
