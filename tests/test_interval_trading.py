@@ -140,3 +140,25 @@ def test_trade_interval_command(hlake: Lake, ql_home: Path) -> None:
     bad = runner.invoke(app, ["trade", "interval", "--symbols", SYM, "--as-of", "yesterday-ish"])
     # main() prints such errors in one line and exits 2
     assert isinstance(bad.exception, UserInputError) and bad.exception.exit_code == 2 and "--as-of" in str(bad.exception)
+
+
+def test_shipped_trade_configs_validate() -> None:
+    """The README's example account configs (configs/trade/) are valid as shipped."""
+    from execution.option_trader import option_limits
+    from execution.trader import config_mapping, load_trade_config
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "trade"
+    hourly = load_interval_config_file(root / "hourly_crypto.yaml")
+    assert hourly.symbols == ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"] and hourly.lot_size == 0.0001
+    equity = load_trade_config(root / "equity_paper.yaml", {"model": "m"})
+    assert equity.sizing is not None and equity.sizing.method == "vol_target"
+    options = load_trade_config(root / "iron_condor_paper.yaml", {"model": "m"})
+    assert options.instrument == "options" and option_limits(options).max_risk_per_trade == 0.10
+    assert set(config_mapping(root / "iron_condor_paper.yaml")["option_limits"]) <= set(type(option_limits(options)).model_fields)
+
+
+def load_interval_config_file(path: Path) -> IntervalTradeConfig:
+    from execution.interval_trader import load_interval_config
+    from execution.trader import config_mapping
+
+    return load_interval_config(config_mapping(path, "IntervalTradeConfig"))
