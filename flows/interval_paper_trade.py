@@ -9,10 +9,10 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.states import State
 
-from flows._common import ALERT_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
 
 
-@flow(name="interval-paper-trade", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS)
+@flow(name="interval-paper-trade", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def interval_paper_trade_flow(config: dict[str, Any], as_of: str | None = None) -> dict[str, Any] | State[Any]:
     """``config``: :class:`execution.interval_trader.IntervalTradeConfig` fields; ``as_of``: an instant
