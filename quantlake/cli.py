@@ -223,6 +223,10 @@ def rejects(
         + "ORDER BY rejected_at DESC, origin, row_no LIMIT ?",
         [table, limit] if table else [limit],
     )
+    from quantlake.sources.text import cut
+
+    for col in ("origin", "reason", "raw"):  # a 10 MB cell would flood the terminal: show its start and size
+        df[col] = df[col].map(lambda v: v if not isinstance(v, str) else cut(v, 300))
     _print_frame(df, OutputFormat.table, title="rejected rows")
 
 

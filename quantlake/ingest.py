@@ -22,9 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from quantlake.errors import QuantlakeError, SourceError, UserInputError
 from quantlake.lake import CommitResult, Lake
-from quantlake.sources.base import CotSource, EquitySource, MacroSource, OptionSource, RawBatch
-from quantlake.tables import REJECTED_ROWS, validate_symbol
-from quantlake.validation import ValidationSettings, split_batch
+from quantlake.sources.base import ROW_NO, CotSource, EquitySource, MacroSource, OptionSource, RawBatch
+from quantlake.tables import REJECTED_ROWS, get_spec, validate_symbol
+from quantlake.validation import REJECT_COLUMNS, ValidationSettings, reject_row, split_batch
 
 T = TypeVar("T")
 Fetch = Callable[[Callable[..., T], Sequence[Any]], T]
@@ -109,15 +109,20 @@ def _commit(lake: Lake, table: str, batches: list[RawBatch], report: IngestRepor
     known_splits = _known_splits(lake) if table == "equity_bars" else set()
     prev_close = _prev_closes(lake, batches) if table == "equity_bars" else {}
     goods, rejects = [], []
+    settings = ValidationSettings()
     for b in batches:
         report.rows_read += len(b.frame) + len(b.unparsable)
-        good, bad = split_batch(b, ValidationSettings(), known_splits, prev_close)
+        good, bad = split_batch(b, settings, known_splits, prev_close, keep_row_no=True)
         goods.append(good)
         rejects.append(bad)
-        report.accepted += len(good)
+    rejects.append(cross_batch_duplicates(batches, goods, get_spec(table).keys))
+    for good in goods:
+        good.drop(columns=[ROW_NO], inplace=True)
+    for bad in rejects:
         report.rejected += len(bad)
         for reason in bad["reason"]:
             report.reasons[reason_kind(reason)] += 1
+    report.accepted += sum(len(g) for g in goods)
     good_all = pd.concat([g for g in goods if len(g)], ignore_index=True) if any(len(g) for g in goods) else None
     if good_all is not None:
         if table == "equity_bars":  # daily bars carry interval 1d and their session's open instant
@@ -132,6 +137,47 @@ def _commit(lake: Lake, table: str, batches: list[RawBatch], report: IngestRepor
     rej_all = [r for r in rejects if len(r)]
     if rej_all:
         lake.merge(REJECTED_ROWS.name, pd.concat(rej_all, ignore_index=True), note=note)
+
+
+def cross_batch_duplicates(
+    batches: Sequence[RawBatch], goods: list[pd.DataFrame], keys: Sequence[str]
+) -> pd.DataFrame:
+    """The same key in two batches (two files) of one commit, naming the other file and row.
+
+    Identical copies keep the first (in batch order) and reject the repeats; copies that differ are all
+    rejected (which one is right cannot be told).  Removes the rejected rows from ``goods`` in place (each
+    still has its ``_row_no``) and returns their ``rejected_rows`` records."""
+    cols = list(keys)
+    parts = [g[cols].assign(__b=i, __r=g[ROW_NO].to_numpy(), __i=g.index) for i, g in enumerate(goods) if len(g)]
+    if len(parts) < 2:
+        return pd.DataFrame(columns=REJECT_COLUMNS)
+    allk = pd.concat(parts, ignore_index=True)
+    dup = allk[allk.duplicated(cols, keep=False)]
+    dup = dup[dup.groupby(cols, sort=False)["__b"].transform("nunique") > 1]
+    if dup.empty:
+        return pd.DataFrame(columns=REJECT_COLUMNS)
+    values = [c for c in goods[int(dup["__b"].iloc[0])].columns if c not in (ROW_NO, "source", "ingested_at")]
+    out: list[dict[str, object]] = []
+    drop: dict[int, list[object]] = {}
+    for key, grp in dup.groupby(cols, sort=False):
+        at = list(zip(grp["__b"].astype(int), grp["__i"], grp["__r"].astype(int), strict=True))
+        rows = [goods[b].loc[i, values].astype(str).tolist() for b, i, _ in at]
+        shown_key = ", ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+        where = {(b, r): f"row {r} of {batches[b].origin}" for b, _, r in at}
+        same = all(r == rows[0] for r in rows)
+        for n, (b, i, r) in enumerate(at):
+            if same and n == 0:
+                continue
+            if same:
+                reason = f"duplicate key ({shown_key}): repeats {where[(at[0][0], at[0][2])]}"
+            else:
+                others = ", ".join(w for (ob, orow), w in where.items() if (ob, orow) != (b, r))
+                reason = f"duplicate key ({shown_key}) with different values in {others}"
+            out.append(reject_row(batches[b], r, reason, goods[b].loc[i].drop(labels=[ROW_NO]).to_dict()))
+            drop.setdefault(b, []).append(i)
+    for b, idx in drop.items():
+        goods[b].drop(index=idx, inplace=True)
+    return pd.DataFrame(out, columns=REJECT_COLUMNS)
 
 
 def reason_kind(reason: str) -> str:

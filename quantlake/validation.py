@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from quantlake.errors import ConfigError
 from quantlake.option_quotes import conform_frame
 from quantlake.sources.base import ROW_NO, RawBatch
+from quantlake.sources.text import cut, shown
 from quantlake.tables import ANY_SYMBOL_RE, SYMBOL_RE, get_spec
 from quantlake.validation_quotes import QuoteRules, check_quotes
 
@@ -28,12 +32,31 @@ PRICE_COLS = ("open", "high", "low", "close", "adj_close")
 SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 10.0, 1.5, 20.0, 8.0)
 
 
+def _env_float(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ValidationSettings:
     # a jump is suspicious when |ln(ratio)| exceeds this and the ratio is within `split_tolerance` of a split
     jump_threshold: float = float(np.log(1.8))
     split_tolerance: float = 0.04
     today: dt.date | None = None
+    # prices outside [min_price, max_price] are not prices (1e308 and 1e-320 broke features_regime)
+    min_price: float = field(default_factory=lambda: _env_float("QUANTLAKE_MIN_PRICE", 1e-8))
+    max_price: float = field(default_factory=lambda: _env_float("QUANTLAKE_MAX_PRICE", 1e7))
+    # a close more than this many times (or less than 1/this of) the previous good close is rejected,
+    # unless it is a recorded split (split-like ratios get their own message)
+    max_jump: float = field(default_factory=lambda: _env_float("QUANTLAKE_MAX_JUMP", 10.0))
 
 
 def _positive(col: str) -> pa.Check:
@@ -48,8 +71,24 @@ def _nonneg(col: str) -> pa.Check:
     return pa.Check(lambda s: s.isna() | (s >= 0), error=f"{col} must be >= 0")
 
 
-def _price_col(col: str, required: bool) -> pa.Column:
-    return pa.Column(float, [_finite(col), _positive(col)], nullable=not required, required=False, coerce=True)
+def _bounded(col: str, lo: float, hi: float) -> list[pa.Check]:
+    """Finite positive prices within [lo, hi] (non-finite and non-positive values have their own reasons)."""
+
+    def above(s: pd.Series) -> pd.Series:
+        x = s.astype(float)
+        return ~np.isfinite(x) | (x <= hi)
+
+    def below(s: pd.Series) -> pd.Series:
+        x = s.astype(float)
+        return ~np.isfinite(x) | (x <= 0) | (x >= lo)
+
+    return [pa.Check(above, error=f"{col} above {hi:g}", ignore_na=True),
+            pa.Check(below, error=f"{col} below {lo:g}", ignore_na=True)]  # fmt: skip
+
+
+def _price_col(col: str, required: bool, bounds: tuple[float, float]) -> pa.Column:
+    checks = [_finite(col), _positive(col), *_bounded(col, *bounds)]
+    return pa.Column(float, checks, nullable=not required, required=False, coerce=True)
 
 
 def _symbol_check(col: str, pattern: str = SYMBOL_RE.pattern) -> pa.Check:
@@ -60,7 +99,9 @@ def _tol(a: pd.Series) -> pd.Series:
     return a.abs() * 1e-6 + 1e-9
 
 
-def equity_schema(required: tuple[str, ...], today: dt.date, intraday: bool = False) -> pa.DataFrameSchema:
+def equity_schema(
+    required: tuple[str, ...], today: dt.date, intraday: bool = False, bounds: tuple[float, float] = (1e-8, 1e7)
+) -> pa.DataFrameSchema:
     """Rules of ``equity_bars`` rows; with ``intraday`` those of ``bars`` (any interval, crypto symbols,
     a UTC ``ts`` that must not be in the future)."""
 
@@ -94,7 +135,7 @@ def equity_schema(required: tuple[str, ...], today: dt.date, intraday: bool = Fa
     return pa.DataFrameSchema(
         {
             **keys,
-            **{c: _price_col(c, c in required) for c in PRICE_COLS},
+            **{c: _price_col(c, c in required, bounds) for c in PRICE_COLS},
             "volume": pa.Column(float, [_finite("volume"), _nonneg("volume")], nullable="volume" not in required,
                                 required=False, coerce=True),
         },
@@ -144,7 +185,8 @@ def cot_schema() -> pa.DataFrameSchema:
 def _schema_for(batch: RawBatch, settings: ValidationSettings) -> pa.DataFrameSchema:
     today = settings.today or dt.date.today()
     if batch.table in ("equity_bars", "bars"):
-        return equity_schema(batch.required or ("close",), today, intraday=batch.table == "bars")
+        return equity_schema(batch.required or ("close",), today, intraday=batch.table == "bars",
+                             bounds=(settings.min_price, settings.max_price))  # fmt: skip
     return {
         "macro_series": macro_schema,
         "corporate_actions": actions_schema,
@@ -166,9 +208,9 @@ def _row_reasons(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> dict[int, l
             if check == "not_nullable":
                 msg = f"{rec.column} is missing"
             elif rec.schema_context == "Column" and not check.startswith("coerce_dtype"):
-                msg = f"{check} (got {rec.failure_case!r})"
+                msg = f"{check} (got {shown(rec.failure_case)})"
             elif check.startswith("coerce_dtype"):
-                msg = f"{rec.column} is not a number (got {rec.failure_case!r})"
+                msg = f"{rec.column} is not a number (got {shown(rec.failure_case)})"
             else:
                 msg = check
             if msg not in reasons[int(idx)]:
@@ -184,7 +226,7 @@ def _duplicate_reasons(frame: pd.DataFrame, keys: tuple[str, ...], reasons: dict
     for _, group in frame[dup_mask].groupby(list(keys), sort=False, dropna=False):
         rows = group[ROW_NO].tolist()
         identical = len(group[value_cols].astype(str).drop_duplicates()) == 1
-        key = ", ".join(str(group.iloc[0][k]) for k in keys)
+        key = cut(", ".join(str(group.iloc[0][k]) for k in keys), 120)
         if identical:  # keep the first copy, reject the repeats
             for idx in group.index[1:]:
                 reasons[idx].append(f"duplicate key ({key}): repeats row {rows[0]}")
@@ -201,8 +243,10 @@ def _jump_reasons(
     prev_close: Mapping[str, tuple[dt.date, float]],
     reasons: dict[int, list[str]],
 ) -> None:
-    """Flag closes that move by a split-like ratio versus the previous good close with no split recorded."""
-    ok = frame[[i not in reasons for i in frame.index]].dropna(subset=["close"])
+    """Flag closes that move by a split-like ratio versus the previous good close with no split recorded,
+    and closes more than ``max_jump`` times (or less than 1/``max_jump`` of) the previous good close."""
+    _big_jumps(frame, settings, known_splits, prev_close, reasons)
+    ok = frame[[not reasons.get(i) for i in frame.index]].dropna(subset=["close"])
     ok = ok[ok["close"] > 0]
     for symbol, g in ok.groupby("symbol", sort=False):
         g = g.sort_values("ts" if "ts" in g.columns else "date", kind="stable")
@@ -229,13 +273,48 @@ def _jump_reasons(
                 )
 
 
+def _big_jumps(
+    frame: pd.DataFrame,
+    settings: ValidationSettings,
+    known_splits: set[tuple[str, dt.date]],
+    prev_close: Mapping[str, tuple[dt.date, float]],
+    reasons: dict[int, list[str]],
+) -> None:
+    """Closes beyond ``max_jump`` x the previous *accepted* close (a rejected close is no reference, so the
+    day after a bad print is compared with the day before it).  Split-like ratios are left to the split rule
+    and recorded splits are accepted."""
+    ok = frame[[not reasons.get(i) for i in frame.index]].dropna(subset=["close"])
+    ok = ok[ok["close"] > 0]
+    limit = math.log(settings.max_jump)
+    for symbol, g in ok.groupby("symbol", sort=False):
+        g = g.sort_values("ts" if "ts" in g.columns else "date", kind="stable")
+        closes = g["close"].to_numpy(dtype=float)
+        first = prev_close.get(str(symbol))
+        steps = np.abs(np.diff(np.log(closes), prepend=np.log(first[1]) if first else np.nan))
+        if not (steps > limit).any():  # the common case: nothing to walk through
+            continue
+        prev_day, prev = (first[0], first[1]) if first else (None, math.nan)
+        for idx, day, c in zip(g.index, g["date"], closes, strict=True):
+            ratio = c / prev
+            if math.isfinite(ratio) and abs(math.log(ratio)) > limit and (str(symbol), day) not in known_splits:
+                r = ratio if ratio >= 1 else 1 / ratio
+                if not any(abs(r / n - 1) < settings.split_tolerance for n in SPLIT_RATIOS):
+                    reasons[idx].append(
+                        f"close jumps x{ratio:.3f} vs previous close on {prev_day}, more than the "
+                        f"{settings.max_jump:g}x allowed (QUANTLAKE_MAX_JUMP)"
+                    )
+                    continue
+            prev_day, prev = day, c
+
+
 def split_batch(
     batch: RawBatch,
     settings: ValidationSettings | None = None,
     known_splits: set[tuple[str, dt.date]] | None = None,
     prev_close: Mapping[str, tuple[dt.date, float]] | None = None,
+    keep_row_no: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a batch into (good rows without ``_row_no``, rejected_rows frame)."""
+    """Split a batch into (good rows, rejected_rows frame); good rows keep ``_row_no`` if ``keep_row_no``."""
     settings = settings or ValidationSettings()
     spec = get_spec(batch.table)
     frame = batch.frame.reset_index(drop=True)
@@ -255,40 +334,40 @@ def split_batch(
             _jump_reasons(g.sort_values("ts"), settings, known_splits or set(), {}, reasons)
 
     bad_idx = sorted(i for i, r in reasons.items() if r)
+    found = [(int(frame.at[i, ROW_NO]), "; ".join(reasons[i]), frame.loc[i].drop(labels=[ROW_NO]).to_dict())
+             for i in bad_idx]  # fmt: skip
     rejects = [
-        {
-            "table": batch.table,
-            "batch_id": batch.batch_id,
-            "row_no": int(frame.at[i, ROW_NO]),
-            "origin": batch.origin,
-            "reason": "; ".join(reasons[i]),
-            "raw": _raw_json(frame.loc[i].drop(labels=[ROW_NO]).to_dict()),
-        }
-        for i in bad_idx
+        reject_row(batch, row_no, reason, raw) for row_no, reason, raw in [*found, *batch.unparsable]
     ]
-    rejects += [
-        {
-            "table": batch.table,
-            "batch_id": batch.batch_id,
-            "row_no": int(row_no),
-            "origin": batch.origin,
-            "reason": reason,
-            "raw": _raw_json(raw),
-        }
-        for row_no, reason, raw in batch.unparsable
-    ]
-    good = frame.drop(index=bad_idx).drop(columns=[ROW_NO]).reset_index(drop=True)
-    return good, pd.DataFrame(rejects, columns=["table", "batch_id", "row_no", "origin", "reason", "raw"])
+    good = frame.drop(index=bad_idx)
+    if not keep_row_no:
+        good = good.drop(columns=[ROW_NO])
+    return good.reset_index(drop=True), pd.DataFrame(rejects, columns=REJECT_COLUMNS)
+
+
+REJECT_COLUMNS = ["table", "batch_id", "row_no", "origin", "reason", "raw"]
+
+
+def reject_row(batch: RawBatch, row_no: int, reason: str, parsed: Mapping[str, object]) -> dict[str, object]:
+    """A ``rejected_rows`` record: ``raw`` is the row's text as the origin had it (``batch.raw``), else the
+    values the source handed over."""
+    raw: Mapping[str, object] = parsed
+    if batch.raw is not None and row_no in batch.raw.index:
+        raw = batch.raw.loc[row_no].to_dict()
+    return {"table": batch.table, "batch_id": batch.batch_id, "row_no": int(row_no), "origin": batch.origin,
+            "reason": reason, "raw": _raw_json(raw)}  # fmt: skip
 
 
 def _raw_json(row: Mapping[str, object]) -> str:
     def clean(v: object) -> object:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
             return None
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)  # "inf" / "-inf": JSON has no such numbers
         if isinstance(v, dt.date | pd.Timestamp):
             return str(v)[:10] if not isinstance(v, pd.Timestamp) else v.isoformat()
-        if isinstance(v, np.generic):
-            return v.item()
         return v
 
-    return json.dumps({k: clean(v) for k, v in row.items()}, default=str, allow_nan=False)
+    return json.dumps({str(k): clean(v) for k, v in row.items()}, default=str, allow_nan=False, ensure_ascii=False)

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantlake.calendars import is_trading_day
+from quantlake.sources.text import shown
 from quantlake.tables import OPTION_QUOTES, SYMBOL_RE
 
 NUMERIC = (
@@ -40,23 +41,12 @@ NUMERIC = (
 )  # fmt: skip
 NONNEG = ("bid", "ask", "bid_size", "ask_size", "last", "volume", "open_interest", "vendor_iv")
 PRICES = ("bid", "ask", "last", "underlying_price")
-SHOW = 60  # characters of an offending value quoted in a reason
 
 
 @dataclass(frozen=True)
 class QuoteRules:
     max_price: float = 1e7
     today: dt.date | None = None
-
-
-def shown(value: object) -> str:
-    """``repr`` of a value for a reason or a table cell, cut to :data:`SHOW` characters."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    text = repr(value)
-    if len(text) <= SHOW:
-        return text
-    return f"{text[:SHOW]}… ({len(text):,} characters)"
 
 
 # ------------------------------------------------------------------------------------------- calendar

@@ -64,7 +64,7 @@ def test_each_equity_rule_quarantines_with_a_reason(lake: Lake, tmp_path: Path) 
     assert good["date"].astype(str).tolist() == ["2020-01-02", "2020-01-09"]
     assert (report.rows_read, report.accepted, report.rejected) == (13, 2, 11)
     raw = json.loads(lake.read("rejected_rows", where="row_no = 10")["raw"].iloc[0])
-    assert raw["close"] == "abc"
+    assert raw["Close"] == "abc" and raw["Adj Close"] == "10.3"  # the text under the file's own header
 
     # re-ingesting the same file adds nothing: not to the table, not to the quarantine
     (again,) = ingest_equity(lake, CsvSource(d), progress=False)

@@ -48,6 +48,7 @@ from quantlake.errors import (
 )
 from quantlake.sources.base import ROW_NO, RawBatch
 from quantlake.sources.netutil import Timeouts, host_of, offline_reason, one_line
+from quantlake.sources.text import check_first_line_bytes, shown
 
 NAME = "cot"
 DEFAULT_BASE_URL = "https://www.cftc.gov/files/dea/history"
@@ -226,6 +227,7 @@ def read_tables(data: bytes, name: str) -> list[_Table]:
 
 
 def _table(data: bytes, name: str) -> _Table:
+    check_first_line_bytes(data, name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -266,7 +268,7 @@ def tables_to_frame(
                 day = _parse_yymmdd(cells[cols.yymmdd])
             if day is None:
                 got = cells[cols.report_date] if cols.report_date is not None else ""
-                bad.append((row_no, f"report date is not a date (got {got.strip()!r})", raw()))
+                bad.append((row_no, f"report date is not a date (got {shown(got.strip())})", raw()))
                 continue
             code = cells[cols.market_code].strip()
             if not code:
@@ -284,7 +286,7 @@ def tables_to_frame(
             for col, i in cols.counts.items():
                 value = _number(cells[i])
                 if value is None:
-                    problem = f"{table.header[i]} is not a number (got {cells[i].strip()!r})"
+                    problem = f"{table.header[i]} is not a number (got {shown(cells[i].strip())})"
                     break
                 rec[col] = value
             if problem:

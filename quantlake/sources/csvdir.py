@@ -14,6 +14,7 @@ from quantlake.errors import InvalidSymbolError, MalformedFileError, UserInputEr
 from quantlake.sources.base import RawBatch
 from quantlake.sources.files import ALIASES, _canon, read_bars_file, symbol_from_filename
 from quantlake.sources.intraday_files import IntradayOptions
+from quantlake.sources.text import check_first_line
 
 NAME = "csv"
 SUFFIXES = (".csv", ".parquet")
@@ -29,8 +30,9 @@ def _header(path: Path) -> set[str]:
         except Exception as exc:
             raise MalformedFileError(f"{path}: not a readable Parquet file: {exc}") from None
     else:
+        check_first_line(path)
         try:
-            with path.open(encoding="utf-8") as fh:
+            with path.open(encoding="utf-8-sig") as fh:
                 cols = next(csv.reader([fh.readline()]), [])
         except UnicodeDecodeError:
             raise MalformedFileError(f"{path}: not a UTF-8 text file") from None
@@ -89,7 +91,7 @@ class CsvSource:
         for origin, b in self._long.items():
             if symbol in set(b.frame["symbol"]):
                 f = b.frame[b.frame["symbol"] == symbol].reset_index(drop=True)
-                return RawBatch(b.table, f, origin, [], required=b.required)
+                return RawBatch(b.table, f, origin, [], required=b.required, raw=b.raw)
         raise InvalidSymbolError(f"no data for symbol {symbol!r} in {self.path}")
 
     def batches(self) -> list[RawBatch]:

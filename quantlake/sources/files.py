@@ -18,6 +18,7 @@ from quantlake.calendars import is_intraday
 from quantlake.errors import MalformedFileError
 from quantlake.sources.base import ROW_NO, RawBatch
 from quantlake.sources.intraday_files import IntradayOptions, has_time_of_day, parse_timestamps, to_bars
+from quantlake.sources.text import check_first_line, shown
 from quantlake.tables import CRYPTO_SYMBOL_RE, SYMBOL_RE
 
 ALIASES = {
@@ -40,7 +41,7 @@ NUMERIC = ("open", "high", "low", "close", "adj_close", "volume")
 
 
 def _canon(header: str) -> str:
-    return re.sub(r"[\s_\-.]", "", str(header).strip().lower())
+    return re.sub(r"[\s_\-.\ufeff]", "", str(header).strip().lower())
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -48,7 +49,9 @@ def read_table_file(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        check_first_line(path)
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would stick to the first name
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MalformedFileError(f"{path}: cannot read as {path.suffix.lstrip('.').upper()}: {first}") from None
@@ -91,6 +94,8 @@ def bars_from_frame(
 
     Rows with a time of day (or crypto pairs, or an intraday ``intraday.interval``) make a ``bars`` batch
     instead (:mod:`quantlake.sources.intraday_files`)."""
+    original = df.reset_index(drop=True)  # the rows as read, header names as written: rejects keep this text
+    df = original
     rename: dict[str, str] = {}
     for col in df.columns:
         canon = ALIASES.get(_canon(col))
@@ -113,11 +118,14 @@ def bars_from_frame(
         if symbol_map:
             df["symbol"] = df["symbol"].replace(symbol_map)
     df[ROW_NO] = np.arange(1, len(df) + 1)
+    raw_text = original.set_axis(df[ROW_NO].to_numpy())
     unparsable: list[tuple[int, str, dict[str, object]]] = []
     bad = pd.Series(False, index=df.index)
 
     opts = intraday or IntradayOptions()
-    raw_src = df  # rows as read, for rejected_rows
+    days = midnight_dates(df["date"])  # daily bars stamped at local midnight with UTC offsets (DST changes)
+    if days is not None:
+        df["date"] = days
     stamps = parse_timestamps(df["date"])
     crypto = df["symbol"].astype(str).str.fullmatch(CRYPTO_SYMBOL_RE.pattern)
     as_bars = has_time_of_day(stamps) or bool(crypto.any()) or (
@@ -129,14 +137,14 @@ def bars_from_frame(
         bad_date = stamps.isna()
         for i in df.index[bad_date]:
             unparsable.append(
-                (int(df.at[i, ROW_NO]), f"date is not a date/time (got {df.at[i, 'date']!r})", _raw(df, i))
+                (int(df.at[i, ROW_NO]), f"date is not a date/time (got {shown(df.at[i, 'date'])})", {})
             )
         orig = df
         df, bad_zone = to_bars(df, stamps, origin, opts)
         for i in df.index[bad_zone]:
             unparsable.append(
-                (int(df.at[i, ROW_NO]), f"local time {orig.at[i, 'date']!r} does not exist or is ambiguous "
-                 "(daylight-saving change); give times with a UTC offset", _raw(orig, i))
+                (int(df.at[i, ROW_NO]), f"local time {shown(orig.at[i, 'date'])} does not exist or is ambiguous "
+                 "(daylight-saving change); give times with a UTC offset", {})
             )
         bad |= bad_date | bad_zone
         dates = df["date"]
@@ -144,7 +152,7 @@ def bars_from_frame(
         dates = parse_dates(df["date"])
         bad_date = dates.isna()
         for i in df.index[bad_date]:
-            unparsable.append((int(df.at[i, ROW_NO]), f"date is not a date (got {df.at[i, 'date']!r})", _raw(df, i)))
+            unparsable.append((int(df.at[i, ROW_NO]), f"date is not a date (got {shown(df.at[i, 'date'])})", {}))
         bad |= bad_date
 
     for col in NUMERIC:
@@ -157,9 +165,7 @@ def bars_from_frame(
             blank = text.isin(["", "nan", "NaN", "null", "NULL", "None", "NA", "N/A", "-"])
             wrong = num.isna() & ~blank & ~bad
             for i in df.index[wrong]:
-                unparsable.append(
-                    (int(df.at[i, ROW_NO]), f"{col} is not a number (got {raw.at[i]!r})", _raw(raw_src, i))
-                )
+                unparsable.append((int(df.at[i, ROW_NO]), f"{col} is not a number (got {shown(raw.at[i])})", {}))
             bad |= wrong
             df[col] = num
         else:
@@ -171,12 +177,25 @@ def bars_from_frame(
     keys = ["symbol", "interval", "ts", "date"] if as_bars else ["symbol", "date"]
     keep = [*keys, *[c for c in NUMERIC if c in cols], "source", ROW_NO]
     table = "bars" if as_bars else "equity_bars"
-    return RawBatch(table, df[keep].reset_index(drop=True), origin, unparsable, required=required)
+    return RawBatch(table, df[keep].reset_index(drop=True), origin, unparsable, required=required, raw=raw_text)
 
 
-def _raw(df: pd.DataFrame, i: object) -> dict[str, object]:
-    drop = [c for c in (ROW_NO, "interval", "ts") if c in df.columns]
-    return {str(k): (None if v is None else str(v)) for k, v in df.loc[i].drop(labels=drop).items()}
+MIDNIGHT_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}[ T]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def midnight_dates(raw: pd.Series) -> pd.Series | None:
+    """The written dates when every stamp is a midnight with a UTC offset (``2024-03-08 00:00:00-05:00``,
+    then ``-04:00`` after the DST change: what pandas/yfinance exports of daily bars look like), else None.
+
+    Such a stamp means the trading day written in it, in the exchange's zone; converting it to UTC first
+    would move it to 04:00/05:00 and make daily bars look intraday (or, east of UTC, the day before)."""
+    if not (raw.dtype == object or pd.api.types.is_string_dtype(raw)):
+        return None
+    s = raw.astype(str).str.strip()
+    filled = s[s != ""]
+    if filled.empty or not filled.str.fullmatch(MIDNIGHT_WITH_OFFSET).all():
+        return None
+    return s.str.slice(0, 10).where(s != "", s)
 
 
 def read_bars_file(

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quantlake.validation_quotes import shown
+from quantlake.sources.text import shown
 
 NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:inf|infinity|nan)$"
 # text that means "no value" in vendor files (besides an empty cell)

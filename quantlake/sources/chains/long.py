@@ -32,8 +32,8 @@ from quantlake.sources.chains.layout import (
     underlying_column,
     vendor_iv,
 )
+from quantlake.sources.text import shown
 from quantlake.tables import OPTION_QUOTES
-from quantlake.validation_quotes import shown
 
 
 class DailyChain(Layout):

@@ -29,11 +29,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from quantlake.errors import MalformedFileError, UserInputError
-from quantlake.validation_quotes import shown
+from quantlake.sources.text import MAX_HEADER_BYTES, header_too_long, shown
 
 TEXT_SUFFIXES = (".csv", ".txt", ".csv.gz", ".txt.gz")
 SUFFIXES = (*TEXT_SUFFIXES, ".zip", ".parquet")
-MAX_HEADER_BYTES = 1 << 20  # a header line longer than this is not a CSV header
+
 BLOCK_BYTES = 16 << 20  # pyarrow CSV block: ~150k rows of a typical chain layout
 csv.field_size_limit(min(sys.maxsize, 1 << 31 - 1))
 
@@ -119,9 +119,7 @@ def read_header(cf: ChainFile) -> list[str]:
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise MalformedFileError(f"{cf.origin}: cannot read: {exc}") from None
     if len(line) > MAX_HEADER_BYTES:
-        raise MalformedFileError(
-            f"{cf.origin}: the first line is longer than {MAX_HEADER_BYTES // (1 << 20)} MiB: not a CSV header"
-        )
+        raise header_too_long(cf.origin)
     text = line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     if not text.strip():
         raise MalformedFileError(f"{cf.origin}: empty file (no header line)")

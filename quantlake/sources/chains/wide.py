@@ -29,7 +29,7 @@ from quantlake.sources.chains.layout import (
     underlying_column,
     vendor_iv,
 )
-from quantlake.validation_quotes import shown
+from quantlake.sources.text import shown
 
 SIZE_RE = r"^\s*(?P<bid>\d+(?:\.\d*)?)\s*[xX]\s*(?P<ask>\d+(?:\.\d*)?)\s*$"
 
