@@ -184,18 +184,19 @@ MIDNIGHT_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}[ T]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d
 
 
 def midnight_dates(raw: pd.Series) -> pd.Series | None:
-    """The written dates when every stamp is a midnight with a UTC offset (``2024-03-08 00:00:00-05:00``,
-    then ``-04:00`` after the DST change: what pandas/yfinance exports of daily bars look like), else None.
+    """The written dates of stamps that are a midnight with a UTC offset (``2024-03-08 00:00:00-05:00``, then
+    ``-04:00`` after the DST change: what pandas/yfinance exports of daily bars look like), when no stamp of
+    the column has another time of day; else None.  Other cells are left as they are.
 
     Such a stamp means the trading day written in it, in the exchange's zone; converting it to UTC first
     would move it to 04:00/05:00 and make daily bars look intraday (or, east of UTC, the day before)."""
     if not (raw.dtype == object or pd.api.types.is_string_dtype(raw)):
         return None
     s = raw.astype(str).str.strip()
-    filled = s[s != ""]
-    if filled.empty or not filled.str.fullmatch(MIDNIGHT_WITH_OFFSET).all():
+    midnight = s.str.fullmatch(MIDNIGHT_WITH_OFFSET)
+    if not midnight.any() or (s.str.contains(r"[ T]\d{1,2}:\d{2}", regex=True) & ~midnight).any():
         return None
-    return s.str.slice(0, 10).where(s != "", s)
+    return s.where(~midnight, s.str.slice(0, 10))
 
 
 def read_bars_file(
