@@ -214,3 +214,31 @@ def test_observed_chain_keeps_one_root_per_contract_and_never_prices_no_market(t
     assert len(chain) == 2 and chain.loc[chain["expiry"] == monthly, "root"].tolist() == ["SPXW"]
     assert np.isnan(chain.loc[chain["expiry"] == weekly, "mid"]).all()
     assert len(cp.observed("SPX", D(2019, 5, 16), all_roots=True)) == 3
+
+
+def test_typed_parquet_files_in_subfolders(tmp_path: Path, lake: Lake) -> None:
+    """Parquet chain files (typed columns, not text) of two layouts, one in a subfolder; a non-finite bid
+    is quarantined with a raw row that is valid JSON."""
+    d = tmp_path / "chains"
+    (d / "sub").mkdir(parents=True)
+    pd.DataFrame({
+        "quote_date": [D(2019, 5, 16)] * 3, "underlying": "SPX", "root": ["SPX", "SPXW", "SPXW"],
+        "expiry": [D(2019, 5, 17), D(2019, 5, 17), D(2019, 5, 20)], "strike": [2875.0, 2875.0, 2850.0],
+        "right": ["C", "C", "P"], "bid": [20.1, 20.3, float("inf")], "ask": [20.9, 21.0, 1.2],
+        "underlying_price": 2876.32,
+    }).to_parquet(d / "q.parquet")  # fmt: skip
+    pd.DataFrame({
+        "underlying": ["SPX"], "underlying_last": [2876.32], "exchange": ["CBOE"],
+        "optionroot": ["SPXW190520P02850000"], "type": ["put"], "expiration": ["05/20/2019"],
+        "quotedate": ["05/16/2019"], "strike": [2850.0], "last": [1.5], "bid": [1.0], "ask": [1.2], "volume": [10],
+        "openinterest": [250], "impliedvol": [0.15], "delta": [-0.2], "gamma": [0.001],
+    }).to_parquet(d / "sub" / "daily.parquet")  # fmt: skip
+    rep = ingest_option_files(lake, d, progress=False)
+    assert (rep.rows_read, rep.accepted, rep.rejected) == (4, 3, 1)
+    assert "layout daily, quantlake" in rep.notes[0]
+    q = lake.read("option_quotes").sort_values(["root", "strike"])
+    assert q[["root", "strike", "right", "bid"]].values.tolist() == [
+        ["SPX", 2875.0, "C", 20.1], ["SPXW", 2850.0, "P", 1.0], ["SPXW", 2875.0, "C", 20.3]]  # fmt: skip
+    rej = lake.read("rejected_rows").iloc[0]
+    assert rej["row_no"] == 3 and "bid must be finite" in rej["reason"]
+    assert json.loads(rej["raw"], parse_constant=lambda c: pytest.fail(f"raw holds {c}"))["bid"] == "inf"

@@ -205,9 +205,9 @@ def _cli(args: list[str], tmp_path: Path, home: Path | None = None) -> tuple[int
     sys.argv = ["quantlake", *args]
     code = 0
     try:
+        # the rich consoles write to whatever sys.stdout/sys.stderr is at the time (never rebind their
+        # files: later tests in the same worker would print into this test's buffers)
         with redirect_stdout(out), redirect_stderr(err):
-            cli.console.file = out  # rich consoles bound at import
-            cli.err_console.file = err
             try:
                 cli.main()
             except SystemExit as exc:

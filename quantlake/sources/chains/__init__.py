@@ -17,6 +17,7 @@ and commits are :mod:`quantlake.ingest_chains`' job.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -79,7 +80,13 @@ class RawRows:
                 key += "'"
             keys.append(key)
         rows = self.table.take(pa.array(np.asarray(positions, dtype=np.int64))).to_pylist()
-        return [json.dumps(dict(zip(keys, r.values(), strict=False)), default=str, ensure_ascii=False) for r in rows]
+        return [json.dumps({k: _text(v) for k, v in zip(keys, r.values(), strict=False)}, default=str,
+                           ensure_ascii=False) for r in rows]  # fmt: skip
+
+
+def _text(v: object) -> object:
+    """A typed cell (Parquet) as JSON can hold it: ``inf``/``nan`` as text (JSON has no such numbers)."""
+    return str(v) if isinstance(v, float) and not math.isfinite(v) else v
 
 
 @dataclass
