@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,10 +246,7 @@ def _jump_reasons(
     """Flag closes that move by a split-like ratio versus the previous good close with no split recorded,
     and closes more than ``max_jump`` times (or less than 1/``max_jump`` of) the previous good close."""
     _big_jumps(frame, settings, known_splits, prev_close, reasons)
-    ok = frame[[not reasons.get(i) for i in frame.index]].dropna(subset=["close"])
-    ok = ok[ok["close"] > 0]
-    for symbol, g in ok.groupby("symbol", sort=False):
-        g = g.sort_values("ts" if "ts" in g.columns else "date", kind="stable")
+    for symbol, g in _closes_by_symbol(frame, reasons):
         closes = g["close"].to_numpy(dtype=float)
         prev = np.roll(closes, 1)
         prev_dates = np.roll(g["date"].to_numpy(), 1)
@@ -273,6 +270,14 @@ def _jump_reasons(
                 )
 
 
+def _closes_by_symbol(frame: pd.DataFrame, reasons: dict[int, list[str]]) -> Iterator[tuple[object, pd.DataFrame]]:
+    """Each symbol's rows with no reason yet and a positive close, in time order."""
+    ok = frame[[not reasons.get(i) for i in frame.index]].dropna(subset=["close"])
+    ok = ok[ok["close"] > 0]
+    for symbol, g in ok.groupby("symbol", sort=False):
+        yield symbol, g.sort_values("ts" if "ts" in g.columns else "date", kind="stable")
+
+
 def _big_jumps(
     frame: pd.DataFrame,
     settings: ValidationSettings,
@@ -283,11 +288,8 @@ def _big_jumps(
     """Closes beyond ``max_jump`` x the previous *accepted* close (a rejected close is no reference, so the
     day after a bad print is compared with the day before it).  Split-like ratios are left to the split rule
     and recorded splits are accepted."""
-    ok = frame[[not reasons.get(i) for i in frame.index]].dropna(subset=["close"])
-    ok = ok[ok["close"] > 0]
     limit = math.log(settings.max_jump)
-    for symbol, g in ok.groupby("symbol", sort=False):
-        g = g.sort_values("ts" if "ts" in g.columns else "date", kind="stable")
+    for symbol, g in _closes_by_symbol(frame, reasons):
         closes = g["close"].to_numpy(dtype=float)
         first = prev_close.get(str(symbol))
         steps = np.abs(np.diff(np.log(closes), prepend=np.log(first[1]) if first else np.nan))
