@@ -14,7 +14,8 @@ One run at instant ``as_of`` (UTC; the hourly deployment runs a few minutes afte
    (a held position within ``band`` × its size of the target is left alone, as in the daily trader)
    (:func:`execution.orders.plan_orders`, exits first), client ids carry the bar's close instant
    (``ql-<yyyymmdd>T<hhmm>-...``), so a re-run for the same bar sends nothing twice; each is written to
-   ``exec_orders`` (``trade_date`` = the bar's UTC date) with the ledger's answer.
+   ``exec_orders`` (``trade_date`` = the bar's UTC date) with the ledger's answer; each later run first brings
+   the ledger's statuses and fills of open audited orders into ``exec_orders``/``exec_fills``.
 
 The daily trader (:mod:`execution.trader`) keeps its date-keyed path; this module shares its pieces (order
 ids, planning, sizing, cost model, account lock, audit rows) and differs only in the clock: bar instants.
@@ -193,6 +194,7 @@ def run_interval_trade(cfg: IntervalTradeConfig, lake: Lake | None = None, as_of
     try:
         with account_lock("paper", cfg.account):
             book.sync(when.to_pydatetime())
+            refresh_audit(lake, book, cfg.account)
             since = when - parse_interval(cfg.interval) * cfg.history_bars
             bars = resample(lake, cfg.symbols, cfg.interval, start=(since - pd.Timedelta(days=7)).date(), as_of=when)
             if bars.empty:
@@ -227,6 +229,26 @@ def run_interval_trade(cfg: IntervalTradeConfig, lake: Lake | None = None, as_of
     finally:
         if own:
             book.close()
+
+
+def refresh_audit(lake: Lake, book: IntervalPaperBroker, account: str) -> None:
+    """Audited orders the ledger may still act on, updated with its view (status, fills) in one commit, and
+    their fills written to ``exec_fills`` — as the daily trader does at the start of a run."""
+    from execution import audit
+
+    updates, fills = [], []
+    for row in audit.orders(lake, "paper", account, open_only=True).to_dict("records"):
+        state = book.get_order(row["client_order_id"])
+        if state is None:
+            continue
+        got = book.fills(row["client_order_id"]) if state.filled_qty > 0 else []
+        fills += got
+        new = audit.with_broker_state(row, state, got)
+        if audit.changed(new, row):
+            updates.append(new)
+    audit.record_fills(lake, "paper", account, fills)
+    if updates:
+        audit.record_orders(lake, updates, note=f"execution: interval fills {account}")
 
 
 def load_interval_config(data: dict[str, Any]) -> IntervalTradeConfig:

@@ -115,6 +115,9 @@ def test_hourly_replay_fills_like_the_reference_loop_and_never_from_a_forming_ba
     rows = audit.orders(hlake, "paper", "hourly")
     assert len(rows) == len(decided) and len(decided) - len(want) in (0, 1)  # + the last bar's, not yet filled
     assert rows["client_order_id"].is_unique and rows["client_order_id"].str.match(r"ql-\d{8}T\d{4}-hourly-").all()
+    assert (rows["status"] == "filled").sum() == len(want)  # later runs brought the ledger's fills to the audit
+    booked = audit.fills(hlake, "paper", "hourly").sort_values("filled_at")
+    assert booked["price"].tolist() == pytest.approx([w[3] for w in want], rel=1e-12)
 
 
 def test_interval_config_errors_are_one_line() -> None:
