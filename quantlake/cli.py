@@ -69,7 +69,7 @@ app.add_typer(lake_app, name="lake")
 app.add_typer(ingest_app, name="ingest")
 
 # packages that contribute commands; each module exposes register(app: typer.Typer)
-_PLUGINS = ("features.cli", "features.bars_cli", "backtests.cli", "risk.cli", "tracking.cli", "execution.cli", "execution.intraday_cli")
+_PLUGINS = ("features.cli", "features.bars_cli", "backtests.cli", "risk.cli", "tracking.cli", "execution.cli", "execution.intraday_cli", "quantlake.api.cli")
 
 
 def _version_callback(value: bool) -> None:
