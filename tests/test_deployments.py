@@ -53,7 +53,8 @@ def test_every_deployment_runs_a_flow_that_accepts_its_parameters() -> None:
     deps = deployments()
     expected = {"ingest-equity", "ingest-macro", "ingest-options", "ingest-cot", "build-features", "daily-scan",
                 "paper-trade", "equity-sweep", "options-backtest", "train-models", "promote-models",
-                "equity-sweep-docker", "build-features-docker", "hourly-crypto-scan", "hourly-crypto-paper"}  # fmt: skip
+                "equity-sweep-docker", "build-features-docker", "hourly-crypto-scan", "hourly-crypto-paper",
+                "monitor-models"}  # fmt: skip
     assert set(deps) == expected
     for name, d in deps.items():
         flow = load_flow(d["entrypoint"])

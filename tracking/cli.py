@@ -306,6 +306,46 @@ def models_promote(
         raise typer.Exit(1)
 
 
+@models_app.command("monitor")
+def models_monitor(
+    name: Annotated[str, typer.Argument(help="Registered model whose champion is checked")] = "ml_ensemble",
+    as_of: Annotated[str | None, typer.Option(help="last day of live inputs (YYYY-MM-DD; default newest)")] = None,
+    live_days: Annotated[int, typer.Option(help="trading days of live inputs")] = 60,
+    retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="start train-models past a threshold")] = True,
+    gate: Annotated[Path | None, typer.Option(help="promotion gate of the retrained version (JSON/YAML)")] = None,
+) -> None:
+    """Drift of the champion's inputs (PSI per feature vs its training window) and paper vs backtest; past
+    the thresholds a train-models run whose new version goes through the promotion gate (exit 1 if it drifted)."""
+    from flows.monitor import monitor_flow
+    from quantlake.config import quiet_environment
+    from tracking.promotion import gate_from_file
+
+    quiet_environment()
+    config: dict[str, Any] = {"model": name, "live_days": live_days, "retrain": retrain}
+    if as_of:
+        config["as_of"] = as_of
+    if gate:
+        config["gate"] = gate_from_file(gate).model_dump()
+    out = monitor_flow(config=config)
+    if not isinstance(out, dict):
+        raise typer.Exit(1)  # the flow logged its one-line error
+    t = Table(title=f"{out['model']} v{out['version']}: input drift (PSI vs its training window)")
+    for col in ("feature", "PSI", "limit", "train mean", "live mean", "drifted"):
+        t.add_column(col, justify="left" if col == "feature" else "right")
+    for d in out["drift"]:
+        t.add_row(d["feature"], f"{d['psi']:.3f}", f"{d['limit']:.3f}", f"{d['train_mean']:.4g}",
+                  f"{d['live_mean']:.4g}", "[bold red]yes[/]" if d["drifted"] else "no")  # fmt: skip
+    console.print(t)
+    console.print(f"inputs: {out['drift_status']}; paper vs backtest: {out['performance']['status']}", soft_wrap=True)
+    for r in out["reasons"]:
+        console.print(f"[bold yellow]retrain[/]: {r}", soft_wrap=True)
+    if out["retraining"]:
+        console.print(f"retraining: {out['retraining']}", soft_wrap=True)
+    console.print(f"recorded in run {out['record_run_id']} (experiment monitoring)", soft_wrap=True)
+    if out["triggered"]:
+        raise typer.Exit(1)
+
+
 @models_app.command("history")
 def models_history(name: Annotated[str, typer.Argument(help="Registered model name")]) -> None:
     """Every promotion decision about a model, newest first."""

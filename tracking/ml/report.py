@@ -118,6 +118,9 @@ def train_job(cfg: TrainConfig, lake: Lake) -> dict[str, float]:
             "quantlake.regime_source": training.dataset.regime_source,
             "quantlake.feature_set": cfg.feature_set,
             "quantlake.features": ",".join(training.features)[:5000],
+            # the training window, which the monitor (tracking.ml.monitor) compares live inputs with
+            "quantlake.data_start": str(pd.Timestamp(training.dataset.labeled["date"].min()).date()),
+            "quantlake.data_end": str(pd.Timestamp(training.dataset.labeled["date"].max()).date()),
         }
     )
     return summary(training)
