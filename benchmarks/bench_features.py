@@ -12,19 +12,34 @@ For each lake it times, in one process:
 * an **incremental build** after one new bar per symbol is appended (the daily case),
 * an **incremental build** after one old bar of one symbol is corrected (a vendor revision),
 
-and prints rows/s and the peak resident memory of the process.  Everything happens under a temporary
-directory that is deleted afterwards.
+and prints rows/s and the peak resident memory of the process.
+
+Next to it, on the synthetic universe at four sizes (default 50/100/200/500 symbols), the **polars peer**
+(:mod:`benchmarks.polars_features`: the same ``features_technical`` and ``features_regime`` columns written
+in polars after the SQL headers' definitions): the full build of those two tables (numba kernels warm, Delta
+commit included) against polars reading the same bars from the lake and computing both tables (no write),
+the ratio, the peak RSS of each phase (the process's high-water mark reset before each, so it includes what
+the process already held), and the fitted exponent of time against symbols.  Every column of both tables
+must equal polars' to 1e-9 (relative to max(1, |value|), NULL where polars has NULL) in the same run, or the
+script exits 1.  Everything happens under a temporary directory that is deleted afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
+import os
+import platform
 import resource
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +47,10 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(width=150)
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+TECH_REGIME = ("features_technical", "features_regime")
+TOLERANCE = 1e-9
 
 
 def synthetic_bars(n_symbols: int, years: int, seed: int = 0) -> pd.DataFrame:
@@ -79,6 +98,147 @@ def synthetic_bars(n_symbols: int, years: int, seed: int = 0) -> pd.DataFrame:
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> bool:
+    """Reset the process's peak RSS (Linux ``clear_refs`` 5); False where the kernel refuses."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mib() -> float:
+    """The process's peak RSS since the last :func:`_reset_peak` (``VmHWM``), else since it started."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return _rss_mib()
+
+
+def _phase(fn: Callable[[], T]) -> tuple[T, float, float]:
+    """``fn()``, its wall time and the peak RSS while it ran."""
+    gc.collect()
+    _reset_peak()
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0, _peak_mib()
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def load() -> str:
+    return "load {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+
+
+def polars_tables(lake: object) -> dict[str, Any]:
+    """The polars peer's two tables from the lake's ``equity_bars`` (read included)."""
+    import polars as pl
+
+    from benchmarks import polars_features as pf
+    from features.settings import FeatureSettings
+
+    bars = pl.from_arrow(lake.arrow("equity_bars").drop_columns(["ingested_at"]))  # type: ignore[attr-defined]
+    assert isinstance(bars, pl.DataFrame)
+    rules = FeatureSettings().regime
+    return {
+        "features_technical": pf.technical(bars.filter(pl.col("close").is_not_null())),
+        "features_regime": pf.regime(
+            bars.filter(pl.col("close").is_not_null()), rules.model_dump(), rules.vix_symbol
+        ),
+    }
+
+
+def max_difference(lake: object, peer: dict[str, Any]) -> tuple[float, list[str]]:
+    """Largest difference between the build's tables and polars' over every column (relative to
+    max(1, |value|)), and the problems found (row counts, columns, NULL positions, labels)."""
+    import polars as pl
+
+    worst, problems = 0.0, []
+    for name in TECH_REGIME:
+        built = pl.from_arrow(lake.arrow(name))  # type: ignore[attr-defined]
+        assert isinstance(built, pl.DataFrame)
+        built = built.sort("symbol", "date")
+        other = peer[name].sort("symbol", "date")
+        if built.shape != other.shape or set(built.columns) != set(other.columns):
+            problems.append(f"{name}: shape {built.shape} vs polars {other.shape}")
+            continue
+        if not built["date"].equals(other["date"]) or not built["symbol"].equals(other["symbol"]):
+            problems.append(f"{name}: different (symbol, date) rows")
+            continue
+        for col in built.columns:
+            x, y = built[col], other[col]
+            if x.dtype == pl.Float64:
+                a, b = x.fill_null(np.nan).to_numpy(), y.cast(pl.Float64).fill_null(np.nan).to_numpy()
+                na, nb = np.isnan(a), np.isnan(b)
+                if (na != nb).any():
+                    problems.append(
+                        f"{name}.{col}: NULL at {int((na != nb).sum())} rows where the other has a value"
+                    )
+                ok = ~na & ~nb
+                if ok.any():
+                    worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(1.0, np.abs(a[ok])))))
+            elif not x.cast(pl.String).equals(y.cast(pl.String)):
+                problems.append(f"{name}.{col}: values differ")
+    return worst, problems
+
+
+def fitted_exponent(sizes: list[int], seconds: list[float]) -> float:
+    """Slope of log(time) against log(symbols) (1.0 = linear)."""
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def bench_polars(sizes: list[int], years: int, tmp: Path) -> tuple[Table, bool]:
+    """The build of features_technical + features_regime next to polars at each size."""
+    from features.build import build_features
+    from quantlake.lake import Lake
+
+    t = Table(title=f"features_technical + features_regime: full build vs polars ({years} years of bars)")
+    for col in ("symbols", "bars", "build s", "polars s", "build / polars", "build peak MiB",
+                "polars peak MiB", "max |diff|"):  # fmt: skip
+        t.add_column(col, justify="right")
+    ok = True
+    b_secs, p_secs = [], []
+    for n in sizes:
+        lake = Lake(tmp / f"polars-{n}")
+        bars = synthetic_bars(n, years)
+        rows = len(bars)
+        lake.merge("equity_bars", bars)
+        del bars
+        build_features(lake, tables=TECH_REGIME, full=True)  # the lake's first build: kernels warm after it
+        _, tb, mb = _phase(partial(build_features, lake, tables=TECH_REGIME, full=True))
+        peer, tp, mp = _phase(partial(polars_tables, lake))
+        diff, problems = max_difference(lake, peer)
+        del peer
+        for p in problems:
+            console.print(f"[red]MISMATCH[/] {n} symbols: {p}")
+        ok = ok and not problems and diff <= TOLERANCE
+        b_secs.append(tb)
+        p_secs.append(tp)
+        t.add_row(f"{n:,}", f"{rows:,}", f"{tb:.2f}", f"{tp:.2f}", f"{tb / tp:.2f}x", f"{mb:,.0f}", f"{mp:,.0f}",
+                  f"{diff:.1e}")  # fmt: skip
+        shutil.rmtree(tmp / f"polars-{n}", ignore_errors=True)
+    if len(sizes) >= 2:
+        t.caption = (
+            f"time ~ symbols^k: build k = {fitted_exponent(sizes, b_secs):.2f}, "
+            f"polars k = {fitted_exponent(sizes, p_secs):.2f} · equal to {TOLERANCE:g}: {'yes' if ok else 'NO'}"
+        )
+    return t, ok
 
 
 def _time_build(label: str, lake: object, rows_in: int, table: Table, full: bool = False) -> float:
@@ -137,12 +297,12 @@ def bench_lake(name: str, lake: object) -> Table:
     _time_build("full (first build)", lake, rows, t)
     _time_build("full again (--full)", lake, rows, t, full=True)
     lake.merge("equity_bars", _new_day(lake))  # type: ignore[attr-defined]
-    _time_build("incremental: +1 day, all symbols", lake, rows, t)
+    day = _time_build("incremental: +1 day, all symbols", lake, rows, t)
     lake.merge("equity_bars", _revision(lake))  # type: ignore[attr-defined]
     _time_build("incremental: 1 old bar revised", lake, rows, t)
     report = build_features(lake)  # type: ignore[arg-type]
     assert all(r.mode in ("up to date", "skipped") for r in report.results), report.as_dicts()
-    t.caption = f"peak RSS of the process so far: {_rss_mib():,.0f} MiB"
+    t.caption = f"peak RSS of the process so far: {_rss_mib():,.0f} MiB · incremental +1 day: {day:.2f} s"
     return t
 
 
@@ -152,13 +312,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--years", type=int, default=20)
     ap.add_argument("--skip-sample", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument(
+        "--sizes", default="50,100,200,500", help="symbol counts of the polars comparison ('' = none)"
+    )
     args = ap.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks.polars_features` from the checkout
 
     from quantlake.lake import Lake
 
     tmp = Path(tempfile.mkdtemp(prefix="ql-bench-features-"))
     try:
-        console.print(f"[dim]{dt.datetime.now():%Y-%m-%d %H:%M} · temp lakes under {tmp}[/]")
+        console.print(
+            f"[dim]{dt.datetime.now():%Y-%m-%d %H:%M} · {machine()} · {load()} · temp lakes under {tmp}[/]"
+        )
         if not args.skip_sample:
             from quantlake.ingest import ingest_sample_all
 
@@ -176,8 +344,16 @@ def main(argv: list[str] | None = None) -> None:
             )
             del bars
             console.print(bench_lake(f"synthetic {args.symbols} symbols x {args.years} years", syn))
+            shutil.rmtree(tmp / "synthetic", ignore_errors=True)
+        ok = True
+        if sizes:
+            table, ok = bench_polars(sizes, args.years, tmp)
+            console.print(table)
+        console.print(f"[dim]{load()} at the end[/]")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if not ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 from features import incremental, sql_runner
 from features.errors import UnknownFeatureTableError
 from features.incremental import BuildNote
+from features.series import regime_series, technical_series
 from features.settings import FeatureSettings
 from features.surface import build_surface
 from features.tables import (
@@ -62,7 +63,7 @@ from quantlake.migrations import upgrade_if_needed
 from quantlake.tables import CORE_TABLES, TableSpec, register
 
 # bump when features/kernels.py or features/udfs.py change what they compute (forces full rebuilds)
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: the series pass (features/series.py), four-chain window sums
 RV_PERIODS: tuple[int, ...] = (5, 10, 20, 60, 120)
 # bars each row of the per-symbol tables can look back: 52-week windows (252), SMA200, rv_120 + 1 return
 MIN_WARMUP = 253
@@ -257,6 +258,7 @@ def build_technical(b: _Build, result: TableResult) -> None:
     fp = fingerprint(
         b.settings.fingerprint("technical"),
         sql_runner.render("features_technical", tmpl),
+        sql_runner.render("series/technical_bars"),
         sql_runner.render("incremental/technical_scope", tmpl),
     )
     inputs = ("equity_bars",)
@@ -283,7 +285,12 @@ def build_technical(b: _Build, result: TableResult) -> None:
     else:
         scope = _per_symbol_scope(b, changes.first_date, "incremental/technical_scope", tmpl)
         result.detail = _scope_detail(scope)
+    settings = b.settings.technical
+    series = technical_series(b.run("series/technical_bars"), scope, settings.sma_periods, settings.ema_periods)
+    b.con.register("technical_series", series)
     data = b.run("features_technical", template=tmpl)
+    b.con.unregister("technical_series")
+    del series
     result.mode = "full" if plan.full else "incremental"
     b.commit(spec, data, b.note(inputs, fp), result, None if plan.full else incremental.rows_predicate(scope))
 
@@ -309,6 +316,7 @@ def build_regime(b: _Build, result: TableResult) -> None:
     fp = fingerprint(
         b.settings.fingerprint("regime"),
         sql_runner.render("features_regime", tmpl),
+        sql_runner.render("series/regime_bars"),
         sql_runner.render("incremental/regime_scope"),
     )
     inputs = ("equity_bars",)
@@ -342,7 +350,9 @@ def build_regime(b: _Build, result: TableResult) -> None:
     else:
         scope = _per_symbol_scope(b, first, "incremental/regime_scope", None)
         result.detail = _scope_detail(scope)
+    b.con.register("regime_series", regime_series(b.run("series/regime_bars"), RV_PERIODS))
     data = b.run("features_regime", _regime_params(b.settings), tmpl)
+    b.con.unregister("regime_series")
     result.mode = "full" if plan.full else "incremental"
     b.commit(
         REGIME, data, b.note(inputs, fp), result, None if plan.full else incremental.rows_predicate(scope)

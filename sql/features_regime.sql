@@ -1,8 +1,11 @@
 -- features_regime: realized volatility, VIX level/rank/percentile, trend filter and the market regime.
 --                                                                               key (symbol, date)
--- Inputs: equity_bars (the symbols, and the VIX series as symbol $vix_symbol, default ^VIX); `scope`
---   (registered by features/build.py): symbol, warm_from (first bar read, NULL = all), write_from (first
---   row returned, NULL = all).
+-- Inputs: equity_bars (the VIX series as symbol $vix_symbol, default ^VIX); `regime_series` (registered by
+--   features/build.py): one row per bar to write (symbol, date, close, sd_N, sma_200), produced by the
+--   series pass of features/series.py over sql/series/regime_bars.sql (the bars of each symbol of `scope` from
+--   its warm_from, sorted; warm-up rows before write_from feed the windows but are not written):
+--   sd_N = sample standard deviation (ddof 1) of the last N daily log returns, sma_200 = mean of the last
+--   200 closes, both NULL until the window is full (fixed summation order: bitwise reproducible).
 -- Parameters: $vix_symbol, $vix_max_stale_days and the rule thresholds $high_rank, $high_level, $low_rank,
 --   $low_level, $expansion_change, $contraction_change, $elevated_rank, $elevated_level.
 -- Template values (validated integers only): rv_periods.
@@ -87,49 +90,9 @@ vix_final AS (
                AS days_in_regime
     FROM vix_runs
 ),
-bars AS (
-    SELECT b.symbol, b.date, b.close, coalesce(b.adj_close, b.close) AS px, s.write_from
-    FROM equity_bars AS b
-    JOIN scope AS s ON s.symbol = b.symbol
-    WHERE b.close IS NOT NULL AND (s.warm_from IS NULL OR b.date >= s.warm_from)
-),
-returns AS (
-    SELECT *,
-           CASE WHEN px > 0 AND lag(px) OVER w > 0 THEN ln(px / lag(px) OVER w) END AS log_ret
-    FROM bars
-    WINDOW w AS (PARTITION BY symbol ORDER BY date)
-),
-series AS (
-    SELECT symbol,
-           any_value(write_from) AS write_from,
-           list(date ORDER BY date) AS d,
-           list(close ORDER BY date) AS c,
-           list(log_ret ORDER BY date) AS r
-    FROM returns
-    GROUP BY symbol
-),
--- MATERIALIZED: unnesting a list that is still an expression copies it once per output chunk (quadratic)
-kernels AS MATERIALIZED (
-    SELECT symbol, write_from, d, c,
-{%- for n in rv_periods %}
-           ql_rolling_std(r, {{ n }}, 1) AS sd_{{ n }},
-{%- endfor %}
-           ql_sma(c, 200) AS sma_200
-    FROM series
-),
-vol AS (
-    SELECT symbol, write_from,
-           unnest(d) AS date,
-           unnest(c) AS close,
-{%- for n in rv_periods %}
-           unnest(sd_{{ n }}) AS sd_{{ n }},
-{%- endfor %}
-           unnest(sma_200) AS sma_200
-    FROM kernels
-),
 joined AS (
     SELECT v.*, x.*
-    FROM vol AS v
+    FROM regime_series AS v
     ASOF LEFT JOIN vix_final AS x ON v.date >= x.vix_date
 ),
 fresh AS (
@@ -150,5 +113,4 @@ SELECT symbol, date, close,
        CASE WHEN vix_ok THEN regime END AS regime,
        CASE WHEN vix_ok THEN days_in_regime END AS days_in_regime
 FROM fresh
-WHERE write_from IS NULL OR date >= write_from
 ORDER BY symbol, date

@@ -1,8 +1,12 @@
 -- features_technical: technical indicators per symbol and trading day.          key (symbol, date)
 --
--- Inputs: equity_bars; `scope` (registered by features/build.py): one row per symbol to compute, with
---   warm_from  first bar read (NULL = whole history), write_from  first row returned (NULL = all),
---   init_*     recursion state at the last bar before write_from (NULL = start fresh; see below).
+-- Inputs: `technical_series` (registered by features/build.py): one row per bar to write, produced by the
+--   series pass of features/series.py over sql/series/technical_bars.sql (the bars of each symbol of `scope`
+--   from its warm_from, sorted; warm-up rows before write_from feed windows, lags and recursions but are not
+--   written; recursions resume from `scope`'s init_* state).  Its columns: symbol, date, close, high, low,
+--   volume, px, ret_basis, sma_N, ema_N, st_*, macd_signal, atr_14, adx_14, bb_mid, bb_sigma (population
+--   deviation of 20 closes), volume_sma_20, px_lag_K (px K bars earlier, NULL before), high_52w, low_52w,
+--   stoch_k, stoch_d, each as defined below.
 -- Template values (validated integers only): sma_periods, ema_periods.  No $parameters.
 --
 -- A row at date t uses bars up to and including t only (no look-ahead).  NULL where undefined: before an
@@ -41,141 +45,15 @@
 --   st_*         recursion state (MACD's two EMAs, RSI's average gain/loss, ADX's smoothed +DM/-DM) kept so
 --                an incremental build resumes each recursion exactly where the stored row left it.
 --
--- Rolling means/deviations and all recursions run in features.kernels (numba) over each symbol's whole
--- series as a list: exact, fixed summation order, bitwise reproducible on truncated or resumed history.
-WITH bars AS (
-    SELECT b.symbol, b.date, b.high, b.low, b.close, b.volume,
-           coalesce(b.adj_close, b.close) AS px,
-           CASE WHEN b.adj_close IS NULL THEN 'close' ELSE 'adj_close' END AS ret_basis,
-           s.write_from
-    FROM equity_bars AS b
-    JOIN scope AS s ON s.symbol = b.symbol
-    WHERE b.close IS NOT NULL AND (s.warm_from IS NULL OR b.date >= s.warm_from)
-),
-moves AS (
-    SELECT *,
-           lag(close) OVER w AS prev_close,
-           close - lag(close) OVER w AS chg,
-           high - lag(high) OVER w AS up_move,
-           lag(low) OVER w - low AS down_move
-    FROM bars
-    WINDOW w AS (PARTITION BY symbol ORDER BY date)
-),
-inputs AS (
-    SELECT *,
-           CASE WHEN chg IS NULL THEN NULL WHEN chg > 0 THEN chg ELSE 0.0::DOUBLE END AS gain,
-           CASE WHEN chg IS NULL THEN NULL WHEN chg < 0 THEN -chg ELSE 0.0::DOUBLE END AS loss,
-           CASE WHEN high IS NULL OR low IS NULL OR prev_close IS NULL THEN NULL
-                ELSE greatest(high - low, abs(high - prev_close), abs(low - prev_close)) END AS tr,
-           CASE WHEN up_move IS NULL OR down_move IS NULL THEN NULL
-                WHEN up_move > down_move AND up_move > 0 THEN up_move ELSE 0.0::DOUBLE END AS pdm,
-           CASE WHEN up_move IS NULL OR down_move IS NULL THEN NULL
-                WHEN down_move > up_move AND down_move > 0 THEN down_move ELSE 0.0::DOUBLE END AS mdm
-    FROM moves
-),
-series AS (
-    SELECT symbol,
-           any_value(write_from) AS write_from,
-           count(*) FILTER (WHERE date < write_from) AS skip,
-           list(date ORDER BY date) AS d,
-           list(close ORDER BY date) AS c,
-           list(px ORDER BY date) AS p,
-           list(high ORDER BY date) AS h,
-           list(low ORDER BY date) AS l,
-           list(volume ORDER BY date) AS v,
-           list(ret_basis ORDER BY date) AS rb,
-           list(gain ORDER BY date) AS gain,
-           list(loss ORDER BY date) AS loss,
-           list(tr ORDER BY date) AS tr,
-           list(pdm ORDER BY date) AS pdm,
-           list(mdm ORDER BY date) AS mdm
-    FROM inputs
-    GROUP BY symbol
-),
--- the kernels run once per symbol on whole lists; MATERIALIZED keeps their results as stored list columns,
--- because unnesting a list that is still an expression copies it once per output chunk (quadratic)
-kernels AS MATERIALIZED (
-    SELECT s.symbol, s.write_from, s.d, s.c, s.p, s.h, s.l, s.v, s.rb,
-{%- for n in sma_periods %}
-           ql_sma(s.c, {{ n }}) AS sma_{{ n }},
-{%- endfor %}
-{%- for n in ema_periods %}
-           ql_ema(s.c, {{ n }}, sc.init_ema_{{ n }}, s.skip) AS ema_{{ n }},
-{%- endfor %}
-           ql_ema(s.c, 12, sc.init_macd_fast, s.skip) AS st_macd_fast,
-           ql_ema(s.c, 26, sc.init_macd_slow, s.skip) AS st_macd_slow,
-           ql_macd_signal(s.c, 12, 26, 9, sc.init_macd_fast, sc.init_macd_slow, sc.init_macd_signal, s.skip)
-               AS macd_signal,
-           ql_wilder(s.gain, 14, sc.init_rsi_gain, s.skip) AS st_rsi_gain,
-           ql_wilder(s.loss, 14, sc.init_rsi_loss, s.skip) AS st_rsi_loss,
-           ql_wilder(s.tr, 14, sc.init_atr, s.skip) AS atr_14,
-           ql_wilder(s.pdm, 14, sc.init_adx_pdm, s.skip) AS st_adx_pdm,
-           ql_wilder(s.mdm, 14, sc.init_adx_mdm, s.skip) AS st_adx_mdm,
-           ql_adx(s.tr, s.pdm, s.mdm, 14, sc.init_atr, sc.init_adx_pdm, sc.init_adx_mdm, sc.init_adx, s.skip)
-               AS adx_14,
-           ql_sma(s.c, 20) AS bb_mid,
-           ql_rolling_std(s.c, 20, 0) AS bb_sigma,
-           ql_sma(s.v, 20) AS volume_sma_20
-    FROM series AS s
-    JOIN scope AS sc ON sc.symbol = s.symbol
-),
-calc AS (
-    SELECT symbol, write_from,
-           unnest(d) AS date,
-           unnest(c) AS close,
-           unnest(p) AS px,
-           unnest(h) AS high,
-           unnest(l) AS low,
-           unnest(v) AS volume,
-           unnest(rb) AS ret_basis,
-{%- for n in sma_periods %}
-           unnest(sma_{{ n }}) AS sma_{{ n }},
-{%- endfor %}
-{%- for n in ema_periods %}
-           unnest(ema_{{ n }}) AS ema_{{ n }},
-{%- endfor %}
-           unnest(st_macd_fast) AS st_macd_fast,
-           unnest(st_macd_slow) AS st_macd_slow,
-           unnest(macd_signal) AS macd_signal,
-           unnest(st_rsi_gain) AS st_rsi_gain,
-           unnest(st_rsi_loss) AS st_rsi_loss,
-           unnest(atr_14) AS atr_14,
-           unnest(st_adx_pdm) AS st_adx_pdm,
-           unnest(st_adx_mdm) AS st_adx_mdm,
-           unnest(adx_14) AS adx_14,
-           unnest(bb_mid) AS bb_mid,
-           unnest(bb_sigma) AS bb_sigma,
-           unnest(volume_sma_20) AS volume_sma_20
-    FROM kernels
-),
-windows AS (
-    SELECT *,
-           px / NULLIF(lag(px, 1) OVER w, 0) - 1 AS ret_1d,
-           px / NULLIF(lag(px, 5) OVER w, 0) - 1 AS ret_5d,
-           px / NULLIF(lag(px, 20) OVER w, 0) - 1 AS ret_20d,
-           px / NULLIF(lag(px, 60) OVER w, 0) - 1 AS ret_60d,
-           CASE WHEN count(low) OVER w14 = 14 AND count(high) OVER w14 = 14
-                THEN min(low) OVER w14 END AS low_14,
-           CASE WHEN count(low) OVER w14 = 14 AND count(high) OVER w14 = 14
-                THEN max(high) OVER w14 END AS high_14,
-           CASE WHEN count(*) OVER w252 = 252 THEN max(coalesce(high, close)) OVER w252 END AS high_52w,
-           CASE WHEN count(*) OVER w252 = 252 THEN min(coalesce(low, close)) OVER w252 END AS low_52w
-    FROM calc
-    WINDOW w AS (PARTITION BY symbol ORDER BY date),
-           w14 AS (PARTITION BY symbol ORDER BY date ROWS BETWEEN 13 PRECEDING AND CURRENT ROW),
-           w252 AS (PARTITION BY symbol ORDER BY date ROWS BETWEEN 251 PRECEDING AND CURRENT ROW)
-),
-stoch AS (
-    SELECT *, 100 * (close - low_14) / NULLIF(high_14 - low_14, 0) AS stoch_k
-    FROM windows
-),
-final AS (
-    SELECT *, (stoch_k + lag(stoch_k, 1) OVER w + lag(stoch_k, 2) OVER w) / 3 AS stoch_d
-    FROM stoch
-    WINDOW w AS (PARTITION BY symbol ORDER BY date)
-)
+-- Every value that needs the symbol's earlier rows (lags, rolling windows, recursions) comes from the series
+-- pass (numba over Arrow buffers, features.kernels): fixed summation order, exact extremes, recursions resumed
+-- from stored state, so a row is bitwise the same on full, truncated or resumed history.  This statement
+-- defines the rest, row by row.
 SELECT symbol, date, close, ret_basis,
-       ret_1d, ret_5d, ret_20d, ret_60d,
+       px / NULLIF(px_lag_1, 0) - 1 AS ret_1d,
+       px / NULLIF(px_lag_5, 0) - 1 AS ret_5d,
+       px / NULLIF(px_lag_20, 0) - 1 AS ret_20d,
+       px / NULLIF(px_lag_60, 0) - 1 AS ret_60d,
 {%- for n in sma_periods %}
        sma_{{ n }},
 {%- endfor %}
@@ -205,6 +83,4 @@ SELECT symbol, date, close, ret_basis,
        close / NULLIF(low_52w, 0) - 1 AS dist_52w_low,
        volume / NULLIF(volume_sma_20, 0) AS volume_ratio_20,
        st_macd_fast, st_macd_slow, st_rsi_gain, st_rsi_loss, st_adx_pdm, st_adx_mdm
-FROM final
-WHERE write_from IS NULL OR date >= write_from
-ORDER BY symbol, date
+FROM technical_series
