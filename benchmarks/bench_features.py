@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import os
-import platform
 import resource
 import shutil
 import sys
@@ -46,9 +44,14 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script: the benchmarks package from the checkout
+
+from benchmarks.bench_equity import load, machine  # noqa: E402
+
 console = Console(width=150)
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
 TECH_REGIME = ("features_technical", "features_regime")
 TOLERANCE = 1e-9
 
@@ -128,22 +131,6 @@ def _phase(fn: Callable[[], T]) -> tuple[T, float, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0, _peak_mib()
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def load() -> str:
-    return "load {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
 
 
 def polars_tables(lake: object) -> dict[str, Any]:
@@ -317,8 +304,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks.polars_features` from the checkout
 
     from quantlake.lake import Lake
 
