@@ -238,6 +238,11 @@ class Engine:
     def snapshot(self) -> ChainSnapshot | None:
         if not self._snap_loaded:
             self._snap_loaded = True
+            shared = getattr(self.chains, "snapshot", None)  # a SnapshotSource shares one per day and market
+            if shared is not None:
+                snap = shared(self.settings.underlying, self.bar.date, self.settings.chain_source, self.market())
+                self._snap = snap if snap is not None and len(snap) else None
+                return self._snap
             frame = self.chains.chain(self.settings.underlying, self.bar.date, self.settings.chain_source)
             if frame is not None and len(frame):
                 self._snap = ChainSnapshot(frame, self.market(), self.settings.underlying)

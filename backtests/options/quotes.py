@@ -42,9 +42,19 @@ REQUIRED = ("expiry", "strike", "right", "bid", "ask")
 
 
 class ChainSource(Protocol):
-    """Anything that returns the option chain of an underlying on a date."""
+    """Anything that returns the option chain of an underlying on a date.
+
+    A source may also offer ``snapshot(underlying, date, mode, market) -> ChainSnapshot | None``
+    (:class:`SnapshotSource`): the engine then takes the day's normalised snapshot from it instead of building
+    its own, which lets many backtests over the same days share one (``backtests.options.chain_cache``)."""
 
     def chain(self, underlying: str, date: dt.date, mode: str = "auto") -> pd.DataFrame: ...
+
+
+class SnapshotSource(ChainSource, Protocol):
+    """A chain source that hands out ready :class:`ChainSnapshot` objects (shared, read-only)."""
+
+    def snapshot(self, underlying: str, date: dt.date, mode: str, market: Market) -> ChainSnapshot | None: ...
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,15 @@ class ChainSnapshot:
         self._cols: dict[str, np.ndarray] | None = None
         self._all: _Arrays | None = None
         self._greeks: dict[str, np.ndarray] | None = None
+        self._frame: pd.DataFrame | None = None
+        self._index: dict[tuple[np.datetime64, float, float], int] | None = None
+
+    def prepare(self) -> ChainSnapshot:
+        """Normalise the whole chain now (and its Greeks), so that every later look-up reads the same arrays:
+        what a snapshot shared by many backtests does once (otherwise marking held legs normalises only their
+        strikes)."""
+        self.frame()
+        return self
 
     def _columns(self) -> dict[str, np.ndarray]:
         if self._cols is None:
@@ -222,16 +241,19 @@ class ChainSnapshot:
     # ------------------------------------------------------------------ whole chain
     def frame(self) -> pd.DataFrame:
         """The chain with Greeks (for contract selection): expiry (date), strike, right, bid, ask, mid, iv,
-        dte, delta, gamma, vega, theta, modeled."""
+        dte, delta, gamma, vega, theta, modeled.  Built once per snapshot: callers must not modify it."""
+        if self._frame is not None:
+            return self._frame
         a = self._arrays()
         if self._greeks is None:
             self._greeks = greeks(a.phi, self.market, a.strike, a.days, a.iv, a.rate, a.div)
         g = self._greeks
-        return pd.DataFrame({
+        self._frame = pd.DataFrame({
             "expiry": a.expiry.astype(object), "strike": a.strike, "right": np.where(a.phi > 0, "C", "P"),
             "bid": a.bid, "ask": a.ask, "mid": a.mid, "iv": a.iv, "dte": a.days, "delta": g["delta"],
             "gamma": g["gamma"], "vega": g["vega"], "theta": g["theta"], "modeled": a.modeled,
         })
+        return self._frame
 
     def expiries(self) -> list[dt.date]:
         return [d.astype(dt.date) for d in np.unique(self._arrays().expiry)]
@@ -257,8 +279,35 @@ class ChainSnapshot:
                 out[i] = hit[0]
         return out
 
+    def _row_index(self) -> dict[tuple[np.datetime64, float, float], int]:
+        """(expiry, phi, strike rounded to 1e-6) → row of the normalised whole chain (built once)."""
+        if self._index is None:
+            a = self._arrays()
+            index: dict[tuple[np.datetime64, float, float], int] = {}
+            for i, key in enumerate(zip(a.expiry, a.phi.tolist(), np.round(a.strike, 6).tolist(), strict=True)):
+                index.setdefault(key, i)  # the first row, as rows() takes
+            self._index = index
+        return self._index
+
+    def _prepared_quotes(self, contracts: Sequence[Contract]) -> LegQuotes | None:
+        """Quotes of contracts that are all on the prepared chain, from its arrays and Greeks (shared by every
+        backtest reading this snapshot); ``None`` if one is missing (the general path prices it)."""
+        index = self._row_index()
+        idx = [index.get((np.datetime64(c.expiry, "D"), c.phi, round(c.strike, 6)), -1) for c in contracts]
+        if min(idx, default=0) < 0:
+            return None
+        a, g, j = self._arrays(), self._greeks, np.asarray(idx, dtype=np.int64)
+        assert g is not None
+        return LegQuotes(bid=a.bid[j], ask=a.ask[j], mid=a.mid[j], iv=a.iv[j], delta=g["delta"][j],
+                         gamma=g["gamma"][j], vega=g["vega"][j], theta=g["theta"][j], modeled=a.modeled[j],
+                         fallback=np.zeros(len(contracts), dtype=bool))
+
     def quotes(self, contracts: Sequence[Contract], last_iv: Sequence[float] | None = None) -> LegQuotes:
         """Quotes and Greeks of ``contracts``; missing ones priced at ``last_iv`` (see module doc)."""
+        if self._greeks is not None and contracts:  # whole chain normalised with Greeks: read them
+            ready = self._prepared_quotes(contracts)
+            if ready is not None:
+                return ready
         n = len(contracts)
         a = self._subset(contracts)
         idx = self.rows(a, contracts)

@@ -24,42 +24,50 @@ def _is_monthly(expiries: pd.Series) -> np.ndarray:
     return np.array([is_third_friday(d) or is_third_friday(d + dt.timedelta(days=1)) for d in expiries], dtype=bool)
 
 
+def _expiry_arrays(chain: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct expiries (ascending), their dte and monthly flag.  An expiry's ``dte`` is the same on every row
+    of one bar's chain, so the distinct expiries are found on that float column (numpy, not object hashing:
+    this runs on every bar a strategy looks for an entry)."""
+    dte = chain["dte"].to_numpy(dtype=float)
+    _, first = np.unique(dte, return_index=True)  # ascending dte = ascending expiry
+    expiries = chain["expiry"].to_numpy()[first]
+    return expiries, dte[first], _is_monthly(expiries) if len(first) else np.array([], dtype=bool)
+
+
 def expiry_table(chain: pd.DataFrame) -> pd.DataFrame:
-    """One row per expiry: expiry, dte, monthly."""
-    exp = chain.drop_duplicates("expiry")[["expiry", "dte"]].sort_values("expiry").reset_index(drop=True)
-    exp["monthly"] = _is_monthly(exp["expiry"]) if len(exp) else np.array([], dtype=bool)
-    return exp
+    """One row per expiry: expiry, dte, monthly (sorted by expiry)."""
+    expiries, dte, monthly = _expiry_arrays(chain)
+    return pd.DataFrame({"expiry": expiries, "dte": dte, "monthly": monthly})
 
 
 def pick_expiry(chain: pd.DataFrame, window: DteWindow) -> dt.date | None:
     """The expiry inside ``window`` closest to its target DTE (ties: the earlier one)."""
-    exp = expiry_table(chain)
-    ok = (exp["dte"] >= window.min) & (exp["dte"] <= window.max)
+    expiries, dte, monthly = _expiry_arrays(chain)
+    ok = (dte >= window.min) & (dte <= window.max)
     if window.monthly_only:
-        ok &= exp["monthly"]
-    cand = exp[ok]
-    if cand.empty:
+        ok &= monthly
+    cand = np.flatnonzero(ok)
+    if cand.size == 0:
         return None
-    dist = (cand["dte"] - window.target_days).abs().to_numpy()
-    best: dt.date = cand["expiry"].iloc[int(np.argmin(dist))]
+    best: dt.date = expiries[cand[int(np.argmin(np.abs(dte[cand] - window.target_days)))]]
     return best
 
 
 def monthly_expiry(chain: pd.DataFrame, min_dte: int = 0, max_dte: int | None = None) -> dt.date | None:
     """The first third-Friday monthly expiry with at least ``min_dte`` days left (and at most ``max_dte``)."""
-    exp = expiry_table(chain)
-    ok = exp["monthly"] & (exp["dte"] >= min_dte)
+    expiries, dte, monthly = _expiry_arrays(chain)
+    ok = monthly & (dte >= min_dte)
     if max_dte is not None:
-        ok &= exp["dte"] <= max_dte
-    cand = exp[ok]
-    return None if cand.empty else cand["expiry"].iloc[0]
+        ok &= dte <= max_dte
+    cand = np.flatnonzero(ok)
+    return None if cand.size == 0 else expiries[cand[0]]
 
 
 def _side(chain: pd.DataFrame, expiry: dt.date, right: Right, need_bid: bool) -> pd.DataFrame:
-    sub = chain[(chain["expiry"] == expiry) & (chain["right"] == right)]
+    mask = (chain["expiry"].to_numpy() == expiry) & (chain["right"].to_numpy() == right)
     if need_bid:
-        sub = sub[sub["bid"] > 0]
-    return sub
+        mask &= chain["bid"].to_numpy(dtype=float) > 0
+    return chain[mask]
 
 
 def _contract(underlying: str, expiry: dt.date, right: Right, strike: float) -> Contract:
@@ -117,8 +125,8 @@ def by_rule(chain: pd.DataFrame, underlying: str, expiry: dt.date, right: Right,
 def wing(chain: pd.DataFrame, short: Contract, distance: float) -> Contract | None:
     """The long wing of a vertical: the listed strike further out of the money than ``short`` whose
     distance from it is closest to ``distance`` (price points)."""
-    sub = chain[(chain["expiry"] == short.expiry) & (chain["right"] == short.right)]
-    k = np.unique(sub["strike"].to_numpy())
+    same = (chain["expiry"].to_numpy() == short.expiry) & (chain["right"].to_numpy() == short.right)
+    k = np.unique(chain["strike"].to_numpy()[same])
     k = k[k < short.strike - 1e-9] if short.right == "P" else k[k > short.strike + 1e-9]
     if k.size == 0:
         return None
