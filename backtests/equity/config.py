@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -37,13 +36,16 @@ from backtests.research.specs import (  # noqa: F401  (re-exported: equity confi
     MCMethod,
     MonteCarloSpec,
     OverfittingSpec,
+    RangeSpec,
+    Scalar,
+    SearchConfig,
+    UniformSpec,
     WalkForwardSpec,
 )
 from quantlake.errors import ConfigError, InvalidSymbolError
 from quantlake.tables import validate_symbol as _validate_symbol
 from risk.position_sizing import SizingSpec
 
-Scalar = int | float | bool | str
 M = TypeVar("M", bound=BaseModel)
 
 METRICS = (
@@ -77,47 +79,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RangeSpec(_Model):
-    """Inclusive grid ``range: [lo, hi]`` with ``step`` (ints stay ints)."""
-
-    range: tuple[float, float]
-    step: float = Field(default=1.0, gt=0)
-
-    @model_validator(mode="after")
-    def _order(self) -> RangeSpec:
-        lo, hi = self.range
-        if lo > hi:
-            raise ValueError(f"range [{lo}, {hi}] is backwards")
-        if (hi - lo) / self.step > 100_000:
-            raise ValueError("range has more than 100,000 values; use a larger step")
-        return self
-
-    def values(self) -> list[Scalar]:
-        lo, hi = self.range
-        n = math.floor((hi - lo) / self.step + 1e-9) + 1
-        vals = [lo + i * self.step for i in range(n)]
-        if all(float(v).is_integer() for v in (lo, hi, self.step)):
-            return [round(v) for v in vals]
-        return [round(v, 12) for v in vals]
-
-
-class UniformSpec(_Model):
-    """A distribution for random search: uniform on ``[lo, hi]`` (log-uniform with ``log``, ints with ``integer``)."""
-
-    uniform: tuple[float, float]
-    log: bool = False
-    integer: bool = False
-
-    @model_validator(mode="after")
-    def _order(self) -> UniformSpec:
-        lo, hi = self.uniform
-        if lo > hi:
-            raise ValueError(f"uniform [{lo}, {hi}] is backwards")
-        if self.log and lo <= 0:
-            raise ValueError("log-uniform needs lo > 0")
-        return self
-
-
 ParamSpec = RangeSpec | UniformSpec | list[Scalar] | Scalar
 CostSpec = RangeSpec | UniformSpec | list[float | None] | float | None
 
@@ -141,12 +102,6 @@ class StrategyConfig(_Model):
 
         STRATEGIES[self.kind].check_params(self.params)
         return self
-
-
-class SearchConfig(_Model):
-    method: Literal["grid", "random"] = "grid"
-    n: int = Field(default=50, ge=1, le=1_000_000, description="random search: number of combinations drawn")
-    seed: int = 0
 
 
 class CostsConfig(_Model):

@@ -160,17 +160,27 @@ def default_chain_source(lake: Lake, horizon_days: int | None = None,
     return provider
 
 
+def warmup_days(strategy: Strategy) -> int:
+    """Calendar days of bars before ``start`` a strategy's indicators need (the slow EMA's seed)."""
+    ema = getattr(strategy, "ema", None)
+    return int(ema[1] * 2.2) + 10 if ema else 0
+
+
+def market_for(config: OptionsBacktestConfig, lake: Lake, strategy: Strategy) -> MarketData:
+    """The market data ``strategy`` needs for ``config`` (bars with warm-up, rates, regimes)."""
+    return load_market(config, lake, warmup_days=warmup_days(strategy),
+                       regime_uses=tuple(getattr(strategy, "regime_uses", ())), strategy=strategy.name)
+
+
 def run_backtest(config: OptionsBacktestConfig, lake: Lake | None = None, chains: ChainSource | None = None,
-                 strategy: Strategy | None = None) -> BacktestResult:
-    """Run ``config`` on the lake (default: ``$QUANTLAKE_HOME/lake``)."""
+                 strategy: Strategy | None = None, market: MarketData | None = None) -> BacktestResult:
+    """Run ``config`` on the lake (default: ``$QUANTLAKE_HOME/lake``); ``market`` (from :func:`market_for`)
+    and ``chains`` may be given when many backtests share them (option sweeps)."""
     from backtests.options.strategies import build_strategy
 
     lake = lake if lake is not None else Lake()
     strat = strategy if strategy is not None else build_strategy(config.strategy)
-    ema = getattr(strat, "ema", None)
-    warmup = int(ema[1] * 2.2) + 10 if ema else 0  # calendar days for the slow EMA's seed
-    market = load_market(config, lake, warmup_days=warmup, regime_uses=tuple(getattr(strat, "regime_uses", ())),
-                         strategy=strat.name)
+    market = market if market is not None else market_for(config, lake, strat)
     settings = EngineSettings.from_config(config, strat.default_delay)
     roots = tuple(config.chain.roots) if config.chain.roots else None
     source = chains if chains is not None else default_chain_source(lake, getattr(strat, "horizon_days", None), roots)

@@ -85,7 +85,7 @@ class StrategyDef:
             raise ValueError(f"params.{name}: {value!r}: {msgs}") from None
 
     def check_params(self, params: Mapping[str, Any]) -> None:
-        from backtests.equity.params import candidate_values
+        from backtests.research.search import candidate_values
 
         unknown = sorted(set(params) - set(self.param_names))
         if unknown:
