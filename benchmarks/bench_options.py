@@ -1,10 +1,22 @@
-"""Option backtest speed: seconds per simulated year for a monthly strategy (CBOE-style put-write) and a
-daily-managed iron condor on ^GSPC, and where the time goes.
+"""Option backtest speed: a 100-trial sweep's time per trial next to one standalone backtest of the same
+configuration; seconds per simulated year for a monthly strategy (CBOE-style put-write) and a daily-managed
+iron condor on ^GSPC, and where the time goes.
 
 Run on demand (not a test)::
 
-    .venv/bin/python benchmarks/bench_options.py                    # 10 years (2010-2019), profile 2 years
-    .venv/bin/python benchmarks/bench_options.py --years 3 --no-profile
+    .venv/bin/python benchmarks/bench_options.py                    # everything
+    .venv/bin/python benchmarks/bench_options.py --part sweep       # only the sweep vs standalone comparison
+    .venv/bin/python benchmarks/bench_options.py --part years --years 3 --no-profile
+
+**Sweep vs standalone** (``--part sweep``): the put-credit-spread sweep of
+``configs/options_sweep/put_credit_spread_sweep_gspc.yaml`` (100 trials: short-put delta × width × profit target,
+^GSPC 2008-2018, modeled chains) runs on a local Dask cluster of ``--workers`` processes (one thread each: the
+flow's ``--runner dask``), without MLflow; then, in this process, one standalone backtest of the trial with the
+base settings (delta 0.20, width 2 %, profit target 0.5) exactly as ``quantlake options-backtest`` runs it (its
+own ``ChainProvider``).  Printed side by side: the sweep's wall time, wall time per trial, the mean time a
+trial took inside its worker (one core; the trial that first needed a day's chain paid for building it), the
+standalone run's time, and the ratios (goal: a trial ≤ 1/5 of a standalone run, the sweep ≤ 5 minutes on 2
+cores).  The selected trial's final equity is checked against its standalone run in the same process.
 
 The sample data is ingested into a temporary ``QUANTLAKE_HOME`` (deleted afterwards).  Each strategy runs on
 modeled chains (``features.chains.ChainProvider``, the production path: ^GSPC has no observed chain history in
@@ -28,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -92,8 +106,61 @@ def _areas(stats: pstats.Stats) -> dict[str, float]:
     return out
 
 
+SWEEP_CONFIG = Path(__file__).resolve().parent.parent / "configs/options_sweep/put_credit_spread_sweep_gspc.yaml"
+BASE_TRIAL = {"short_put.value": 0.20, "width.pct": 0.02, "exits.profit_target": 0.5}
+
+
+def sweep_vs_standalone(lake: Any, workers: int) -> None:
+    """The sweep/standalone comparison (see the module docstring)."""
+    from distributed import Client, LocalCluster
+
+    from backtests.options.sweep.config import expand, load_sweep_config
+    from backtests.options.sweep.research import run_option_sweep
+    from backtests.research.runner import use_runner
+
+    cfg = load_sweep_config(SWEEP_CONFIG)
+    cfg = cfg.model_copy(update={"walkforward": None, "montecarlo": None})
+    trials = expand(cfg)
+    base = trials.params.index[(trials.params[list(BASE_TRIAL)] == pd.Series(BASE_TRIAL)).all(axis=1)][0]
+    load0 = os.getloadavg()[0]
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        def dask_runner(fn: Any, items: Any) -> list[Any]:
+            return list(client.gather(client.map(fn, items, pure=False)))
+
+        t0 = time.perf_counter()
+        with use_runner(dask_runner):
+            res = run_option_sweep(cfg, lake)
+        sweep_wall = time.perf_counter() - t0
+    load1 = os.getloadavg()[0]
+    wall, cpu, alone = _run(trials.configs[base], lake)  # its own ChainProvider: the standalone run
+    load2 = os.getloadavg()[0]
+    n = len(res.trials)
+    per_trial_inside = float(np.mean(res.trial_seconds))
+    t = Table(title=f"{n}-trial put-credit-spread sweep vs one standalone backtest, ^GSPC {cfg.start}..{cfg.end}, "
+                    f"{workers} Dask worker processes")
+    for col in ("", "wall s", "per trial s", "ratio to standalone", "goal"):
+        t.add_column(col, justify="left" if not col else "right")
+    t.add_row("standalone options-backtest (1 process)", f"{wall:.1f}", f"{wall:.2f}", "1", "")
+    t.add_row("trial inside the sweep (mean, 1 core)", "", f"{per_trial_inside:.2f}", f"{per_trial_inside / wall:.3f}",
+              "<= 0.2")
+    t.add_row(f"sweep wall / {n} trials ({workers} cores)", f"{sweep_wall:.1f}", f"{sweep_wall / n:.2f}",
+              f"{sweep_wall / n / wall:.3f}", "")
+    t.add_row("whole sweep", f"{sweep_wall:.1f}", "", "", "<= 300 s")
+    console.print(t)
+    swept, own = float(res.trials.loc[base, "final_equity"]), float(alone.metrics["final_equity"])
+    same = abs(swept - own) <= 1e-9 * max(1.0, abs(own))
+    console.print(f"standalone CPU {cpu:.1f} s; chunks {len(res.chunk_seconds)} (longest {max(res.chunk_seconds):.1f} s); "
+                  f"trial {base} final equity in the sweep {res.trials.loc[base, 'final_equity']:,.2f} vs standalone "
+                  f"{alone.metrics['final_equity']:,.2f} ({'equal' if same else 'DIFFERENT'}); load average "
+                  f"{load0:.1f} / {load1:.1f} / {load2:.1f} (start / after the sweep / after the standalone run) on "
+                  f"{os.cpu_count()} cores")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", choices=("all", "sweep", "years"), default="all")
+    ap.add_argument("--workers", type=int, default=2, help="Dask worker processes of the sweep")
     ap.add_argument("--years", type=int, default=10)
     ap.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2019, 12, 31))
     ap.add_argument("--profile-years", type=int, default=2)
@@ -115,6 +182,10 @@ def main() -> None:
         console.print(f"sample data ingested in {time.perf_counter() - t0:.1f} s")
         start = dt.date(args.end.year - args.years + 1, 1, 1)
         _run(_config({"kind": "put_write"}, dt.date(2019, 1, 1), dt.date(2019, 2, 28)), lake)  # imports, JIT
+        if args.part in ("all", "sweep"):
+            sweep_vs_standalone(lake, args.workers)
+        if args.part == "sweep":
+            return
 
         t = Table(title=f"^GSPC {start}..{args.end} ({args.years} years of daily bars), one process, 1 core")
         for col in ("strategy", "modeled chain", "bars", "wall s", "CPU s", "CPU s / sim. year", "of which chains",

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.flows import FlowStateHook
 from prefect.logging import get_run_logger
 from prefect.states import Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from execution import alerts
-from quantlake.errors import QuantlakeError
+from quantlake.errors import QuantlakeError, UserInputError
 from quantlake.ingest import IngestReport, failures_error
 
 P = ParamSpec("P")
@@ -78,3 +81,41 @@ def log_reports(reports: list[IngestReport]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# ------------------------------------------------------------------------ research chunks on task runners
+RUNNERS = ("thread", "dask")
+
+
+@task(name="research-chunk", cache_policy=NO_CACHE, task_run_name="chunk {label}")
+def chunk_task(fn: Callable[[Any], Any], item: Any, label: str = "") -> Any:
+    return fn(item)
+
+
+def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+    """A :mod:`backtests.research.runner` runner: every chunk a task on the flow's task runner.  The results
+    are handed on in order, each as soon as it is ready (the future is dropped once its result has been
+    taken).  Equity sweeps (symbol chunks) and option sweeps (trial chunks) install it."""
+    futures: list[Any] = [chunk_task.submit(fn, item, label=str(i)) for i, item in enumerate(items)]
+    for i in range(len(futures)):
+        future, futures[i] = futures[i], None
+        yield future.result()
+
+
+def task_runner(kind: str = "thread", workers: int = 2) -> Any:
+    """``thread``: a thread pool; ``dask``: a local Dask cluster of ``workers`` processes (one thread each).
+    (An existing cluster is not a task runner here: see ``dask_address`` of the research flows.)"""
+    if kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    raise UserInputError(f"unknown task runner {kind!r}; choose one of: {', '.join(RUNNERS)}")

@@ -2,34 +2,15 @@
 chunks fanned out as Prefect tasks on the chosen task runner (threads by default, or a local Dask cluster
 through ``prefect-dask``), or as Dask tasks on an existing cluster (``dask_address``).  The work is in :mod:`backtests.equity`; this module only orchestrates."""
 
-from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.states import State
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from backtests.research.runner import use_runner
-from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, quantlake_errors_fail_cleanly
+from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, prefect_runner, quantlake_errors_fail_cleanly, task_runner
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
-
-RUNNERS = ("thread", "dask")
-
-
-@task(name="equity-chunk", cache_policy=NO_CACHE, task_run_name="chunk {label}")
-def chunk_task(fn: Callable[[Any], Any], item: Any, label: str = "") -> Any:
-    return fn(item)
-
-
-def prefect_runner(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
-    """Submit every chunk to the flow's task runner; hand the results on in order, each as soon as it is
-    ready (the future is dropped once its result has been taken)."""
-    futures: list[Any] = [chunk_task.submit(fn, item, label=str(i)) for i, item in enumerate(items)]
-    for i in range(len(futures)):
-        future, futures[i] = futures[i], None
-        yield future.result()
 
 
 @flow(name="equity-research", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
@@ -65,25 +46,6 @@ def equity_research_flow(
         run_id,
     )
     return digest
-
-
-def task_runner(kind: str = "thread", workers: int = 2) -> Any:
-    """``thread``: a thread pool; ``dask``: a local Dask cluster of ``workers`` processes (one thread each).
-    (An existing cluster is not a task runner here: see ``dask_address`` of :func:`equity_research_flow`.)"""
-    if kind == "thread":
-        return ThreadPoolTaskRunner(max_workers=workers)
-    if kind == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
-    raise UserInputError(f"unknown task runner {kind!r}; choose one of: {', '.join(RUNNERS)}")
 
 
 def run_equity_flow(
