@@ -12,7 +12,10 @@ Units (DESIGN §5)
   ``features.pricing.bs_greeks`` (delta ∂V/∂S, gamma ∂²V/∂S², vega ∂V/∂σ per 1.00 of vol, theta per
   year).  A position's Greeks are these × signed qty × multiplier.
 * For an option, ``symbol`` is the **underlying** and (``right``, ``strike``, ``expiry``) name the contract;
-  ``underlying_price`` is required.
+  ``underlying_price`` is required.  ``exercise`` (``european``/``american``) is how stress tests and VaR
+  reprice it; unset, options on an index (``^…``, cash-settled) are European and the rest American.
+* ``group``: legs entered as one position (a spread, a condor; the backtester's position id) share it.
+  Informational: exposure limits already measure an underlying's option legs together (see below).
 
 Derived figures (all in account currency)
 -----------------------------------------
@@ -20,8 +23,12 @@ Derived figures (all in account currency)
   option has no Greeks, ``±qty·S·mult`` (|delta| ≤ 1, so this bounds the true figure; the sign is that of a
   call/put, long/short).
 * dollar delta = delta·S·qty·mult; dollar gamma = gamma·S²·qty·mult / 100 (change of dollar delta for a 1 %
-  move); vega per vol point = vega·qty·mult / 100.
+  move); vega per vol point = vega·qty·mult / 100; theta per day = theta·qty·mult / 365.
 * maximum loss — see :func:`max_loss`.
+* gross exposure of an underlying that has options: the sum of its instruments' absolute exposures, but at
+  most the maximum loss of everything held on it (:func:`expiry_payoff_max_loss`) — a defined-risk structure
+  counts by what it can lose, not by its legs' notionals (a 5-wide put spread on a $450 stock is $500 less
+  the credit at risk, not 2 × $45,000 of notional).  Stock-only underlyings are unchanged.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class Instrument(RiskModel):
     greeks: Greeks | None = None
     max_loss: NonNegFloat | None = None
     stop_price: NonNegFloat | None = None
+    exercise: Literal["european", "american"] | None = None
+    group: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -264,6 +273,11 @@ class BookArrays:
     @property
     def vega_per_point(self) -> npt.NDArray[np.float64]:
         return self.vega * self.units / 100.0
+
+    @property
+    def theta_per_day(self) -> npt.NDArray[np.float64]:
+        """Time decay per calendar day in currency (theta is per year, DESIGN §5)."""
+        return self.theta * self.units / 365.0
 
 
 def expiry_payoff_max_loss(arrays: BookArrays) -> float:

@@ -44,6 +44,7 @@ from risk.book import (
     Order,
     Position,
     book_max_loss,
+    expiry_payoff_max_loss,
     is_reducing,
     legs_of,
     max_loss,
@@ -79,8 +80,13 @@ class Limits(RiskModel):
     * ``max_symbol_concentration`` / ``max_sector_concentration`` — |net exposure| of one underlying (stock
       and its options) / of one sector, over equity.
     * ``max_delta`` — |Σ dollar delta| / equity; ``max_gamma`` — |Σ dollar gamma per 1 % move| / equity;
-      ``max_vega`` — |Σ vega per vol point| / equity.  They need Greeks on every option.  (``max_delta``
-      equals the net exposure when every option has Greeks; it differs in refusing to guess without them.)
+      ``max_vega`` — |Σ vega per vol point| / equity; ``max_theta`` — |Σ theta per day| / equity (the
+      book's daily time decay, earned or paid).  They need Greeks on every option.  (``max_delta`` equals
+      the net exposure when every option has Greeks; it differs in refusing to guess without them.)
+    * Option positions: ``max_risk_per_trade`` is the maximum loss of each new position (a spread or
+      condor entered as a :class:`ComboOrder` is one position, measured by its payoff at expiry), and the
+      gross exposure counts an underlying with short options at most by its maximum loss (a defined-risk
+      spread is not leverage: :mod:`risk.book`).
     * ``max_correlation`` — the correlation of the new position's daily P&L (its underlying's returns,
       signed by its delta) with the book's (returns weighted by the book's exposures) over the last
       ``correlation_lookback`` days, at least ``correlation_min_periods`` of them.
@@ -96,6 +102,7 @@ class Limits(RiskModel):
     max_delta: Frac | None = None
     max_gamma: Frac | None = None
     max_vega: Frac | None = None
+    max_theta: Frac | None = None
     drawdown_reduce_at: Annotated[float, Field(gt=0.0, lt=1.0)] | None = 0.10
     drawdown_reduce_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     drawdown_halt_at: Annotated[float, Field(gt=0.0, lt=1.0)] | None = 0.20
@@ -172,16 +179,36 @@ def _figures(legs: Sequence[Leg], equity: float) -> dict[str, float]:
     """Book-level figures (fractions of equity) for the limit checks; NaN where data is missing."""
     out: dict[str, float] = {}
     if not legs:
-        return {"gross": 0.0, "net": 0.0, "delta": 0.0, "gamma": 0.0, "vega": 0.0}
+        return {"gross": 0.0, "net": 0.0, "delta": 0.0, "gamma": 0.0, "vega": 0.0, "theta": 0.0}
     a = BookArrays.of(legs)
     exposure = a.exposure
-    by_instrument = _group_sum(exposure, [leg.key for leg in legs])  # orders net with positions
-    out["gross"] = float(np.abs(by_instrument).sum()) / equity
+    out["gross"] = _gross(legs, a, exposure) / equity
     out["net"] = abs(float(exposure.sum())) / equity
     out["delta"] = abs(float(a.dollar_delta.sum())) / equity
     out["gamma"] = abs(float(a.dollar_gamma.sum())) / equity
     out["vega"] = abs(float(a.vega_per_point.sum())) / equity
+    out["theta"] = abs(float(a.theta_per_day.sum())) / equity
     return out
+
+
+def _gross(legs: Sequence[Leg], a: BookArrays, exposure: npt.NDArray[np.float64]) -> float:
+    """Σ |exposure| of each instrument (orders net with positions in the same one), per underlying; an
+    underlying holding short options counts at most its maximum loss at expiry (:mod:`risk.book`: a
+    defined-risk spread by what it can lose, not by its legs' notionals)."""
+    keys = [leg.key for leg in legs]
+    index: dict[object, int] = {}
+    codes = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.intp)
+    by_instrument = np.abs(np.bincount(codes, weights=exposure, minlength=len(index)))
+    instrument_symbol = np.empty(len(index), dtype=object)
+    instrument_symbol[codes] = a.symbol
+    total = 0.0
+    for sym in dict.fromkeys(a.symbol.tolist()):
+        gross = float(by_instrument[instrument_symbol == sym].sum())
+        mask = a.symbol == sym
+        if (a.is_option & mask & (a.units < 0)).any():
+            gross = min(gross, expiry_payoff_max_loss(a.subset(mask)))
+        total += gross
+    return total
 
 
 def _group_sum(values: npt.NDArray[np.float64], keys: Sequence[object]) -> npt.NDArray[np.float64]:
@@ -318,7 +345,8 @@ def validate(
         limits.max_gross_exposure,
     )
     worse("max_net_exposure", "net exposure", fig_before["net"], fig_after["net"], limits.max_net_exposure)
-    greek_limits = {"delta": limits.max_delta, "gamma": limits.max_gamma, "vega": limits.max_vega}
+    greek_limits = {"delta": limits.max_delta, "gamma": limits.max_gamma, "vega": limits.max_vega,
+                    "theta": limits.max_theta}
     no_greeks = sorted({leg.describe() for leg in after if leg.is_option and leg.greeks is None})
     for greek, limit in greek_limits.items():
         if limit is None:

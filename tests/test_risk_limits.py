@@ -394,3 +394,50 @@ def test_book_max_loss_equals_the_per_underlying_payoff_minimum(legs: list[tuple
         want += math.inf if slope < -1e-12 else max(0.0, -pnl.min())
     got = book_max_loss(book)
     assert got == want or got == pytest.approx(want, rel=1e-9, abs=1e-6)
+
+
+def test_a_defined_risk_spread_counts_by_its_max_loss_not_its_legs_notional() -> None:
+    """Issue 12: a 5-wide put spread on a $450 underlying in a $10k account risks 500 less the credit, not
+    2 × 45,000 of notional (9× gross leverage without Greeks, 3.6× with them)."""
+    acct = Account(equity=10_000, cash=10_000, peak_equity=10_000)
+    exp = dt.date(2026, 2, 20)
+
+    def leg(strike: float, price: float, side: str, **kw: object) -> Order:
+        return Order(symbol="SPY", right="P", strike=strike, expiry=exp, price=price, side=side, qty=1,
+                     underlying_price=450.0, **kw)  # type: ignore[arg-type]
+
+    spread = ComboOrder(legs=(leg(450, 4.6, "sell"), leg(445, 3.0, "buy")))
+    check = validate(spread, acct, [], Limits())
+    assert check, check.summary()
+    assert check.metrics["gross exposure"][1] == pytest.approx((5 - 1.6) * 100 / 10_000)  # 0.034
+    assert check.metrics["trade_risk"][1] == pytest.approx(0.034)
+    with_greeks = ComboOrder(legs=(leg(450, 4.6, "sell", greeks={"delta": -0.45}),
+                                   leg(445, 3.0, "buy", greeks={"delta": -0.35})))
+    check = validate(with_greeks, acct, [], Limits())
+    assert check and check.metrics["gross exposure"][1] == pytest.approx(0.034)
+    # net exposure stays delta-adjusted: (0.45 − 0.35) · 450 · 100 = 4,500 -> 0.45
+    assert check.metrics["net exposure"][1] == pytest.approx(0.45)
+    # the same spread already held (legs in the book) is counted the same way
+    held = [Position(symbol="SPY", right="P", strike=450, expiry=exp, price=4.6, qty=-1, underlying_price=450.0),
+            Position(symbol="SPY", right="P", strike=445, expiry=exp, price=3.0, qty=1, underlying_price=450.0)]
+    again = validate(ComboOrder(legs=(leg(440, 2.0, "sell"), leg(435, 1.2, "buy"))), acct, held, Limits())
+    assert again.metrics["gross exposure"][0] == pytest.approx(0.034)
+    # book max loss of both spreads: payoff minimum at S = 0: 340 + (5 − 0.8)·100 = 760
+    assert again.metrics["gross exposure"][1] == pytest.approx(0.076)
+    # a naked short put is still a leveraged position: (450 − 4.6) · 100 = 44,540 of risk, 4.45× equity
+    naked = validate(leg(450, 4.6, "sell"), acct, [], Limits())
+    assert naked.codes == {"max_gross_exposure", "max_net_exposure"}
+    # a long put alone keeps its delta-adjusted exposure (a hedge is not counted by its premium)
+    long_put = validate(leg(445, 3.0, "buy", greeks={"delta": -0.35}), acct, [], Limits.unlimited())
+    assert long_put.metrics["gross exposure"][1] == pytest.approx(0.35 * 450 * 100 / 10_000)
+
+
+def test_portfolio_theta_limit() -> None:
+    """Theta per day of the book: Σ theta (per year) · qty · 100 / 365, over equity."""
+    short_put = opt("P", 400, 5.0, "sell", 10, greeks={"delta": -0.4, "theta": -36.5})  # short: +0.1/day/share
+    check = validate(short_put, ACCT, [], Limits.unlimited().model_copy(update={"max_theta": 0.001}))
+    # 10 contracts · 100 · 36.5 / 365 = 100 per day -> 0.001 of 100,000: at the limit, passes
+    assert check and check.metrics["portfolio theta"][1] == pytest.approx(0.001)
+    bigger = short_put.model_copy(update={"qty": 11})
+    assert validate(bigger, ACCT, [], Limits.unlimited().model_copy(update={"max_theta": 0.001})).codes == {
+        "max_theta"}
