@@ -82,6 +82,12 @@ def report(
         dt.datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="Valuation date for options (default today)."),
     ] = None,
+    date: Annotated[
+        list[dt.datetime] | None,
+        typer.Option("--date", formats=["%Y-%m-%d"],
+                     help="With --run of an options backtest/sweep: the date(s) whose open book to stress "
+                     "(default: the worst-drawdown date and the last day)."),
+    ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many drawdowns to list.")] = 5,
     no_lake: Annotated[
         bool, typer.Option("--no-lake", help="Do not read the lake (no beta, no history).")
@@ -111,19 +117,26 @@ def report(
     if paper is not None and no_lake:
         raise UserInputError("--paper needs the lake (positions are marked at its closes); drop --no-lake")
     lake = None if no_lake else Lake()
-    equity, held = _input_curve(returns, run, paper, column, lake)
-    if positions:
-        held = read_positions_file(positions)
     update: dict[str, object] = {"as_of": as_of.date() if as_of else None}
     if spot_shock:
         update["spot_shocks"] = tuple(spot_shock)
     if vol_shock:
         update["vol_shocks"] = tuple(v / 100.0 for v in vol_shock)
     cfg = StressConfig.model_validate({**StressConfig().model_dump(), **update})
-    rep = build_report(
-        equity, held, lake, confidences=tuple(confidence or (0.95, 0.99)), benchmark=benchmark, stress=cfg,
-        top_drawdowns=top,
-    )  # fmt: skip
+    kwargs = {"confidences": tuple(confidence or (0.95, 0.99)), "benchmark": benchmark, "top_drawdowns": top}
+    if run is not None and positions is None and column is None:
+        from risk.run_book import option_run
+
+        art = option_run(run)
+        if art is not None:  # an options backtest/sweep: stress its open book on the date(s)
+            _option_run_reports(art, [d.date() for d in date or []], lake, cfg, kwargs, output_format)
+            return
+    if date:
+        raise UserInputError("--date needs --run RUN_ID of an options backtest or sweep")
+    equity, held = _input_curve(returns, run, paper, column, lake)
+    if positions:
+        held = read_positions_file(positions)
+    rep = build_report(equity, held, lake, stress=cfg, **kwargs)  # type: ignore[arg-type]
     link = _reconciliation(paper) if paper is not None else None
     if output_format is ReportFormat.json:
         typer.echo(json.dumps({**rep.to_dict(), **({"reconciliation": link} if link else {})}, indent=2))
@@ -152,6 +165,41 @@ def _reconciliation(account: str) -> dict[str, Any] | None:
         return None
     r = runs[0]
     return {"run_id": r.info.run_id, "name": r.info.run_name, "drift": r.data.metrics.get("drift", float("nan"))}
+
+
+def _option_run_reports(art: object, dates: list[dt.date], lake: Lake | None, cfg: object,
+                        kwargs: dict[str, object], output_format: ReportFormat) -> None:
+    """One report per date of an options run's open book (see :mod:`risk.run_book`)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from quantlake.lake import Lake
+    from risk.report import build_report, render
+    from risk.run_book import RunArtifacts, book_on, default_dates, equity_until
+    from risk.stress import StressConfig
+
+    assert isinstance(art, RunArtifacts) and isinstance(cfg, StressConfig)
+    pinned = Lake(lake.uri, pins=art.pins) if lake is not None else None
+    wanted = [(d, "given date") for d in dates] if dates else default_dates(art.daily)
+    docs = []
+    console = Console()
+    for day, label in wanted:
+        book = book_on(art, day, pinned, label)
+        scfg = cfg.model_copy(update={"as_of": book.date, "rate": book.rate, "dividend_yield": art.dividend_yield})
+        rep = build_report(equity_until(art, book.date), book.positions, pinned, stress=scfg,
+                           **kwargs)  # type: ignore[arg-type]
+        rep.notes[:0] = book.notes
+        if output_format is ReportFormat.json:
+            docs.append({"date": book.date.isoformat(), "label": label, "equity": book.equity,
+                         "legs": [p.model_dump(mode="json", exclude_none=True) for p in book.positions],
+                         **rep.to_dict()})
+        else:
+            console.print(Text(f"run {art.run_id}: open book on {book.date} ({label}): {len(book.positions)} "
+                               f"leg(s), {art.underlying} at {book.spot:,.2f}, equity {book.equity:,.0f}",
+                               style="bold"), soft_wrap=True)
+            render(rep, console)
+    if output_format is ReportFormat.json:
+        typer.echo(json.dumps({"run_id": art.run_id, "books": docs}, indent=2, default=str))
 
 
 def _input_curve(

@@ -21,7 +21,9 @@ Definitions (and the library each is tested against)
   (moment estimators, ``scipy.stats.skew``/``kurtosis`` with ``bias=True``):
   ``z_cf = z + (z²−1)S/6 + (z³−3z)K/24 − (2z³−5z)S²/36``.  Cornish-Fisher CVaR is the mean of that
   quantile function over the tail, ``(1/alpha)∫₀^alpha q_cf(u) du``, in closed form from the truncated
-  normal moments (tested against numerical integration).  The expansion is reliable for moderate
+  normal moments (tested against numerical integration).  :func:`cornish_fisher_valid` says whether the
+  sample moments are inside the expansion's domain of validity (reports print the figure only with a
+  warning when they are not).  The expansion is reliable for moderate
   skewness and kurtosis (roughly |S| < 1, K < 6); beyond that the quantile function stops being monotone.
 * beta: ``cov(r, b) / var(b)`` on the dates both series have (scipy ``linregress`` slope, quantstats).
 * downside deviation: ``sqrt(mean(min(r − mar, 0)²))`` over all periods (Sortino & Price), optionally
@@ -125,6 +127,42 @@ def cornish_fisher_tail_mean(alpha: float, skew: float, excess_kurtosis: float) 
 
 def _moments(x: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:
     return float(x.mean()), float(x.std(ddof=1)), float(stats.skew(x)), float(stats.kurtosis(x))
+
+
+CF_Z_MAX = 3.719  # |z| of the 0.01 % and 99.99 % quantiles: the range a VaR report can use
+
+
+def cornish_fisher_valid(skew: float, excess_kurtosis: float, z_max: float = CF_Z_MAX) -> bool:
+    """Whether the Cornish-Fisher expansion with these moments is a valid quantile function — increasing in
+    the normal quantile z on ``|z| <= z_max`` (probabilities 0.01 %…99.99 %) — the condition under which its
+    VaR means anything.
+
+    ``dz_cf/dz = 1 + s·z/3 + k(z² − 1)/8 − s²(6z² − 5)/36 = a z² + b z + c`` with ``a = k/8 − s²/6``,
+    ``b = s/3``, ``c = 1 − k/8 + 5s²/36``: a quadratic, so it is ≥ 0 on the interval when it is at both ends
+    and, if it opens upwards with its vertex inside, at the vertex.  (Maillard, *A User's Guide to the Cornish
+    Fisher Expansion*, 2012, gives the same condition over every z: ``a ≥ 0`` and ``b² ≤ 4ac``.)  For
+    symmetric returns the domain is −0.62 ≤ K ≤ 8; skewness narrows it.  Outside it (a put-write's excess
+    kurtosis of ~30) the "modified" VaR can come out below the historical one."""
+    s, k = float(skew), float(excess_kurtosis)
+    if not (np.isfinite(s) and np.isfinite(k)):
+        return False
+    a, b, c = k / 8 - s * s / 6, s / 3, 1 - k / 8 + 5 * s * s / 36
+    points = [-z_max, z_max]
+    if a > 0 and abs(-b / (2 * a)) <= z_max:
+        points.append(-b / (2 * a))
+    return all(a * z * z + b * z + c >= -1e-12 for z in points)
+
+
+def cornish_fisher_warning(returns: ReturnsLike) -> str | None:
+    """A warning to print beside a Cornish-Fisher VaR when the returns' skewness/excess kurtosis are outside
+    the expansion's domain of validity (:func:`cornish_fisher_valid`), else ``None``."""
+    x = _clean(returns, 4)
+    _, _, s, k = _moments(x)
+    if cornish_fisher_valid(s, k):
+        return None
+    return (f"Cornish-Fisher VaR is not reliable here: skewness {s:.2f} and excess kurtosis {k:.1f} are outside "
+            "the domain where the expansion is a valid quantile function (for symmetric returns -0.6 <= excess "
+            "kurtosis <= 8); use the historical figures")
 
 
 def var_cornish_fisher(returns: ReturnsLike, confidence: float = 0.95) -> float:

@@ -34,7 +34,8 @@ from risk import metrics
 from risk.book import Position
 from risk.data import load_returns
 from risk.errors import InsufficientDataError
-from risk.stress import StressConfig, historical, hypothetical, stress_report
+from risk.option_var import OptionVaR, OptionVaRConfig, has_options, option_var
+from risk.stress import StressConfig, greeks_ladder, historical, hypothetical, stress_detail
 
 RETURN_COLUMNS = ("returns", "return", "ret", "daily_return", "pnl_pct")
 EQUITY_COLUMNS = ("equity", "value", "nav", "portfolio_value", "balance")
@@ -54,16 +55,36 @@ class RiskReport:
     drawdowns: pd.DataFrame
     stress: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # option books (empty / None otherwise): stress P&L per underlying and per leg (rows: scenarios), the
+    # Greeks ladder, and the full-revaluation VaR next to delta-gamma
+    stress_by_underlying: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stress_by_leg: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ladder: pd.DataFrame = field(default_factory=pd.DataFrame)
+    option_var: OptionVaR | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN → null, dates as ISO strings."""
-        return {
+        out: dict[str, Any] = {
             "summary": {k: _json(v) for k, v in self.summary.items()},
             "var": {m: {c: _json(v) for c, v in row.items()} for m, row in self.var.to_dict("index").items()},
             "drawdowns": [{k: _json(v) for k, v in r.items()} for r in self.drawdowns.to_dict("records")],
             "stress": [{k: _json(v) for k, v in r.items()} for r in self.stress.to_dict("records")],
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
+        for name in ("stress_by_underlying", "stress_by_leg", "ladder"):
+            frame: pd.DataFrame = getattr(self, name)
+            if not frame.empty:
+                out[name] = {str(i): {str(c): _json(v) for c, v in row.items()} for i, row in frame.iterrows()}
+        if self.option_var is not None:
+            ov = self.option_var
+            out["option_var"] = {
+                "currency": {m: {c: _json(v) for c, v in row.items()} for m, row in ov.table.iterrows()},
+                "pct_of_equity": {m: {c: _json(v) for c, v in row.items()} for m, row in ov.pct.iterrows()},
+                "scenarios": len(ov.pnl), "data": ov.sources,
+            }
+        return out
 
 
 def _json(value: Any) -> Any:
@@ -221,17 +242,32 @@ def build_report(
     summary["beta"] = b
     summary["positions"] = len(positions)
     var = metrics.var_table(r, tuple(confidences))
+    warnings: list[str] = []
+    cf = metrics.cornish_fisher_warning(r)
+    if cf is not None:
+        warnings.append(cf)
     drawdowns = metrics.drawdown_table(eq, top=top_drawdowns)
     cfg = (stress or StressConfig()).model_copy(update={"proxy": benchmark})
     last = float(eq.iloc[-1])
+    extra: dict[str, Any] = {}
     if positions:
         try:
-            table = stress_report(positions, lake, cfg, equity=last)
+            detail = stress_detail(positions, lake, cfg, equity=last)
         except InsufficientDataError as exc:
             if lake is None:
                 raise
             notes.append(f"historical stress skipped: {exc}")
-            table = stress_report(positions, None, cfg, equity=last)
+            detail = stress_detail(positions, None, cfg, equity=last)
+        table = detail.table
+        if has_options(positions):
+            extra = {"stress_by_underlying": detail.by_underlying, "stress_by_leg": detail.by_leg,
+                     "ladder": greeks_ladder(positions, cfg)}
+            if lake is not None:
+                try:
+                    extra["option_var"] = option_var(positions, lake, cfg, OptionVaRConfig(
+                        confidences=tuple(confidences)), equity=last)
+                except InsufficientDataError as exc:
+                    notes.append(f"option VaR by full revaluation skipped: {exc}")
     elif b is not None and b != 0:
         # the strategy as beta × benchmark: one unit of notional per currency, beta × equity of it
         stand_in = [Position(symbol=benchmark, qty=b * last, price=1.0)]
@@ -254,7 +290,7 @@ def build_report(
         notes.append("no positions and no beta: stress skipped")
     if "realized_pct" not in table.columns and not table.empty:
         table["realized_pct"] = np.nan
-    return RiskReport(summary, var, drawdowns, table, notes)
+    return RiskReport(summary, var, drawdowns, table, notes, warnings, **extra)
 
 
 def report_for_account(source: AccountSource, lake: Lake | None = None, **kwargs: Any) -> RiskReport:
@@ -266,6 +302,7 @@ def report_for_account(source: AccountSource, lake: Lake | None = None, **kwargs
 def render(report: RiskReport, console: Any) -> None:
     """Print the report as rich tables."""
     from rich.table import Table
+    from rich.text import Text
 
     from risk.stress import render as render_stress
 
@@ -289,13 +326,17 @@ def render(report: RiskReport, console: Any) -> None:
         t.add_row(k.replace("_", " "), text)
     console.print(t)
 
-    v = Table(title="VaR / CVaR (one period, loss as % of value)")
+    v = Table(title="VaR / CVaR of the returns (one period, loss as % of value)")
     v.add_column("method")
     for c in report.var.columns:
         v.add_column(c.replace("_", " ").upper(), justify="right")
     for method, row in report.var.iterrows():
-        v.add_row(str(method).replace("_", "-"), *[f"{x:.2%}" for x in row])
+        flagged = method == "cornish_fisher" and report.warnings
+        v.add_row(str(method).replace("_", "-") + (" (!)" if flagged else ""), *[f"{x:.2%}" for x in row])
     console.print(v)
+    for w in report.warnings:
+        console.print(Text(f"warning: {w}", style="yellow"), soft_wrap=True)
+    _render_options(report, console)
 
     d = Table(title=f"worst {len(report.drawdowns)} drawdowns")
     for c in ("peak", "trough", "recovery", "depth", "days to trough", "duration (days)"):
@@ -316,3 +357,40 @@ def render(report: RiskReport, console: Any) -> None:
         console.print(render_stress(report.stress, money=money))
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]")
+
+
+def _render_options(report: RiskReport, console: Any) -> None:
+    """The option-book parts: full-revaluation VaR vs delta-gamma, the Greeks ladder, per-underlying and
+    per-leg stress P&L (wide matrices shown for the historical windows and the worst shock)."""
+    from quantlake.display import Col, print_table
+
+    ov = report.option_var
+    if ov is not None:
+        cols = list(ov.table.columns)
+        rows = [{"method": m, **{c: row[c] for c in cols}} for m, row in ov.table.iterrows()]
+        print_table(rows, [Col("method"), *(Col(c, c.replace("_", " ").upper(), kind="float") for c in cols)],
+                    title=f"option book VaR / CVaR, 1 day, {len(ov.pnl)} historical days (currency loss)",
+                    out=console, caption=f"data: {ov.notes()}")
+    if not report.ladder.empty:
+        lad = report.ladder.reset_index()
+        print_table(lad, [Col("spot_move", "spot", kind="pct"), Col("pnl_1d", "P&L 1 day", kind="float"),
+                          Col("greeks_1d", "Greeks 1 day", kind="float"),
+                          Col("difference_1d", "difference", kind="float", optional=True),
+                          Col("pnl_expiry", "P&L at expiry", kind="float")],
+                    title="Greeks ladder (vol unchanged)", out=console)
+    by_und = report.stress_by_underlying
+    if not by_und.empty and by_und.shape[1] > 1:
+        rows = [{"scenario": i, **row.to_dict()} for i, row in by_und.iterrows()]
+        print_table(rows, [Col("scenario"), *(Col(str(c), kind="float") for c in by_und.columns)],
+                    title="stress P&L per underlying", out=console)
+    by_leg = report.stress_by_leg
+    if not by_leg.empty:
+        hist = [i for i in by_leg.index if i in set(report.stress.loc[report.stress["kind"] == "historical",
+                                                                       "scenario"])]
+        shocks = report.stress[report.stress["kind"] == "hypothetical"]
+        worst = [str(shocks.loc[shocks["pnl"].idxmin(), "scenario"])] if len(shocks) else []
+        keep = list(dict.fromkeys([*hist, *worst]))
+        legs = by_leg.loc[keep].T
+        rows = [{"leg": leg, **row.to_dict()} for leg, row in legs.iterrows()]
+        print_table(rows, [Col("leg"), *(Col(str(c), kind="float") for c in legs.columns)],
+                    title="stress P&L per leg (historical windows at their end, worst shock)", out=console)

@@ -1,31 +1,33 @@
-"""Stress tests of the current book: historical windows replayed from lake data, and hypothetical spot/vol
-shocks.  Option positions are **fully repriced** with ``features.pricing.bs_price`` (European
-Black-Scholes-Merton); the Greeks approximation ``Δ·dS + ½Γ·dS² + vega·dσ`` is reported beside it, so
-the difference (the convexity the Greeks miss) is visible.
+"""Stress tests of the current book: historical windows replayed from lake data, hypothetical spot/vol
+shocks and their grid, and the Greeks ladder.  Every option leg is **fully revalued** (:mod:`risk.revalue`:
+Black-Scholes for European exercise, the binomial tree for American, at the leg's own implied vol shifted by
+the scenario's vol move); the Greeks approximation is reported beside it, so the difference (the convexity
+and early-exercise value the Greeks miss) is visible.  Results come per scenario, per underlying and per leg.
 
 How a scenario is applied
 -------------------------
-* Shocks are **instantaneous**: the book as it is now, moved at once; no time passes, no trading.
-* Each position moves with its underlying: stock P&L ``units·S·move``; an option is repriced at
-  ``S·(1 + move)`` and ``iv + vol shock`` (floored at 1 %), with ``T`` from ``as_of`` to expiry and the
-  config's ``rate`` and ``dividend_yield``.  P&L is model(shocked) − model(now), so a mark that differs from
-  the model does not leak into the result.  The volatility of an option is its ``iv``, else implied from its
-  ``price``.
-* Hypothetical: every underlying moves by the same ``spot_shocks`` (a market-wide move, beta 1) and every
-  option's vol by the same ``vol_shocks`` (decimals: 0.05 = +5 vol points).
-* Historical: for each window, the daily path of each held underlying's close (``adj_close``) relative to
-  its first close in the window.  A symbol the lake has no data for over the window (listed later, or not
-  ingested) follows the **proxy** (``^GSPC`` by default) and the table says so.  Option vols move by the
-  change of the vol index (``^VIX`` points / 100) over the same days.  The table reports the P&L at the
-  end of the window and the worst point on the way; its ``spot_shock`` column is the proxy's move over the
-  window and ``vol_shock`` the vol index's change.
+* Shocks are **instantaneous**: the book as it is on ``as_of``, moved at once; no time passes, no trading
+  (the ladder's "1 day" column lets one day pass).
+* Hypothetical: every underlying moves by the same ``spot_shocks`` (a market-wide move) and every option's
+  vol by the same ``vol_shocks`` (decimals: 0.05 = +5 vol points); every combination is a row.
+* Historical: the windows of :data:`DEFAULT_WINDOWS` (autumn 2008, the February 2018 vol spike, March 2020,
+  2022) — per day of the window, each held underlying's close (``adj_close``) relative to its first close in
+  the window, applied to today's book.  An underlying the lake has no history for over the window moves by
+  its **beta** to the proxy (``^GSPC``) times the proxy's move (beta estimated on the lake's last
+  ``beta_lookback`` returns up to ``as_of``; 1 when there are too few, and said so) — :mod:`risk.moves`.
+  Option vols move by the change of the vol index (``^VIX`` points / 100) over the same days.  The table
+  reports the P&L at the end of the window and the worst point on the way; its ``spot_shock`` column is the
+  proxy's move over the window and ``vol_shock`` the vol index's change.
+* Greeks ladder (:func:`greeks_ladder`): spot −30 % … +30 % (vol unchanged) one day forward (full
+  revaluation beside the Greeks approximation) and at expiry (each option at its intrinsic value).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,10 +39,9 @@ from quantlake.lake import Lake
 from quantlake.tables import validate_symbol
 from risk._model import RiskModel
 from risk.book import Position
-from risk.data import load_closes
-from risk.errors import InsufficientDataError, PricingInputError
+from risk.moves import Moves, betas, window_moves
+from risk.revalue import Book
 
-MIN_VOL = 0.01
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -58,9 +59,11 @@ class StressWindow(RiskModel):
 
 DEFAULT_WINDOWS: tuple[StressWindow, ...] = (
     StressWindow(name="autumn 2008", start=dt.date(2008, 9, 1), end=dt.date(2008, 11, 20)),
+    StressWindow(name="Feb 2018 vol spike", start=dt.date(2018, 1, 26), end=dt.date(2018, 2, 8)),
     StressWindow(name="March 2020", start=dt.date(2020, 2, 19), end=dt.date(2020, 3, 23)),
     StressWindow(name="2022 rates", start=dt.date(2022, 1, 3), end=dt.date(2022, 10, 12)),
 )
+LADDER = tuple(k / 100 for k in range(-30, 31, 5))  # spot -30 % ... +30 %
 
 
 class StressConfig(RiskModel):
@@ -75,6 +78,10 @@ class StressConfig(RiskModel):
     dividend_yield: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     as_of: dt.date | None = None
     coverage_days: Annotated[int, Field(ge=0, le=30)] = 7
+    exercise: Literal["auto", "european", "american"] = "auto"
+    beta_lookback: Annotated[int, Field(ge=20, le=5000)] = 252
+    beta_min_obs: Annotated[int, Field(ge=10, le=5000)] = 60
+    ladder: tuple[float, ...] = LADDER
 
     @field_validator("proxy", "vol_index")
     @classmethod
@@ -88,77 +95,19 @@ class StressConfig(RiskModel):
 
     @model_validator(mode="after")
     def _checks(self) -> StressConfig:
-        if any(s <= -1 for s in self.spot_shocks):
+        if any(s <= -1 for s in (*self.spot_shocks, *self.ladder)):
             raise ValueError("spot_shocks must be > -1 (a price cannot fall below zero)")
         if any(abs(v) > 2 for v in self.vol_shocks):
             raise ValueError("vol_shocks are decimals of volatility (0.05 = 5 vol points); |shock| <= 2")
         return self
 
+    @property
+    def day(self) -> dt.date:
+        return self.as_of or dt.date.today()
 
-# ------------------------------------------------------------------------------------------- repricing
-class Book:
-    """Column arrays of the positions plus each option's volatility and time to expiry."""
 
-    def __init__(self, positions: Sequence[Position], config: StressConfig) -> None:
-        from features import pricing
-
-        self.positions = list(positions)
-        n = len(self.positions)
-        self.symbols = [p.symbol for p in self.positions]
-        self.units = np.array([p.qty * p.multiplier for p in self.positions], dtype=float)
-        self.spot = np.array([p.spot for p in self.positions], dtype=float)
-        self.is_option = np.array([p.is_option for p in self.positions], dtype=bool)
-        self.right = np.array([p.right or "C" for p in self.positions], dtype=object)
-        self.strike = np.array([p.strike or 1.0 for p in self.positions], dtype=float)
-        as_of = config.as_of or dt.date.today()
-        days = np.array([((p.expiry or as_of) - as_of).days for p in self.positions], dtype=float)
-        self.T = np.maximum(days, 0.0) / 365.0
-        self.r, self.q = config.rate, config.dividend_yield
-        iv = np.array([p.iv if p.iv is not None else np.nan for p in self.positions], dtype=float)
-        need = self.is_option & np.isnan(iv)
-        if need.any():
-            iv[need] = pricing.implied_vol(
-                np.array([p.price for p in self.positions])[need], self.right[need], self.spot[need],
-                self.strike[need], self.T[need], self.r, self.q,
-            )  # fmt: skip
-        bad = [self.positions[i].describe() for i in np.flatnonzero(self.is_option & ~np.isfinite(iv))]
-        if bad:
-            raise PricingInputError(
-                f"cannot reprice {', '.join(bad)}: give iv, or a price inside the no-arbitrage bounds (and an "
-                f"expiry after {as_of})"
-            )
-        self.iv = np.where(self.is_option, iv, 0.0)
-        self.base = self._price(self.spot, self.iv) if n else np.zeros(0)
-        greeks = pricing.bs_greeks(
-            self.right, self.spot, self.strike, self.T, self.r, self.q, self._vol(self.iv)
-        )
-        self.delta = np.where(self.is_option, greeks["delta"], 1.0)
-        self.gamma = np.where(self.is_option, greeks["gamma"], 0.0)
-        self.vega = np.where(self.is_option, greeks["vega"], 0.0)
-
-    def _vol(self, vol: FloatArray) -> FloatArray:
-        return np.where(self.is_option, np.maximum(vol, MIN_VOL), MIN_VOL)
-
-    def _price(self, spot: FloatArray, vol: FloatArray) -> FloatArray:
-        from features import pricing
-
-        opt = pricing.bs_price(self.right, spot, self.strike, self.T, self.r, self.q, self._vol(vol))
-        return np.where(self.is_option, opt, spot)
-
-    def pnl(self, moves: FloatArray, vol_moves: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Full-repricing and Greeks-approximation P&L of the book for scenarios.
-
-        ``moves``: relative spot moves, shape (scenarios, positions); ``vol_moves``: (scenarios,) or the same
-        shape.  Returns two arrays of shape (scenarios,).
-        """
-        moves = np.atleast_2d(moves)
-        dvol = np.broadcast_to(np.asarray(vol_moves, dtype=float).reshape(len(moves), -1), moves.shape)
-        shocked_spot = self.spot * (1.0 + moves)
-        value = self._price(shocked_spot, self.iv + dvol)
-        full = ((value - self.base) * self.units).sum(axis=1)
-        ds = self.spot * moves
-        approx = self.delta * ds + 0.5 * self.gamma * ds**2 + self.vega * np.where(self.is_option, dvol, 0.0)
-        return full, (approx * self.units).sum(axis=1)
+def book_of(positions: Sequence[Position], cfg: StressConfig) -> Book:
+    return Book(positions, cfg.day, cfg.rate, cfg.dividend_yield, cfg.exercise)
 
 
 # ------------------------------------------------------------------------------------------ scenarios
@@ -168,112 +117,106 @@ REPORT_COLUMNS = (
 )  # fmt: skip
 
 
-def hypothetical(positions: Sequence[Position], config: StressConfig | None = None,
-                 equity: float | None = None) -> pd.DataFrame:  # fmt: skip
+@dataclass
+class StressDetail:
+    """A stress report: one row per scenario (``table``), and the same scenarios' P&L per underlying and per
+    leg (rows: scenario names; at the window's end for historical rows)."""
+
+    table: pd.DataFrame
+    by_underlying: pd.DataFrame
+    by_leg: pd.DataFrame
+
+
+def _empty() -> StressDetail:
+    return StressDetail(pd.DataFrame(columns=list(REPORT_COLUMNS)), pd.DataFrame(), pd.DataFrame())
+
+
+def _detail(book: Book, names: list[str], legs: FloatArray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    by_leg = pd.DataFrame(legs, index=pd.Index(names, name="scenario"), columns=book.labels)
+    by_und = pd.DataFrame(book.by_symbol(legs), index=by_leg.index)
+    return by_und, by_leg
+
+
+def hypothetical_detail(positions: Sequence[Position], config: StressConfig | None = None,
+                        equity: float | None = None) -> StressDetail:
     """Every combination of ``spot_shocks`` × ``vol_shocks`` applied to the whole book."""
     cfg = config or StressConfig()
-    book = Book(positions, cfg)
+    if not positions:
+        return _empty()
+    book = book_of(positions, cfg)
     vols = cfg.vol_shocks if book.is_option.any() else (0.0,)  # vol shocks move only options
     grid = [(s, v) for s in cfg.spot_shocks for v in vols]
-    if not grid or not positions:
-        return pd.DataFrame(columns=list(REPORT_COLUMNS))
+    if not grid:
+        return _empty()
     spot = np.array([g[0] for g in grid])
     vol = np.array([g[1] for g in grid])
-    full, approx = book.pnl(np.repeat(spot[:, None], len(positions), axis=1), vol)
-    out = pd.DataFrame(
-        {
-            "kind": "hypothetical",
-            "scenario": [
-                f"spot {s:+.0%}" + (f", vol {v * 100:+.0f} pts" if book.is_option.any() else "")
-                for s, v in grid
-            ],
-            "start": None,
-            "end": None,
-            "spot_shock": spot,
-            "vol_shock": vol,
-            "pnl": full,
-            "pnl_pct": full / equity if equity else np.nan,
-            "greeks_pnl": approx,
-            "worst_pnl": full,
-            "worst_pct": full / equity if equity else np.nan,
-            "worst_date": pd.NaT,
-            "data": "",
-        }
-    )
-    return out[list(REPORT_COLUMNS)]
+    moves = np.repeat(spot[:, None], len(book), axis=1)
+    legs = book.leg_pnl(moves, vol[:, None])
+    full, approx = legs.sum(axis=1), book.greeks_pnl(moves, vol[:, None]).sum(axis=1)
+    names = [f"spot {s:+.0%}" + (f", vol {v * 100:+.0f} pts" if book.is_option.any() else "") for s, v in grid]
+    table = pd.DataFrame({
+        "kind": "hypothetical", "scenario": names, "start": None, "end": None, "spot_shock": spot,
+        "vol_shock": vol, "pnl": full, "pnl_pct": full / equity if equity else np.nan, "greeks_pnl": approx,
+        "worst_pnl": full, "worst_pct": full / equity if equity else np.nan, "worst_date": pd.NaT, "data": "",
+    })[list(REPORT_COLUMNS)]
+    return StressDetail(table, *_detail(book, names, legs))
 
 
-def _window_paths(
-    lake: Lake, symbols: list[str], window: StressWindow, cfg: StressConfig
-) -> tuple[pd.DataFrame, pd.Series, dict[str, str]]:
-    """Relative moves per symbol (date × symbol), vol-index moves, and where each symbol's data came from."""
-    wanted = [*symbols, cfg.proxy] + ([cfg.vol_index] if cfg.vol_index else [])
-    closes = load_closes(lake, wanted, window.start, window.end)
-    tol = dt.timedelta(days=cfg.coverage_days)
-
-    def covered(sym: str) -> bool:
-        if sym not in closes.columns:
-            return False
-        s = closes[sym].dropna()
-        return bool(
-            len(s) >= 2 and s.index[0].date() <= window.start + tol and s.index[-1].date() >= window.end - tol
-        )
-
-    if not covered(cfg.proxy):
-        raise InsufficientDataError(
-            f"stress window {window.name!r} ({window.start}..{window.end}): the proxy {cfg.proxy} has no data "
-            "in the lake for it (ingest it, or choose another proxy/window)"
-        )
-    source = {s: ("own" if covered(s) else f"proxy {cfg.proxy}") for s in symbols}
-    cols = {s: (s if source[s] == "own" else cfg.proxy) for s in symbols}
-    px = closes[list(dict.fromkeys(cols.values()))].ffill().dropna()
-    rel = px / px.iloc[0] - 1.0
-    moves = pd.DataFrame({s: rel[c] for s, c in cols.items()}, index=rel.index)
-    moves.attrs["proxy_move"] = float(
-        closes[cfg.proxy].dropna().iloc[-1] / closes[cfg.proxy].dropna().iloc[0] - 1
-    )
-    vol = pd.Series(0.0, index=rel.index)
-    if cfg.vol_index and covered(cfg.vol_index):
-        v = closes[cfg.vol_index].reindex(rel.index).ffill()
-        vol = (v - v.iloc[0]) / 100.0
-        source[cfg.vol_index] = "vol shock"
-    return moves, vol.fillna(0.0), source
+def hypothetical(positions: Sequence[Position], config: StressConfig | None = None,
+                 equity: float | None = None) -> pd.DataFrame:  # fmt: skip
+    return hypothetical_detail(positions, config, equity).table
 
 
-def historical(
-    positions: Sequence[Position], lake: Lake, config: StressConfig | None = None, equity: float | None = None
-) -> pd.DataFrame:
+def historical_detail(positions: Sequence[Position], lake: Lake, config: StressConfig | None = None,
+                      equity: float | None = None) -> StressDetail:
     """Replay each window's daily moves on the book (see the module docstring)."""
     cfg = config or StressConfig()
     if not positions:
-        return pd.DataFrame(columns=list(REPORT_COLUMNS))
-    book = Book(positions, cfg)
-    underlyings = sorted(set(book.symbols))
+        return _empty()
+    book = book_of(positions, cfg)
+    underlyings = list(dict.fromkeys(book.symbols))
+    beta = betas(lake, underlyings, cfg.proxy, cfg.day, cfg.beta_lookback, cfg.beta_min_obs)
     rows: list[dict[str, Any]] = []
+    ends: list[FloatArray] = []
     for window in cfg.windows:
-        moves, vol, source = _window_paths(lake, underlyings, window, cfg)
-        path_moves = moves[book.symbols].to_numpy()
-        full, approx = book.pnl(path_moves, vol.to_numpy())
+        mv: Moves = window_moves(lake, underlyings, window.start, window.end, cfg.proxy, cfg.vol_index,
+                                 cfg.coverage_days, beta, window.name)
+        path = mv.spot[book.symbols].to_numpy()
+        vol = mv.vol.to_numpy()[:, None]
+        legs = book.leg_pnl(path, vol)
+        full = legs.sum(axis=1)
+        approx = book.greeks_pnl(path, vol).sum(axis=1)
         worst = int(np.argmin(full))
-        notes = "; ".join(f"{s}: {how}" for s, how in source.items())
-        rows.append(
-            {
-                "kind": "historical",
-                "scenario": window.name,
-                "start": window.start,
-                "end": window.end,
-                "spot_shock": moves.attrs["proxy_move"],
-                "vol_shock": float(vol.iloc[-1]),
-                "pnl": float(full[-1]),
-                "pnl_pct": float(full[-1]) / equity if equity else np.nan,
-                "greeks_pnl": float(approx[-1]),
-                "worst_pnl": float(min(full[worst], 0.0)),
-                "worst_pct": float(min(full[worst], 0.0)) / equity if equity else np.nan,
-                "worst_date": moves.index[worst] if full[worst] < 0 else pd.NaT,
-                "data": notes,
-            }
-        )
-    return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+        ends.append(legs[-1])
+        rows.append({
+            "kind": "historical", "scenario": window.name, "start": window.start, "end": window.end,
+            "spot_shock": mv.proxy_move, "vol_shock": float(mv.vol.iloc[-1]), "pnl": float(full[-1]),
+            "pnl_pct": float(full[-1]) / equity if equity else np.nan, "greeks_pnl": float(approx[-1]),
+            "worst_pnl": float(min(full[worst], 0.0)),
+            "worst_pct": float(min(full[worst], 0.0)) / equity if equity else np.nan,
+            "worst_date": mv.spot.index[worst] if full[worst] < 0 else pd.NaT, "data": mv.notes(),
+        })
+    table = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+    return StressDetail(table, *_detail(book, [w.name for w in cfg.windows], np.vstack(ends)))
+
+
+def historical(positions: Sequence[Position], lake: Lake, config: StressConfig | None = None,
+               equity: float | None = None) -> pd.DataFrame:
+    return historical_detail(positions, lake, config, equity).table
+
+
+def stress_detail(positions: Sequence[Position], lake: Lake | None = None, config: StressConfig | None = None,
+                  equity: float | None = None) -> StressDetail:
+    """Historical windows (if a lake is given) followed by the hypothetical grid."""
+    cfg = config or StressConfig()
+    parts = [hypothetical_detail(positions, cfg, equity)]
+    if lake is not None:
+        parts.insert(0, historical_detail(positions, lake, cfg, equity))
+    parts = [p for p in parts if not p.table.empty]
+    if not parts:
+        return _empty()
+    return StressDetail(pd.concat([p.table for p in parts], ignore_index=True),
+                        pd.concat([p.by_underlying for p in parts]), pd.concat([p.by_leg for p in parts]))
 
 
 def stress_report(
@@ -281,14 +224,23 @@ def stress_report(
     equity: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Historical windows (if a lake is given) followed by the hypothetical grid, one row per scenario."""
+    return stress_detail(positions, lake, config, equity).table
+
+
+def greeks_ladder(positions: Sequence[Position], config: StressConfig | None = None) -> pd.DataFrame:
+    """P&L of the book over spot moves (``config.ladder``, vol unchanged): one day forward by full
+    revaluation and by the Greeks, their difference, and at expiry (every option at its intrinsic value)."""
     cfg = config or StressConfig()
-    parts = [hypothetical(positions, cfg, equity)]
-    if lake is not None:
-        parts.insert(0, historical(positions, lake, cfg, equity))
-    parts = [p for p in parts if not p.empty]
-    if not parts:
-        return pd.DataFrame(columns=list(REPORT_COLUMNS))
-    return pd.concat(parts, ignore_index=True)
+    if not positions:
+        return pd.DataFrame()
+    book = book_of(positions, cfg)
+    moves = np.repeat(np.array(cfg.ladder)[:, None], len(book), axis=1)
+    zero = np.zeros(len(cfg.ladder))[:, None]
+    one_day = book.leg_pnl(moves, zero, 1.0).sum(axis=1)
+    approx = book.greeks_pnl(moves, zero, 1.0).sum(axis=1)
+    at_expiry = book.leg_pnl(moves, zero, np.broadcast_to(book.days, moves.shape)).sum(axis=1)
+    return pd.DataFrame({"pnl_1d": one_day, "greeks_1d": approx, "difference_1d": one_day - approx,
+                         "pnl_expiry": at_expiry}, index=pd.Index(list(cfg.ladder), name="spot_move"))
 
 
 def render(table: pd.DataFrame, title: str = "stress tests", money: bool = True) -> Any:

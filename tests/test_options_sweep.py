@@ -25,7 +25,7 @@ from quantlake.errors import ConfigError
 from quantlake.lake import Lake
 
 BASE: dict[str, Any] = {
-    "name": "pcs", "underlying": "^GSPC", "start": "2015-03-02", "end": "2015-12-31",
+    "name": "pcs", "underlying": "^GSPC", "start": "2015-03-02", "end": "2015-08-31",
     "strategy": {"kind": "put_credit_spread", "short_put": {"by": "delta", "value": [0.15, 0.3]},
                  "exits": {"profit_target": [0.5, None], "exit_regimes": []}},
     "market": {"rate": {"constant": 0.01}}, "overfitting": {"cscv_splits": 4},
@@ -172,6 +172,7 @@ def store(ql_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pyte
     return ql_home
 
 
+@pytest.mark.slow
 def test_cli_runs_the_tracked_sweep(store: Path, sample_lake_dir: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
@@ -180,7 +181,7 @@ def test_cli_runs_the_tracked_sweep(store: Path, sample_lake_dir: Path, tmp_path
     from backtests.options.cli import register
     from tracking.run_context import client
 
-    data = {**BASE, "start": "2015-06-01", "end": "2015-10-30", "chunks": 2,
+    data = {**BASE, "start": "2015-05-01", "end": "2015-08-31", "chunks": 2,
             "strategy": {**BASE["strategy"], "exits": {"profit_target": 0.5, "exit_regimes": []},
                          "width": {"pct": [0.01, 0.02]}},
             "report": {"child_runs": 2, "plots": True, "output_dir": str(tmp_path / "out")}}
@@ -222,20 +223,28 @@ def test_cli_runs_the_tracked_sweep(store: Path, sample_lake_dir: Path, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_flow_on_dask_workers_gives_the_sequential_table(store: Path, sample_lake_dir: Path, gspc_lake: Lake,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flow_on_threads_and_chunks_on_dask_workers_give_the_sequential_table(
+        store: Path, sample_lake_dir: Path, gspc_lake: Lake, four_chunks: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The options-sweep flow (its chunks as Prefect tasks on a thread pool), and the trial chunks run by two
+    Dask worker processes (each with its own chain cache): the table of the one-chunk sequential sweep."""
+    from distributed import Client, LocalCluster
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
     from flows.options_backtest import run_options_sweep_flow
 
     monkeypatch.setenv("QUANTLAKE_LAKE_URI", str(sample_lake_dir))
-    cfg = sweep(chunks=1)
-    sequential = run_option_sweep(cfg, gspc_lake).trials
+    cfg = sweep(chunks=3, report={"plots": False})
     with temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}):
-        digest = run_options_sweep_flow({**cfg.model_dump(mode="json"), "chunks": 4, "report": {"plots": False}},
-                                        runner="dask", workers=2)
-    table = pd.read_parquet(digest["files"]["trials"])
-    pd.testing.assert_frame_equal(table, sequential)
+        digest = run_options_sweep_flow(cfg.model_dump(mode="json"), runner="thread", workers=2)
+    pd.testing.assert_frame_equal(pd.read_parquet(digest["files"]["trials"]), four_chunks.trials)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        def dask(fn: Any, items: Any) -> list[Any]:
+            return list(client.gather(client.map(fn, items, pure=False)))
+
+        with use_runner(dask):
+            on_dask = run_option_sweep(sweep(chunks=4), gspc_lake)
+    pd.testing.assert_frame_equal(on_dask.trials, four_chunks.trials)
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs/options_sweep").glob("*.yaml")), ids=lambda p: p.stem)

@@ -97,7 +97,8 @@ def test_cli_report_table_and_json(sample_lake, half_gspc: pd.Series, tmp_path: 
                               "2026-01-16", "--vol-shock", "10", "--spot-shock", "-0.1", "--format", "json"])  # fmt: skip
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert set(doc) == {"summary", "var", "drawdowns", "stress", "notes"}
+    assert set(doc) == {"summary", "var", "drawdowns", "stress", "notes", "warnings", "stress_by_underlying",
+                        "stress_by_leg", "ladder", "option_var"}  # the book holds an option
     assert set(doc["var"]) == {"historical", "parametric", "cornish_fisher"}
     hypo = [s for s in doc["stress"] if s["kind"] == "hypothetical"]
     assert [(h["spot_shock"], h["vol_shock"]) for h in hypo] == [(-0.1, 0.1)]

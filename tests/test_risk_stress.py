@@ -56,7 +56,8 @@ def test_options_fully_repriced_and_greeks_beside() -> None:
     short_put = Position(symbol="SPY", right="P", strike=95, expiry=EXPIRY, qty=-3, price=1.0, underlying_price=100,
                          iv=0.25)  # fmt: skip
     cfg = StressConfig(
-        spot_shocks=(-0.2, -0.005, 0.1), vol_shocks=(0.0, 0.05), rate=r, dividend_yield=q, as_of=AS_OF
+        spot_shocks=(-0.2, -0.005, 0.1), vol_shocks=(0.0, 0.05), rate=r, dividend_yield=q, as_of=AS_OF,
+        exercise="european",
     )
     t = hypothetical([call, short_put], cfg)
     assert len(t) == 6
@@ -82,7 +83,7 @@ def test_volatility_implied_from_price_when_iv_missing() -> None:
     with_iv = Position(symbol="SPY", right="P", strike=100, expiry=EXPIRY, qty=1, price=price, underlying_price=100,
                        iv=0.3)  # fmt: skip
     no_iv = with_iv.model_copy(update={"iv": None})
-    cfg = StressConfig(as_of=AS_OF)
+    cfg = StressConfig(as_of=AS_OF, exercise="european")
     np.testing.assert_allclose(
         hypothetical([no_iv], cfg)["pnl"], hypothetical([with_iv], cfg)["pnl"], rtol=1e-8
     )
@@ -114,7 +115,7 @@ def test_historical_replay_by_hand(lake) -> None:  # type: ignore[no-untyped-def
         _bars("ZZZ", ["2021-03-03", "2021-03-04"], [10.0, 5.0]),  # listed mid-window: uses the proxy
     ]))  # fmt: skip
     window = StressWindow(name="test", start=dt.date(2021, 3, 1), end=dt.date(2021, 3, 4))
-    cfg = StressConfig(windows=(window,), as_of=AS_OF, coverage_days=0)
+    cfg = StressConfig(windows=(window,), as_of=AS_OF, coverage_days=0, exercise="european")
     book = [
         Position(symbol="AAA", qty=100, price=50.0),
         Position(symbol="BBB", qty=10, price=200.0),  # no data at all: the proxy
@@ -148,7 +149,7 @@ def test_historical_replay_by_hand(lake) -> None:  # type: ignore[no-untyped-def
 def test_default_windows_on_sample_data(sample_lake) -> None:  # type: ignore[no-untyped-def]
     book = [Position(symbol="SPY", qty=100, price=100.0), Position(symbol="MSFT", qty=10, price=100.0)]
     t = stress_report(book, sample_lake, StressConfig(as_of=AS_OF), equity=100_000)
-    assert list(t["kind"]) == ["historical"] * 3 + ["hypothetical"] * 5
+    assert list(t["kind"]) == ["historical"] * 4 + ["hypothetical"] * 5
     first = sample_lake.query(
         "SELECT symbol, arg_min(coalesce(adj_close, close), date) AS a, arg_max(coalesce(adj_close, close), date) AS b "
         "FROM equity_bars "
@@ -156,14 +157,22 @@ def test_default_windows_on_sample_data(sample_lake) -> None:  # type: ignore[no
     ).set_index("symbol")
     spy = first.loc["SPY", "b"] / first.loc["SPY", "a"] - 1
     gspc = first.loc["^GSPC", "b"] / first.loc["^GSPC", "a"] - 1
+    # MSFT's sample closes are 2010-2018: over autumn 2008 it moves by its beta to ^GSPC, estimated here on
+    # the last 252 daily returns both have (up to AS_OF)
+    closes = sample_lake.query(
+        "SELECT date, symbol, coalesce(adj_close, close) AS px FROM equity_bars WHERE symbol IN ('MSFT', '^GSPC')"
+    ).pivot(index="date", columns="symbol", values="px").sort_index()
+    rets = closes.pct_change(fill_method=None).dropna().tail(252)
+    beta = np.cov(rets["MSFT"], rets["^GSPC"], ddof=1)[0, 1] / rets["^GSPC"].var(ddof=1)
     autumn = t.iloc[0]
     assert autumn.scenario == "autumn 2008"
-    # SPY has its own 2008 data; MSFT's sample closes start in 2010: it follows ^GSPC
-    assert autumn.pnl == pytest.approx(100 * 100 * spy + 10 * 100 * gspc, rel=1e-9)
-    assert "SPY: own" in autumn.data and "MSFT: proxy ^GSPC" in autumn.data
+    assert autumn.pnl == pytest.approx(100 * 100 * spy + 10 * 100 * beta * gspc, rel=1e-9)
+    assert "SPY: own" in autumn.data and f"MSFT: proxy ^GSPC × beta {beta:.2f} over 252 daily returns" in autumn.data
     assert -0.5 < spy < -0.3  # the autumn 2008 crash
-    march = t.iloc[1]  # no SPY sample data in 2020: both follow ^GSPC
-    assert "SPY: proxy ^GSPC" in march.data and march.pnl < -0.25 * 11_000
+    assert t.iloc[1].scenario == "Feb 2018 vol spike"
+    march = t.iloc[2]  # no SPY sample data in 2020: both follow ^GSPC by their betas
+    assert march.scenario == "March 2020"
+    assert "SPY: proxy ^GSPC × beta" in march.data and march.pnl < -0.25 * 11_000
     rendered = render(t)
     assert rendered.row_count == len(t)
     assert "data for autumn 2008: " in str(rendered.caption) and "SPY: own" in str(rendered.caption)

@@ -28,6 +28,7 @@ from backtests.options.chain_config import (
 )
 from quantlake.errors import ConfigError, InvalidSymbolError, MalformedFileError
 from quantlake.tables import validate_symbol
+from risk.limits import Limits
 from risk.position_sizing import SizingSpec
 from risk.sizing import AdaptiveSizing
 
@@ -518,6 +519,19 @@ class OptionsBacktestConfig(_Model):
     sizing: SizingSpec | None = None  # overrides the strategy's own sizing (risk.position_sizing; max-loss budget)
     tracking: TrackingConfig = TrackingConfig()
     outputs: OutputConfig = OutputConfig()
+    # opt-in pre-trade risk limits on every opening order (risk.limits.Limits fields; unset ones keep their
+    # defaults): a refused order is listed with the limits it broke (backtests.options.limits)
+    risk_limits: Limits | None = None
+
+    @field_validator("risk_limits", mode="before")
+    @classmethod
+    def _limits(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            try:
+                return Limits.model_validate(v)
+            except ConfigError as exc:  # "Limits.max_theta: ..." -> reported under risk_limits.max_theta
+                raise ValueError(str(exc).replace("Limits.", "")) from None
+        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -49,6 +49,7 @@ from backtests.options.contracts import MULTIPLIER, Contract, monthly_expiries, 
 from backtests.options.errors import ChainError, OrderError
 from backtests.options.orders import CloseOrder, OptionOrder, Order, ShareOrder
 from backtests.options.quotes import ChainSnapshot, ChainSource, LegQuotes, Market
+from risk.limits import Limits
 from risk.position_sizing import SizingSpec
 
 EXERCISE_THRESHOLD = 0.01  # OCC exercise by exception: in the money by at least one cent
@@ -79,6 +80,7 @@ class EngineSettings:
     interest: InterestConfig = field(default_factory=InterestConfig)
     settlement_price: Literal["close", "open"] = "close"
     sizing: SizingSpec | None = None  # the config's top-level ``sizing:`` (None: each strategy's own)
+    limits: Limits | None = None  # pre-trade risk limits on opening orders (backtests.options.limits)
 
     @classmethod
     def from_config(cls, cfg: OptionsBacktestConfig, default_delay: Delay) -> EngineSettings:
@@ -86,7 +88,7 @@ class EngineSettings:
             underlying=cfg.underlying, settlement=cfg.settlement, dividend_yield=cfg.market.dividend_yield,
             chain_source=cfg.chain.source, fill=cfg.execution.fill, delay=cfg.execution.delay or default_delay,
             commissions=cfg.commissions, margin=cfg.margin, interest=cfg.interest,
-            settlement_price=cfg.market.settlement_price, sizing=cfg.sizing,
+            settlement_price=cfg.market.settlement_price, sizing=cfg.sizing, limits=cfg.risk_limits,
         )
 
 
@@ -493,6 +495,14 @@ class Engine:
         if self.settings.margin.enabled and excess < -1e-6 and excess < self.excess()[0] - 1e-9:
             return "insufficient buying power", {"requirement": req, "excess_after": excess,
                                                  "equity": self.account.equity(self.bar.close)}
+        if self.settings.limits is not None:
+            from backtests.options import limits as lim
+
+            check = lim.check(self.settings.limits, self.account, (d["equity"] for d in self.daily),
+                              self.settings.underlying, self.bar.close, contracts, qty, prices, q, order.tag)
+            if not check.passed:
+                return f"risk limits: {check.summary().removeprefix('rejected: ')}", {
+                    "equity": self.account.equity(self.bar.close)}
         return None
 
     def _close(self, pos: Position, prices: np.ndarray, fees: float, q: LegQuotes, reason: str) -> None:

@@ -2,7 +2,8 @@
 
 A sweep config is an option backtest config (:class:`backtests.options.config.OptionsBacktestConfig`) in which
 any setting under ``strategy`` (its parameters, ``dte``, ``width``, ``exits``, ``sizing`` ...), ``execution``,
-``commissions``, ``margin`` or ``interest`` may take several values, written as in equity sweeps:
+``commissions``, ``margin``, ``interest`` or ``risk_limits`` may take several values, written as in equity
+sweeps:
 
 * a list ``value: [0.10, 0.16, 0.20]`` (for a setting that is itself a list, such as ``exits.exit_regimes``,
   a plain list is one value: sweep it with ``{values: [[], [iv_expansion]]}``);
@@ -50,7 +51,7 @@ from backtests.research.specs import (
 )
 from quantlake.errors import ConfigError, MalformedFileError
 
-SWEEPABLE = ("strategy", "execution", "commissions", "margin", "interest")
+SWEEPABLE = ("strategy", "execution", "commissions", "margin", "interest", "risk_limits")
 # selection metrics: the backtest's own figures (sharpe on daily returns in excess of the cash rate);
 # in walk-forward windows each is measured on the window's excess daily returns under the name on the right
 METRICS: dict[str, str] = {
@@ -89,12 +90,13 @@ class OptionsSweepConfig(_Model):
     end: dt.date
     initial_cash: float = Field(default=1_000_000.0, gt=0)
     strategy: dict[str, Any]
-    chains: dict[str, Any] = Field(default_factory=dict)
+    chain: dict[str, Any] = Field(default_factory=dict)
     market: dict[str, Any] = Field(default_factory=dict)
     execution: dict[str, Any] = Field(default_factory=dict)
     commissions: dict[str, Any] = Field(default_factory=dict)
     margin: dict[str, Any] = Field(default_factory=dict)
     interest: dict[str, Any] = Field(default_factory=dict)
+    risk_limits: dict[str, Any] | None = None
     search: SearchConfig = Field(default_factory=SearchConfig)
     metric: Literal["sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown", "ann_vol"] = "sharpe"
     chunks: int = Field(default=4, ge=1, le=1000, description="task chunks the trials are split into")
@@ -129,8 +131,8 @@ class OptionsSweepConfig(_Model):
     def backtest_data(self) -> dict[str, Any]:
         """The backtest part, as an :class:`OptionsBacktestConfig` mapping with the sweep specs still in it."""
         data = self.model_dump(mode="json", include={"name", "underlying", "start", "end", "initial_cash",
-                                                     "strategy", "chains", "market", *SWEEPABLE})
-        return {k: v for k, v in data.items() if v != {} or k == "strategy"}
+                                                     "strategy", "chain", "market", *SWEEPABLE})
+        return {k: v for k, v in data.items() if (v != {} and v is not None) or k == "strategy"}
 
 
 # ------------------------------------------------------------------------------------------ spec grammar
