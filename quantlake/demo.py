@@ -87,6 +87,7 @@ STAGES: list[tuple[str, str]] = [
     ("equity", "backtests.equity.demo:stage"),
     ("options", "backtests.options.demo:stage"),
     ("options_spx", "backtests.options.demo_spx:stage"),  # real SPX quotes (needs the ingest stage)
+    ("options_sweep", "backtests.options.sweep.demo:stage"),
     ("risk", "risk.demo:stage"),
     ("tracking", "tracking.demo:stage"),
     ("scan", "execution.demo:stage_scan"),

@@ -123,11 +123,42 @@ def _backtest_run_report(ctx: DemoContext) -> None:
     rep = build_report(curve_from_frame(frame, f"run {run_id}", column), lake=ctx.lake)
     s, v = rep.summary, rep.var
     beta = "n/a" if s["beta"] is None else f"{s['beta']:.2f}"
+    cf = v.loc["cornish_fisher", "var_95"]
+    cf_text = f"Cornish-Fisher {cf:.2%} (!) outside its domain" if rep.warnings else f"Cornish-Fisher {cf:.2%}"
     ctx.console.print(
         f"[bold]risk of backtest run {run_id[:8]}[/] ({runs[0].data.tags.get('quantlake.job', '?')}): "
         f"max drawdown {s['max_drawdown']:.1%}, 1-day VaR95 {v.loc['historical', 'var_95']:.2%} "
-        f"(Cornish-Fisher {v.loc['cornish_fisher', 'var_95']:.2%}), beta {beta}; "
-        f"full report: quantlake risk report --run {run_id}"
+        f"({cf_text}), beta {beta}; full report: quantlake risk report --run {run_id}",
+        soft_wrap=True,
+    )
+    _option_book(ctx, run_id)
+
+
+def _option_book(ctx: DemoContext, run_id: str) -> None:
+    """An options run: its open book on the worst-drawdown day, stressed in full (`risk report --run ID`)."""
+    from quantlake.lake import Lake
+    from risk.report import build_report
+    from risk.run_book import book_on, default_dates, equity_until, option_run
+    from risk.stress import StressConfig
+
+    art = option_run(run_id)
+    if art is None:
+        return
+    day, label = default_dates(art.daily)[0]
+    book = book_on(art, day, Lake(ctx.lake.uri, pins=art.pins), label)
+    if not any(p.is_option for p in book.positions):
+        return
+    cfg = StressConfig(as_of=book.date, rate=book.rate, dividend_yield=art.dividend_yield)
+    rep = build_report(equity_until(art, book.date), book.positions, ctx.lake, stress=cfg)
+    worst = rep.stress.loc[rep.stress["pnl"].idxmin()]
+    ov = rep.option_var
+    var = (f"; 1-day VaR99 by full revaluation {ov.table.loc['full revaluation', 'var_99']:,.0f} vs "
+           f"delta-gamma {ov.table.loc['delta-gamma', 'var_99']:,.0f}") if ov is not None else ""
+    ctx.console.print(
+        f"[bold]open book of run {run_id[:8]} on {book.date}[/] ({label}): {len(book.positions)} leg(s); worst "
+        f"stress {worst['scenario']} {worst['pnl']:,.0f} ({worst['pnl_pct']:.1%} of equity, Greeks say "
+        f"{worst['greeks_pnl']:,.0f}){var}; quantlake risk report --run {run_id} --date {book.date}",
+        soft_wrap=True,
     )
 
 

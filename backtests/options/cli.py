@@ -70,10 +70,10 @@ def register(app: typer.Typer) -> None:
         _print_result(run_id, result)
 
 
-def _print_sweep(digest: dict[str, Any]) -> None:
+def _print_sweep(digest: dict[str, Any], out: Any = None) -> None:
     from quantlake.display import Col, Kind, console, format_cell, print_path, print_table
 
-    out = console()
+    out = out or console()
     top = digest.get("top") or []
     if top:
         shown = ("trial", "sharpe", "cagr", "max_drawdown", "positions", "win_rate")

@@ -519,19 +519,15 @@ class OptionsBacktestConfig(_Model):
     sizing: SizingSpec | None = None  # overrides the strategy's own sizing (risk.position_sizing; max-loss budget)
     tracking: TrackingConfig = TrackingConfig()
     outputs: OutputConfig = OutputConfig()
-    # opt-in pre-trade risk limits on every opening order (risk.limits.Limits fields; unset ones keep their
-    # defaults): a refused order is listed with the limits it broke (backtests.options.limits)
-    risk_limits: Limits | None = None
+    risk_limits: Limits | None = None  # opt-in pre-trade limits on openings (backtests.options.limits)
 
     @field_validator("risk_limits", mode="before")
     @classmethod
     def _limits(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            try:
-                return Limits.model_validate(v)
-            except ConfigError as exc:  # "Limits.max_theta: ..." -> reported under risk_limits.max_theta
-                raise ValueError(str(exc).replace("Limits.", "")) from None
-        return v
+        try:  # "Limits.max_theta: ..." is reported as "risk_limits: max_theta: ..."
+            return Limits.model_validate(v) if isinstance(v, dict) else v
+        except ConfigError as exc:
+            raise ValueError(str(exc).replace("Limits.", "")) from None
 
     @model_validator(mode="before")
     @classmethod

@@ -237,7 +237,7 @@ def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = list(value) if isinstance(value, tuple) else value
 
 
-def _plain(value: Any) -> Any:
+def config_value(value: Any) -> Any:
     """A cell of the trials frame as a config value (numpy scalars as Python ones; a missing value — a swept
     ``null`` that pandas stored as NaN — as None)."""
     value = value.item() if hasattr(value, "item") else value
@@ -273,12 +273,12 @@ def expand(cfg: OptionsSweepConfig) -> Trials:
     def trial_config(row: Mapping[str, Any]) -> OptionsBacktestConfig | None:
         data = copy.deepcopy(base)
         for name, value in row.items():
-            _set(data, paths[name], _plain(value))
+            _set(data, paths[name], config_value(value))
         data["outputs"] = {"plots": False}
         try:
             return parse_config(data, source="trial")
         except ConfigError as exc:
-            where = ", ".join(f"{k}={_plain(v)}" for k, v in row.items())
+            where = ", ".join(f"{k}={config_value(v)}" for k, v in row.items())
             errors.append(f"{where}: {exc}" if where else str(exc))
             return None
 

@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from backtests.options.runner import BacktestResult
-from backtests.options.sweep.config import LOWER_IS_BETTER, METRICS, OptionsSweepConfig, Trials, expand
+from backtests.options.sweep.config import (
+    LOWER_IS_BETTER,
+    METRICS,
+    OptionsSweepConfig,
+    Trials,
+    config_value,
+    expand,
+)
 from backtests.options.sweep.trials import ChunkResult, make_chunks, release, run_chunk, workspace
 from backtests.research.montecarlo import MonteCarloResult, monte_carlo
 from backtests.research.overfitting import DeflatedSharpe, PBOResult, deflated_sharpe, pbo_cscv
@@ -46,13 +53,14 @@ class OptionSweepResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     trial_seconds: list[float] = field(default_factory=list)
+    trial_cpu_seconds: list[float] = field(default_factory=list)
     chunk_seconds: list[float] = field(default_factory=list)
     chains_built: int = 0
     files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_params(self) -> dict[str, Any]:
-        return {k: _plain(v) for k, v in self.trials.loc[self.best, list(self.params)].items()}
+        return {k: config_value(v) for k, v in self.trials.loc[self.best, list(self.params)].items()}
 
     @property
     def params(self) -> list[str]:
@@ -82,7 +90,9 @@ class OptionSweepResult:
 
     def timing(self) -> dict[str, float]:
         per = float(np.mean(self.trial_seconds)) if self.trial_seconds else float("nan")
-        return {"sweep_seconds": self.seconds, "seconds_per_trial": per, "chains_built": float(self.chains_built)}
+        cpu = float(np.mean(self.trial_cpu_seconds)) if self.trial_cpu_seconds else float("nan")
+        return {"sweep_seconds": self.seconds, "seconds_per_trial": per, "cpu_seconds_per_trial": cpu,
+                "chains_built": float(self.chains_built)}
 
 
 def _metric_columns() -> tuple[str, ...]:
@@ -91,17 +101,14 @@ def _metric_columns() -> tuple[str, ...]:
     return (*TRIAL_METRICS, "sortino")
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
 def rank_order(values: pd.Series, metric: str) -> pd.Series:
     """Trials best first by ``metric`` (NaN last; ties: the lower trial id)."""
     return values.sort_values(ascending=metric in LOWER_IS_BETTER, na_position="last", kind="stable")
 
 
-def assemble(trials: Trials, results: list[ChunkResult]) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
-    """The trials table (swept values + metrics, index trial) and the (dates × trials) excess-return matrix."""
+def assemble(trials: Trials, results: list[ChunkResult]) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[float, float]]]:
+    """The trials table (swept values + metrics, index trial), the (dates × trials) excess-return matrix and
+    each trial's (wall, CPU) seconds."""
     outputs = sorted((o for r in results for o in r.outputs), key=lambda o: o.trial)
     if [o.trial for o in outputs] != list(range(len(trials))):
         raise RuntimeError("option sweep: chunk results do not cover every trial exactly once")
@@ -109,7 +116,7 @@ def assemble(trials: Trials, results: list[ChunkResult]) -> tuple[pd.DataFrame, 
     table = pd.concat([trials.params, metrics], axis=1)
     returns = pd.concat({o.trial: o.returns for o in outputs}, axis=1).sort_index()
     returns.columns.name = "trial"
-    return table, returns, [o.seconds for o in outputs]
+    return table, returns, [(o.seconds, o.cpu_seconds) for o in outputs]
 
 
 def position_returns(result: BacktestResult) -> np.ndarray:
@@ -161,5 +168,5 @@ def run_option_sweep(config: OptionsSweepConfig, lake: Lake) -> OptionSweepResul
     return OptionSweepResult(
         config=config, trials=table, returns=returns, swept=trials.swept, best=best, dsr=dsr, pbo=pbo,
         selected=selected, walkforward=wf, montecarlo=mc, notes=notes, seconds=time.perf_counter() - t0,
-        trial_seconds=per_trial, chunk_seconds=[r.seconds for r in results], chains_built=chains_built,
+        trial_seconds=[w for w, _ in per_trial], trial_cpu_seconds=[c for _, c in per_trial], chunk_seconds=[r.seconds for r in results], chains_built=chains_built,
     )
