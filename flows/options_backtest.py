@@ -38,17 +38,21 @@ def options_backtest_flow(config: dict[str, Any] | str) -> dict[str, Any] | Stat
 @flow(name="options-sweep", on_failure=ALERT_HOOKS, on_crashed=ALERT_HOOKS, on_completion=RESOLVE_HOOKS)
 @quantlake_errors_fail_cleanly
 def options_sweep_flow(
-    config: dict[str, Any] | str, as_of: dict[str, int] | None = None
+    config: dict[str, Any] | str, as_of: dict[str, int] | None = None, dask_address: str | None = None
 ) -> dict[str, Any] | State[Any]:
     """An option sweep (job ``options.sweep``) as one MLflow run, its trial chunks fanned out as tasks on the
-    flow's task runner.  ``config``: a sweep config mapping or the path of a YAML/JSON file; ``as_of`` pins
-    table versions."""
+    flow's task runner, or as Dask tasks on the existing cluster at ``dask_address`` (default
+    ``$QUANTLAKE_DASK_ADDRESS`` / ``dask.address`` of the config file).  ``config``: a sweep config mapping or
+    the path of a YAML/JSON file; ``as_of`` pins table versions."""
     from backtests.options.sweep.config import load_sweep_config, parse_sweep_config
     from backtests.options.sweep.jobs import JOB, summary
+    from quantlake.cluster import cluster_runner
+    from quantlake.config import dask_address as configured_dask
     from tracking.jobs import run_job
 
     cfg = load_sweep_config(config) if isinstance(config, str) else parse_sweep_config(config)
-    with use_runner(prefect_runner):
+    address = configured_dask(dask_address)
+    with use_runner(cluster_runner(address) if address else prefect_runner):
         run_id = run_job(JOB, cfg, Lake(pins=as_of), run_name=cfg.name)
     digest = summary(run_id)
     m = digest.get("metrics", {})
@@ -60,9 +64,11 @@ def options_sweep_flow(
 
 
 def run_options_sweep_flow(config: dict[str, Any], runner: str = "thread", workers: int = 2,
-                           as_of: dict[str, int] | None = None) -> dict[str, Any]:
-    """Run :func:`options_sweep_flow` on the chosen task runner (``thread`` or ``dask``)."""
-    out = options_sweep_flow.with_options(task_runner=task_runner(runner, workers))(config=config, as_of=as_of)
+                           as_of: dict[str, int] | None = None, dask_address: str | None = None) -> dict[str, Any]:
+    """Run :func:`options_sweep_flow` on the chosen task runner (``thread`` or ``dask``), or its chunks on the
+    existing Dask cluster at ``dask_address``."""
+    out = options_sweep_flow.with_options(task_runner=task_runner("thread" if dask_address else runner, workers))(
+        config=config, as_of=as_of, dask_address=dask_address)
     if not isinstance(out, dict):  # a Failed state returned instead of raised
         raise UserInputError(f"options sweep flow failed: {out}")
     return out

@@ -109,10 +109,14 @@ def register_sweep(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(min=1, help="threads or Dask worker processes")] = 2,
         as_of: Annotated[list[str] | None, typer.Option("--as-of", help="pin a table version, TABLE=VERSION")]
         = None,
+        dask_address: Annotated[str | None, typer.Option(
+            "--dask-address", help="run the trial chunks on this existing Dask cluster, tcp://HOST:PORT (default: "
+            "$QUANTLAKE_DASK_ADDRESS, else dask.address in the config file)")] = None,
     ) -> None:
         """Sweep an option strategy's settings (lists, ranges, random draws) on shared chains: trials table,
         heatmaps, deflated Sharpe and PBO, optional walk-forward and Monte Carlo; one MLflow parent run."""
         from backtests.options.sweep.config import load_sweep_config
+        from quantlake.config import dask_address as configured_dask
         from quantlake.config import quiet_environment
         from quantlake.errors import UserInputError
         from quantlake.lake import parse_as_of
@@ -122,6 +126,13 @@ def register_sweep(app: typer.Typer) -> None:
         pins = parse_as_of(as_of or [])
         if runner not in ("thread", "dask", "none"):
             raise UserInputError(f"--runner: unknown task runner {runner!r}; choose thread, dask or none")
+        address = configured_dask(dask_address)
+        if address:
+            from quantlake.cluster import check_reachable
+
+            if runner == "none":
+                raise UserInputError("--dask-address needs a Prefect task runner: drop --runner none")
+            check_reachable(address)
         data = cfg.model_dump(mode="json")
         if runner == "none":
             from backtests.options.sweep.jobs import JOB, summary
@@ -132,5 +143,6 @@ def register_sweep(app: typer.Typer) -> None:
         else:
             from flows.options_backtest import run_options_sweep_flow
 
-            digest = run_options_sweep_flow(data, runner=runner, workers=workers, as_of=pins or None)
+            digest = run_options_sweep_flow(data, runner=runner, workers=workers, as_of=pins or None,
+                                            dask_address=address)
         _print_sweep(digest)
