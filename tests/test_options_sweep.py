@@ -162,14 +162,6 @@ def test_selection_and_overfitting_statistics_read_the_trials_returns(four_chunk
 
 
 # ------------------------------------------------------------------------------------------ tracked job
-@pytest.fixture()
-def store(ql_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    from tracking.testing import seed_store
-
-    cache = getattr(request.config, "cache", None)
-    cache_dir = Path(cache.mkdir("quantlake_mlflow")) if cache else tmp_path_factory.getbasetemp() / "mlflow"
-    seed_store(ql_home, cache_dir)
-    return ql_home
 
 
 @pytest.mark.slow

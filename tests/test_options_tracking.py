@@ -27,14 +27,6 @@ CONFIG = {
 }
 
 
-@pytest.fixture()
-def store(ql_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    from tracking.testing import seed_store
-
-    cache = getattr(request.config, "cache", None)
-    cache_dir = Path(cache.mkdir("quantlake_mlflow")) if cache else tmp_path_factory.getbasetemp() / "mlflow"
-    seed_store(ql_home, cache_dir)
-    return ql_home
 
 
 @pytest.fixture()

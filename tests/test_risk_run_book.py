@@ -16,16 +16,6 @@ from typer.testing import CliRunner
 from backtests.options.config import parse_config
 
 
-@pytest.fixture()
-def store(ql_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    from tracking.testing import seed_store
-
-    cache = getattr(request.config, "cache", None)
-    cache_dir = Path(cache.mkdir("quantlake_mlflow")) if cache else tmp_path_factory.getbasetemp() / "mlflow"
-    seed_store(ql_home, cache_dir)
-    return ql_home
-
-
 def legs_held(result: object, day: dt.date) -> set[tuple[dt.date, float, str, float]]:
     """Legs open at the close of ``day`` from the backtest's own records: closed legs entered on or before it
     and closed after it, and the legs still open at the end that were entered on or before it."""

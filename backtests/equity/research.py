@@ -52,25 +52,10 @@ class ResearchResult:
         out["dsr.sharpe_annualized"] = s.dsr.sharpe * math.sqrt(ppy)
         out["dsr.sr0_annualized"] = s.dsr.sr0 * math.sqrt(ppy)
         if self.walkforward is not None:
-            wf = self.walkforward
-            out.update({f"wf.oos.{k}": v for k, v in wf.oos_metrics.items()})
-            out.update({f"wf.is_mean.{k}": v for k, v in wf.is_metrics.items()})
-            out["wf.efficiency"] = wf.efficiency
-            out["wf.windows"] = float(len(wf.windows))
-            out["wf.mean_oos_rank"] = float(wf.windows["oos_rank"].mean())
+            out.update(self.walkforward.metrics())
             out.update(oos_gate_metrics(self))
         if self.montecarlo is not None:
-            for method, row in self.montecarlo.summary.iterrows():
-                for k in (
-                    "final_p05",
-                    "final_p50",
-                    "final_p95",
-                    "mdd_p05",
-                    "mdd_p50",
-                    "risk_of_ruin",
-                    "prob_loss",
-                ):
-                    out[f"mc.{method}.{k}"] = float(row[k])
+            out.update(self.montecarlo.metrics())
         return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 

@@ -11,13 +11,12 @@ call or the -0.30-delta put), prices per share of underlying, cash in the accoun
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backtests.config_files import read_file
 from backtests.options.chain_config import (  # re-exported: the engine and callers import them from here
     CASH_SETTLED_INDEXES,
     LEGACY_CHAIN_MODES,
@@ -26,7 +25,7 @@ from backtests.options.chain_config import (  # re-exported: the engine and call
 from backtests.options.chain_config import (
     ChainSourceMode as ChainSourceMode,
 )
-from quantlake.errors import ConfigError, InvalidSymbolError, MalformedFileError
+from quantlake.errors import ConfigError, InvalidSymbolError
 from quantlake.tables import validate_symbol
 from risk.limits import Limits
 from risk.position_sizing import SizingSpec
@@ -589,12 +588,4 @@ def parse_config(data: Any, source: str = "config") -> OptionsBacktestConfig:
 
 def load_config(path: str | Path) -> OptionsBacktestConfig:
     """Read a ``.yaml``/``.yml``/``.json`` file and validate it (errors name the file and the field)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise MalformedFileError(f"cannot parse {p}: {exc}") from None
-    return parse_config(data, source=str(p))
+    return parse_config(read_file(path), source=str(path))

@@ -66,6 +66,11 @@ class MonteCarloResult:
     n_trades: int
     fraction: float
 
+    def metrics(self) -> dict[str, float]:
+        """Flat figures for MLflow per method (prefix ``mc.<method>.``)."""
+        keys = ("final_p05", "final_p50", "final_p95", "mdd_p05", "mdd_p50", "risk_of_ruin", "prob_loss")
+        return {f"mc.{method}.{k}": float(row[k]) for method, row in self.summary.iterrows() for k in keys}
+
 
 def monte_carlo(trade_returns: np.ndarray, spec: MonteCarloSpec, fraction: float) -> MonteCarloResult:
     trades = np.asarray(trade_returns, dtype=float)

@@ -54,6 +54,16 @@ class WalkForwardResult:
     oos_metrics: dict[str, float]
     is_metrics: dict[str, float]  # mean over windows of the chosen combinations' in-sample metrics
 
+    def metrics(self) -> dict[str, float]:
+        """Flat figures for MLflow: stitched out-of-sample metrics, in-sample means, efficiency, windows, mean
+        out-of-sample rank of the in-sample winner (prefix ``wf.``)."""
+        out = {f"wf.oos.{k}": v for k, v in self.oos_metrics.items()}
+        out.update({f"wf.is_mean.{k}": v for k, v in self.is_metrics.items()})
+        out["wf.efficiency"] = self.efficiency
+        out["wf.windows"] = float(len(self.windows))
+        out["wf.mean_oos_rank"] = float(self.windows["oos_rank"].mean())
+        return out
+
     @property
     def efficiency(self) -> float:
         """Walk-forward efficiency: mean OOS annualized return / mean IS annualized return."""

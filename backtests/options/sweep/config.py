@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import math
 import types
 from collections.abc import Mapping
@@ -36,9 +35,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backtests.config_files import read_file
 from backtests.options.config import OptionsBacktestConfig, parse_config
 from backtests.research import search
 from backtests.research.specs import (
@@ -49,7 +48,7 @@ from backtests.research.specs import (
     UniformSpec,
     WalkForwardSpec,
 )
-from quantlake.errors import ConfigError, MalformedFileError
+from quantlake.errors import ConfigError
 
 SWEEPABLE = ("strategy", "execution", "commissions", "margin", "interest", "risk_limits")
 # selection metrics: the backtest's own figures (sharpe on daily returns in excess of the cash rate);
@@ -330,12 +329,4 @@ def parse_sweep_config(data: Any, source: str = "config") -> OptionsSweepConfig:
 
 def load_sweep_config(path: str | Path) -> OptionsSweepConfig:
     """Read a ``.yaml``/``.yml``/``.json`` sweep config and validate it (errors name the file and field)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise MalformedFileError(f"cannot parse {p}: {exc}") from None
-    return parse_sweep_config(data, source=str(p))
+    return parse_sweep_config(read_file(path), source=str(path))

@@ -76,16 +76,9 @@ class OptionSweepResult:
         out["dsr.sharpe_annualized"] = self.dsr.sharpe * np.sqrt(PERIODS_PER_YEAR)
         out["dsr.sr0_annualized"] = self.dsr.sr0 * np.sqrt(PERIODS_PER_YEAR)
         if self.walkforward is not None:
-            wf = self.walkforward
-            out.update({f"wf.oos.{k}": v for k, v in wf.oos_metrics.items()})
-            out.update({f"wf.is_mean.{k}": v for k, v in wf.is_metrics.items()})
-            out["wf.efficiency"] = wf.efficiency
-            out["wf.windows"] = float(len(wf.windows))
-            out["wf.mean_oos_rank"] = float(wf.windows["oos_rank"].mean())
+            out.update(self.walkforward.metrics())
         if self.montecarlo is not None:
-            for method, mrow in self.montecarlo.summary.iterrows():
-                for k in ("final_p05", "final_p50", "final_p95", "mdd_p05", "mdd_p50", "risk_of_ruin", "prob_loss"):
-                    out[f"mc.{method}.{k}"] = float(mrow[k])
+            out.update(self.montecarlo.metrics())
         return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
     def timing(self) -> dict[str, float]:
