@@ -102,13 +102,17 @@ class Workspace:
 
 _WORKSPACES: dict[str, Workspace] = {}
 _WS_LOCK = threading.Lock()
+MAX_WORKSPACES = 2  # per process: a long-lived Dask worker keeps the caches of the latest sweeps only
 
 
 def workspace(key: str, lake_root: str, pins: dict[str, int], horizon_days: int | None) -> Workspace:
-    """This process's workspace of sweep ``key`` (created on first use)."""
+    """This process's workspace of sweep ``key`` (created on first use; the oldest one is dropped beyond
+    :data:`MAX_WORKSPACES`, since workers of an existing cluster outlive the sweeps they run)."""
     with _WS_LOCK:
         ws = _WORKSPACES.get(key)
         if ws is None:
+            while len(_WORKSPACES) >= MAX_WORKSPACES:
+                _WORKSPACES.pop(next(iter(_WORKSPACES)))
             ws = _WORKSPACES[key] = Workspace(lake_root, pins, horizon_days)
         return ws
 
