@@ -495,15 +495,9 @@ class Engine:
         if self.settings.margin.enabled and excess < -1e-6 and excess < self.excess()[0] - 1e-9:
             return "insufficient buying power", {"requirement": req, "excess_after": excess,
                                                  "equity": self.account.equity(self.bar.close)}
-        if self.settings.limits is not None:
-            from backtests.options import limits as lim
+        from backtests.options.limits import refusal  # opt-in pre-trade risk limits (None when not set)
 
-            check = lim.check(self.settings.limits, self.account, (d["equity"] for d in self.daily),
-                              self.settings.underlying, self.bar.close, contracts, qty, prices, q, order.tag)
-            if not check.passed:
-                return f"risk limits: {check.summary().removeprefix('rejected: ')}", {
-                    "equity": self.account.equity(self.bar.close)}
-        return None
+        return refusal(self, contracts, qty, prices, q, order.tag)
 
     def _close(self, pos: Position, prices: np.ndarray, fees: float, q: LegQuotes, reason: str) -> None:
         total = float(np.abs([leg.qty for leg in pos.legs]).sum())

@@ -11,6 +11,7 @@ and the peak equity so far (for drawdown control).  Closing orders are never che
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,3 +64,17 @@ def check(limits: Limits, account: Account, equity_history: Iterable[float], und
     acct = rb.Account(equity=max(equity, 1e-9), cash=account.cash, peak_equity=max(peak, 1e-9))
     return validate(combo(contracts, qty, prices, q, underlying, spot, tag), acct, book(account, underlying, spot),
                     limits)
+
+
+def refusal(engine: Any, contracts: Sequence[Contract], qty: np.ndarray, prices: np.ndarray, q: LegQuotes,
+            tag: str) -> tuple[str, dict[str, float]] | None:
+    """The engine's refusal (reason, details) of an opening that breaks its ``settings.limits``, else None."""
+    limits = engine.settings.limits
+    if limits is None:
+        return None
+    spot = engine.bar.close
+    result = check(limits, engine.account, (d["equity"] for d in engine.daily), engine.settings.underlying, spot,
+                   contracts, qty, prices, q, tag)
+    if result.passed:
+        return None
+    return f"risk limits: {result.summary().removeprefix('rejected: ')}", {"equity": engine.account.equity(spot)}
