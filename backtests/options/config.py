@@ -563,7 +563,8 @@ class OptionsBacktestConfig(_Model):
 
 
 # ------------------------------------------------------------------------------------------ loading
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
+    """Every validation error of ``exc`` as ``field.path: message`` (joined by ``; ``)."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(config)"
@@ -581,7 +582,7 @@ def parse_config(data: Any, source: str = "config") -> OptionsBacktestConfig:
     try:
         return OptionsBacktestConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid options backtest {source}: {_describe(exc)}") from None
+        raise ConfigError(f"invalid options backtest {source}: {describe_errors(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"invalid options backtest {source}: {exc}") from None
 

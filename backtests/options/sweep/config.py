@@ -38,7 +38,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backtests.config_files import read_file
-from backtests.options.config import OptionsBacktestConfig, parse_config
+from backtests.options.config import OptionsBacktestConfig, describe_errors, parse_config
 from backtests.research import search
 from backtests.research.specs import (
     MonteCarloSpec,
@@ -308,14 +308,6 @@ def expand(cfg: OptionsSweepConfig) -> Trials:
 
 
 # ------------------------------------------------------------------------------------------ loading
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
-        parts.append(f"{loc}: {str(err['msg']).removeprefix('Value error, ')}")
-    return "; ".join(parts)
-
-
 def parse_sweep_config(data: Any, source: str = "config") -> OptionsSweepConfig:
     if isinstance(data, OptionsSweepConfig):
         return data
@@ -324,7 +316,7 @@ def parse_sweep_config(data: Any, source: str = "config") -> OptionsSweepConfig:
     try:
         return OptionsSweepConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(f"invalid options sweep {source}: {_describe(exc)}") from None
+        raise ConfigError(f"invalid options sweep {source}: {describe_errors(exc)}") from None
 
 
 def load_sweep_config(path: str | Path) -> OptionsSweepConfig:
