@@ -18,7 +18,7 @@ import yaml
 from backtests.options import metrics as mx
 from backtests.options.runner import run_backtest
 from backtests.options.sweep.config import expand, parse_sweep_config
-from backtests.options.sweep.research import position_returns, run_option_sweep
+from backtests.options.sweep.research import position_returns, research_sections, run_option_sweep
 from backtests.research.overfitting import pbo_cscv
 from backtests.research.runner import use_runner
 from quantlake.errors import ConfigError
@@ -159,6 +159,37 @@ def test_selection_and_overfitting_statistics_read_the_trials_returns(four_chunk
     first = pos.sort_values("closed", kind="stable").iloc[0]
     day_before = eq.index[list(eq.index).index(first["opened"]) - 1]
     assert position_returns(res.selected)[0] == pytest.approx(first["pnl"] / eq.loc[day_before], rel=1e-12)
+
+
+def test_anchored_walk_forward_and_every_monte_carlo_method_on_the_option_trials(four_chunks: Any) -> None:
+    """Anchored windows grow from the first day; each window picks the trial with the best Sharpe of its own
+    in-sample excess returns (a plain mean/std here); the shuffle keeps every path's final equity at the
+    product of the selected trial's position returns."""
+    res = four_chunks
+    cfg = res.config.model_copy(update={
+        "walkforward": res.config.walkforward.model_copy(update={"mode": "anchored"}),
+        "montecarlo": res.config.montecarlo.model_copy(update={"methods": ["bootstrap", "shuffle", "parametric"]}),
+    })
+    clean = res.returns.dropna(how="all").fillna(0.0)
+    wf, mc = research_sections(cfg, clean, res.selected)
+    first = clean.index[0]
+    assert len(wf.windows) == len(res.walkforward.windows) >= 2
+    for w in wf.windows.itertuples():
+        assert w.is_start == first
+        ins = clean.loc[first:w.is_end]
+        sharpe = ins.mean() / ins.std(ddof=1)
+        assert w.combo == sharpe.idxmax()
+        pd.testing.assert_series_equal(wf.oos_returns.loc[w.oos_start:w.oos_end],
+                                       clean.loc[w.oos_start:w.oos_end, w.combo], check_names=False)
+    # rolling windows of the fixture started later than the first day after the first window
+    assert (res.walkforward.windows["is_start"].iloc[1:] > first).all()
+    trades = position_returns(res.selected)
+    final = float(np.prod(1.0 + trades))
+    assert set(mc.summary.index) == {"bootstrap", "shuffle", "parametric"} and mc.n_trades == len(trades)
+    for q in ("final_p05", "final_p50", "final_p95"):
+        assert mc.summary.loc["shuffle", q] == pytest.approx(final, rel=1e-9)
+    assert mc.observed["final"] == pytest.approx(final, rel=1e-12)
+    assert 0.0 <= mc.summary.loc["bootstrap", "risk_of_ruin"] <= 1.0
 
 
 # ------------------------------------------------------------------------------------------ tracked job

@@ -126,6 +126,21 @@ def position_returns(result: BacktestResult) -> np.ndarray:
     return (pos["pnl"].to_numpy(dtype=float) / base)[order]
 
 
+def research_sections(config: OptionsSweepConfig, returns: pd.DataFrame, selected: BacktestResult
+                      ) -> tuple[WalkForwardResult | None, MonteCarloResult | None]:
+    """The configured walk-forward (rolling or anchored windows over the trials' excess returns, each window's
+    pick by ``config.metric`` in-sample) and Monte Carlo (the selected trial's closed positions) — both the
+    shared :mod:`backtests.research` code of the equity sweeps."""
+    wf = None
+    if config.walkforward is not None:
+        wf = walk_forward(returns, config.walkforward, METRICS[config.metric], PERIODS_PER_YEAR)
+    mc = None
+    if config.montecarlo is not None:
+        trades = position_returns(selected)
+        mc = monte_carlo(trades, config.montecarlo, config.montecarlo.fraction or 1.0)
+    return wf, mc
+
+
 def run_option_sweep(config: OptionsSweepConfig, lake: Lake) -> OptionSweepResult:
     """Run ``config`` on ``lake`` (trials mapped in chunks by the current runner; see the module docstring)."""
     t0 = time.perf_counter()
@@ -151,13 +166,7 @@ def run_option_sweep(config: OptionsSweepConfig, lake: Lake) -> OptionSweepResul
     finally:
         release(key)
     notes = list(trials.notes)
-    wf = None
-    if config.walkforward is not None:
-        wf = walk_forward(clean, config.walkforward, METRICS[config.metric], PERIODS_PER_YEAR)
-    mc = None
-    if config.montecarlo is not None:
-        trades = position_returns(selected)
-        mc = monte_carlo(trades, config.montecarlo, config.montecarlo.fraction or 1.0)
+    wf, mc = research_sections(config, clean, selected)
     return OptionSweepResult(
         config=config, trials=table, returns=returns, swept=trials.swept, best=best, dsr=dsr, pbo=pbo,
         selected=selected, walkforward=wf, montecarlo=mc, notes=notes, seconds=time.perf_counter() - t0,
