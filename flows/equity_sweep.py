@@ -8,7 +8,13 @@ from prefect import flow, get_run_logger
 from prefect.states import State
 
 from backtests.research.runner import use_runner
-from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, prefect_runner, quantlake_errors_fail_cleanly, task_runner
+from flows._common import (
+    ALERT_HOOKS,
+    RESOLVE_HOOKS,
+    prefect_runner,
+    quantlake_errors_fail_cleanly,
+    task_runner,
+)
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 

@@ -12,7 +12,13 @@ from prefect.states import State
 from backtests.options.config import load_config, parse_config
 from backtests.options.jobs import result_files, run_tracked
 from backtests.research.runner import use_runner
-from flows._common import ALERT_HOOKS, RESOLVE_HOOKS, prefect_runner, quantlake_errors_fail_cleanly, task_runner
+from flows._common import (
+    ALERT_HOOKS,
+    RESOLVE_HOOKS,
+    prefect_runner,
+    quantlake_errors_fail_cleanly,
+    task_runner,
+)
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 
