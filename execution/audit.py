@@ -367,31 +367,29 @@ def _day(value: Any) -> str:
     return str(pd.Timestamp(value).date())
 
 
-def status_tables(broker: str, account: str, limit: int = 20, lake: Lake | None = None) -> list[Any]:
-    """Rich tables of one account's audit trail: latest orders, snapshots, kill switch."""
-    from rich.table import Table
+def print_status(broker: str, account: str, limit: int = 20, lake: Lake | None = None) -> None:
+    """One account's audit trail in the terminal (fitted to its width): latest orders, snapshots, kill
+    switch."""
+    from rich.text import Text
 
     from execution.trader import kill_switch
+    from quantlake.display import Col, console, print_table
 
     lake = lake or Lake()
-    out: list[Any] = []
+    out = console()
     o = orders(lake, broker, account)
-    t = Table(title=f"latest orders of {broker}/{account} ({len(o)} in the audit trail)")
-    for col in ("trade date", "strategy", "symbol", "leg", "side", "qty", "status", "filled", "avg price"):
-        t.add_column(col, justify="right" if col in ("qty", "filled", "avg price") else "left")
-    for r in o.sort_values(["trade_date", "created_at"], ascending=False).head(limit).itertuples(index=False):
-        avg = f"{r.filled_avg_price:,.2f}" if pd.notna(r.filled_avg_price) else ""
-        t.add_row(_day(r.trade_date), r.strategy, r.symbol, r.leg, r.side, f"{r.qty:g}", r.status,
-                  f"{r.filled_qty:g}", avg)  # fmt: skip
-    out.append(t)
-    h = account_history(lake, broker, account)
-    a = Table(title="account snapshots")
-    for col in ("trade date", "strategy", "equity", "cash", "drawdown", "positions", "kill switch"):
-        a.add_column(col, justify="right" if col in ("equity", "cash", "drawdown") else "left")
-    for r in h.tail(limit).itertuples(index=False):
-        a.add_row(_day(r.trade_date), r.strategy, f"{r.equity:,.2f}", f"{r.cash:,.2f}", f"{r.drawdown:.2%}",
-                  r.positions, "ON" if r.kill_switch else "off")  # fmt: skip
-    out.append(a)
+    latest = o.sort_values(["trade_date", "created_at"], ascending=False).head(limit)
+    print_table(latest, [
+        Col("trade_date", "trade date", "date"), Col("symbol"), Col("side"), Col("qty", kind="float"),
+        Col("status"), Col("filled_qty", "filled", "float"), Col("filled_avg_price", "avg price", "float"),
+        Col("strategy", optional=True), Col("leg", optional=True),
+    ], title=f"latest orders of {broker}/{account} ({len(o):,} in the audit trail)", out=out)
+    h = account_history(lake, broker, account).tail(limit).copy()
+    h["kill"] = ["ON" if k else "off" for k in h["kill_switch"]] if len(h) else []
+    print_table(h, [
+        Col("trade_date", "trade date", "date"), Col("equity", kind="float"), Col("cash", kind="float"),
+        Col("drawdown", kind="pct"), Col("positions"), Col("kill", "kill switch"),
+        Col("strategy", optional=True),
+    ], title="account snapshots", out=out)
     ks = kill_switch(broker, account)
-    out.append(f"kill switch: {'ON — ' + str(ks.get('reason')) if ks else 'off'}")
-    return out
+    out.print(Text(f"kill switch: {'ON — ' + str(ks.get('reason')) if ks else 'off'}"), soft_wrap=True)

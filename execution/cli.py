@@ -228,10 +228,9 @@ def trade_status(
 ) -> None:
     """The audit trail of one account: latest orders, account snapshots and the kill switch (lake only; no
     broker call)."""
-    from execution.audit import status_tables
+    from execution.audit import print_status
 
-    for table in status_tables(broker, account, limit):
-        console.print(table)
+    print_status(broker, account, limit)
 
 
 @trade_app.command("export")

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 features_app = typer.Typer(
     help="Feature tables (technical, regime, macro, positioning, option analytics, IV surface) built by DuckDB SQL.",
@@ -43,18 +41,12 @@ def load_settings(path: Path | None) -> dict[str, Any] | None:
 
 
 def print_results(results: list[dict[str, Any]], title: str = "feature build") -> None:
-    t = Table(title=title)
-    t.add_column("table", no_wrap=True)
-    t.add_column("mode", no_wrap=True)
-    for col in ("rows written", "version", "seconds"):
-        t.add_column(col, justify="right")
-    t.add_column("detail")
-    colours = {"full": "green", "incremental": "cyan", "up to date": "dim", "skipped": "yellow"}
-    for r in results:
-        mode = f"[{colours.get(r['mode'], 'white')}]{r['mode']}[/]"
-        version = "-" if r["version"] is None else str(r["version"])
-        t.add_row(r["table"], mode, f"{r['written']:,}", version, f"{r['seconds']:.1f}", r["detail"])
-    Console().print(t)  # created per call: picks up the terminal width (COLUMNS) at that time
+    from quantlake.display import Col, print_table
+
+    print_table(results, [
+        Col("table"), Col("mode"), Col("written", "rows written", "int"), Col("version", kind="int"),
+        Col("seconds", kind="float"), Col("detail", optional=True),
+    ], title=title)
 
 
 @features_app.command("build")
@@ -111,28 +103,15 @@ def build(
 def list_tables() -> None:
     """Each feature table: key, version, rows, date range, and the input versions it was built from."""
     from features.build import table_status
+    from quantlake.display import Col, console, print_table
     from quantlake.lake import Lake
 
     lake = Lake()
-    t = Table(title=f"feature tables in {lake.uri}")
-    t.add_column("table", no_wrap=True)
-    t.add_column("key", overflow="fold")
-    for col in ("version", "rows"):
-        t.add_column(col, justify="right", no_wrap=True)
-    for col in ("from", "to"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("built from", overflow="fold", min_width=14)
-    for r in table_status(lake):
-        built = r["version"] is not None
-        t.add_row(
-            r["table"],
-            r["key"],
-            str(r["version"]) if built else "[yellow]not built[/]",
-            f"{r['rows']:,}" if built else "",
-            str(r["from"] or ""),
-            str(r["to"] or ""),
-            r["inputs"],
-        )
-    console = Console()
-    console.print(t)
-    console.print("[dim]Columns and units: the header of each sql/<table>.sql file.[/]")
+    rows = [{**r, "version": "not built" if r["version"] is None else str(r["version"])} for r in table_status(lake)]
+    out = console()
+    print_table(rows, [
+        Col("table"), Col("version", kind="text"), Col("rows", kind="int"), Col("from", kind="date"),
+        Col("to", kind="date"), Col("key", optional=True, wrap_width=12),
+        Col("inputs", "built from", optional=True, wrap_width=18),
+    ], title=f"feature tables in {lake.uri}", out=out)
+    out.print("Columns and units: the header of each sql/<table>.sql file.", style="dim", markup=False)

@@ -63,14 +63,20 @@ def _missing(value: Any) -> bool:
 
 
 def fmt_int(value: Any) -> str:
-    return "" if _missing(value) else f"{round(float(value)):,}"
+    x = _number(value)
+    return x if isinstance(x, str) else f"{round(x):,}"
 
 
 def _number(value: Any) -> float | str:
     """The value as a finite float, or the text to show instead ("" when missing, "inf"/"-inf")."""
     if _missing(value):
         return ""
-    x = float(value)
+    if isinstance(value, str | bool):
+        return str(value)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return x
@@ -131,6 +137,22 @@ def format_cell(value: Any, kind: Kind) -> str:
     return "" if _missing(value) else str(value)
 
 
+FRACTION_HINTS = ("return", "drawdown", "win_rate", "exposure", "volatility", "var_", "cvar", "cagr", "pbo",
+                  "ann_vol")
+COUNT_NAMES = frozenset({"trades", "n_trials", "n_obs", "positions", "bars", "days", "rows", "observations"})
+
+
+def kind_of(name: str) -> Kind:
+    """How a metric named ``name`` reads best: counts as integers, fractions (returns, drawdowns, rates,
+    volatility, PBO) as percentages, anything else (Sharpe ratios, prices) as a number."""
+    leaf = name.rsplit(".", 1)[-1].lower()
+    if leaf in COUNT_NAMES or leaf.startswith(("n_", "oos_n_")) or leaf.endswith("_trades"):
+        return "int"
+    if any(h in leaf for h in FRACTION_HINTS) and not any(x in leaf for x in ("sharpe", "sortino", "ratio")):
+        return "pct"
+    return "float"
+
+
 # ---------------------------------------------------------------------------------------------- tables
 @dataclass(frozen=True)
 class Col:
@@ -142,6 +164,7 @@ class Col:
     kind: Kind = "text"
     optional: bool = False
     style: str | None = None
+    wrap_width: int | None = None  # narrowest comfortable width of a wrapping text column (default 24)
 
     @property
     def title(self) -> str:
@@ -162,7 +185,7 @@ def _widths(col: Col, cells: Sequence[str]) -> tuple[int, int, int]:
     if col.kind in _NO_WRAP:
         return natural, natural, natural
     narrow = max([_longest_word(col.title), *(_longest_word(c) for c in cells), 1])
-    return natural, max(narrow, min(natural, COMFORTABLE_TEXT)), narrow
+    return natural, max(narrow, min(natural, col.wrap_width or COMFORTABLE_TEXT)), narrow
 
 
 def _table_width(widths: Iterable[int]) -> int:

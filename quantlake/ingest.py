@@ -436,16 +436,24 @@ def failures_error(reports: Iterable[IngestReport]) -> QuantlakeError | None:
 
     A user error (exit 2) if every failure was the user's (unknown symbol...), else a source error (exit 1).
     """
+    reports = list(reports)
     fails = [(k, exc) for r in reports for k, exc in r.failures.items()]
     if not fails:
         return None
-    if len(fails) == 1:
+    written = sum(r.inserted + r.updated for r in reports)
+    if len(fails) == 1 and written == 0 and not any(r.accepted for r in reports):
         return fails[0][1]
     lines = "; ".join(f"{k}: {exc}" for k, exc in fails[:5]) + (" ..." if len(fails) > 5 else "")
     err: type[QuantlakeError] = (
         UserInputError if all(isinstance(e, UserInputError) for _, e in fails) else SourceError
     )
-    return err(f"{len(fails)} item(s) failed, the rest were ingested: {lines}")
+    if written:
+        rest = f"the rest were ingested ({written:,} row(s) written)"
+    elif any(r.accepted for r in reports):
+        rest = "the rest were already up to date"
+    else:
+        rest = "nothing was ingested"
+    return err(f"{len(fails)} item(s) failed, {rest}: {lines}")
 
 
 def raise_for_failures(reports: Iterable[IngestReport]) -> None:

@@ -121,3 +121,47 @@ def test_error_lines_are_printed_literally(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "no_such_table_[x]" in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_sweep_summary_fits(width: int) -> None:
+    from backtests.equity.cli import _print
+
+    digest = {
+        "top": [{"fast": 10, "slow": 50, "symbol": "SPY", "sharpe": 1.2345, "total_return": 0.4567,
+                 "max_drawdown": -0.2356, "trades": 42.0, "win_rate": 0.55, "sortino": 1.9, "calmar": 0.8}] * 3,
+        "metrics": {"best.sharpe": 1.2345, "dsr.dsr": 0.9123, "pbo.pbo": 0.25, "n_trials": 175.0},
+        "timing": {"backtests_per_s": 1234.5},
+        "files": {"heatmap": "/very/long/path/to/reports/equity/ema_cross_sample-20240101-120000/heatmap.html"},
+        "run_id": RUN_ID,
+    }
+    con = console(width=width)
+    with con.capture() as cap:
+        _print(con, digest)
+    out = cap.get()
+    assert max(len(line) for line in out.splitlines() if "heatmap:" not in line) <= width
+    words = _words(out)
+    assert "-23.6%" in words and "42" in words and "45.7%" in words and "25.0%" in words and "175" in words
+    assert "heatmap: /very/long/path/to/reports/equity/ema_cross_sample-20240101-120000/heatmap.html" in out
+    assert RUN_ID in out  # the full id where it is meant to be copied
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_features_list_fits(width: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import features.build
+
+    rows = [{"table": "features_options", "key": "quote_date, underlying, expiry, strike, right", "version": 3,
+             "rows": 1234567, "from": "2018-04-27", "to": "2018-06-29",
+             "inputs": "option_quotes@4, macro_series@2, equity_bars@7", "description": ""},
+            {"table": "features_positioning", "key": "market_code, report_type, report_date", "version": None,
+             "rows": None, "from": None, "to": None, "inputs": "", "description": ""}]
+    monkeypatch.setattr(features.build, "table_status", lambda lake: rows)
+    res = CliRunner().invoke(app, ["features", "list"],
+                             env={"COLUMNS": str(width), "QUANTLAKE_HOME": str(tmp_path)})
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= width and len(lines) < 25
+    words = _words(res.output)
+    assert "1,234,567" in words and "features_positioning" in words and "not" in words
+    if width >= 120:
+        assert "option_quotes@4," in words

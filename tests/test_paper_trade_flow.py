@@ -144,8 +144,11 @@ def test_cli_trade_dry_run_status_export_and_risk_report(
     for day in DAYS[-5:]:
         done = runner.invoke(app, ["trade", "--model", "rule_x", "--as-of", day.isoformat()])
         assert done.exit_code == 0, done.output
-    status = runner.invoke(app, ["trade", "status"])
-    assert status.exit_code == 0 and "account snapshots" in status.output
+    for width in (80, 120):  # fits the terminal: every line, no value cut
+        status = runner.invoke(app, ["trade", "status"], env={"COLUMNS": str(width)})
+        assert status.exit_code == 0 and "account snapshots" in status.output
+        assert max(len(line) for line in status.output.splitlines()) <= width, status.output
+        assert "…" not in status.output and "100,000" in status.output
     out = tmp_path / "risk"
     exported = runner.invoke(app, ["trade", "export", "--out", str(out)])
     assert exported.exit_code == 0, exported.output

@@ -105,7 +105,7 @@ def test_report_and_cli(sweep: dict[tuple[int, int], str], store: Path, cli: typ
     assert "Plotly.newPlot" in html and "parcoords" in html  # bar chart + parameters plot, js embedded
     assert '<script src="http' not in html  # plotly.js embedded: works offline
 
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "250"})
     res = runner.invoke(cli, ["runs", "compare", "--experiment", "sweep", "--top", "3"], terminal_width=250)
     assert res.exit_code == 0, res.output
     assert "ema10x50" in res.output and "ema3x10" not in res.output
@@ -115,6 +115,26 @@ def test_report_and_cli(sweep: dict[tuple[int, int], str], store: Path, cli: typ
     res = runner.invoke(cli, ["runs", "list", "-e", "sweep"], terminal_width=250)
     assert res.exit_code == 0, res.output
     assert res.output.count("test.sweep") == 5 and "FAILED" in res.output and "equity_bars@0" in res.output
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_run_tables_fit_the_terminal(sweep: dict[tuple[int, int], str], cli: typer.Typer, width: int) -> None:
+    """`runs compare` and `runs list` at 80 and 120 columns: no line wider than the terminal, ids abbreviated,
+    every value whole (metric columns used to be zero-width), fractions as percentages, counts as integers."""
+    runner = CliRunner(env={"COLUMNS": str(width)})
+    res = runner.invoke(cli, ["runs", "compare", "--experiment", "sweep", "--no-report"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= width, res.output
+    words = res.output.replace("│", " ").split()
+    for (fast, slow), run_id in sweep.items():
+        assert f"ema{fast}x{slow}" in words and run_id[:8] in words and run_id not in res.output
+    assert "1.6" in words and "-20.0%" in words and "20" in words  # sharpe, max_drawdown, trades
+    res = runner.invoke(cli, ["runs", "list", "-e", "sweep"])
+    assert res.exit_code == 0, res.output
+    assert max(len(line) for line in res.output.splitlines()) <= width, res.output
+    words = res.output.replace("│", " ").split()
+    assert all(run_id[:8] in words for run_id in sweep.values()) and "FAILED" in words
 
 
 def test_ui_commands_point_at_quantlake_home(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,7 @@ def runs_list(
     limit: Annotated[int, typer.Option(help="Newest runs to show")] = 20,
 ) -> None:
     """Recent runs with job, status, start time and the lake versions they read."""
-    from tracking.compare import fmt
+    from quantlake.display import Col, print_table
     from tracking.run_context import client
     from tracking.runs import experiment_id, experiment_names, runs_frame, search
 
@@ -45,24 +45,19 @@ def runs_list(
     if frame.empty:
         console.print("No runs yet. Research commands and `quantlake demo` log runs here.")
         return
-    t = Table(title="runs")
-    for col in ("run id", "experiment", "run", "job", "status", "started (UTC)", "s", "lake", "reproduces"):
-        t.add_column(col, justify="right" if col == "s" else "left", no_wrap=col == "run id")
     lake_cols = sorted(col for col in frame.columns if col.startswith("lake."))
+    rows = []
     for _, r in frame.iterrows():
-        lake = " ".join(f"{col[5:]}@{int(r[col])}" for col in lake_cols if r[col] == r[col])
-        t.add_row(
-            r["run_id"],
-            r["experiment"],
-            r["run_name"],
-            r["job"],
-            r["status"],
-            fmt(r["start_time"]),
-            fmt(r["duration_s"]),
-            lake,
-            str(r["reproduces"])[:8],
-        )
-    console.print(t)
+        rows.append({
+            **r.to_dict(),
+            "lake": " ".join(f"{col[5:]}@{int(r[col])}" for col in lake_cols if r[col] == r[col]),
+            "reproduces": r["reproduces"] or None,
+        })
+    print_table(rows, [
+        Col("run_id", "run id", "id"), Col("experiment"), Col("run_name", "run"), Col("status"),
+        Col("start_time", "started (UTC)", "datetime"), Col("duration_s", "s", "int"),
+        Col("job", optional=True), Col("reproduces", kind="id", optional=True), Col("lake", optional=True),
+    ], title=f"runs (newest {len(rows)})")
 
 
 @runs_app.command("jobs")
@@ -199,10 +194,10 @@ def runs_compare(
     ] = None,
 ) -> None:
     """Leaderboard of an experiment's finished runs and an HTML comparison report."""
-    from tracking.compare import leaderboard, to_rich, write_report
+    from tracking.compare import leaderboard, print_board, write_report
 
     board = leaderboard(experiment, metric, top, ascending)
-    console.print(to_rich(board))
+    print_board(board)
     if report:
         path = write_report(board, output)
         console.print(f"report: {path}", soft_wrap=True)
@@ -212,37 +207,18 @@ def runs_compare(
 @models_app.command("list")
 def models_list() -> None:
     """Registered models with their champion, previous champion and last promotion decision."""
-    from tracking.compare import fmt
+    from quantlake.display import Col, print_table
     from tracking.registry import list_models
 
     models = list_models()
     if not models:
         console.print("No registered models yet. `quantlake demo` (or flows/train_models.py) trains some.")
         return
-    t = Table(title="registered models")
-    for col in (
-        "model",
-        "kind",
-        "versions",
-        "latest",
-        "champion",
-        "champion OOS Sharpe",
-        "previous",
-        "last decision",
-    ):
-        t.add_column(col)
-    for m in models:
-        t.add_row(
-            m.name,
-            m.kind,
-            str(m.versions),
-            m.latest,
-            m.champion or "-",
-            fmt(m.champion_sharpe),
-            m.previous or "-",
-            m.last_decision,
-        )
-    console.print(t)
+    print_table(models, [
+        Col("name", "model"), Col("champion"), Col("champion_sharpe", "champion OOS Sharpe", "float"),
+        Col("last_decision", "last decision"), Col("versions", kind="int"), Col("latest"),
+        Col("kind", optional=True), Col("previous", optional=True),
+    ], title="registered models")
 
 
 @models_app.command("features")
@@ -380,8 +356,15 @@ def ui_prefect(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 4200,
 ) -> None:
     """Serve the Prefect API and UI (until Ctrl-C)."""
+    from quantlake.orchestration import forget_server, record_server
     from tracking.ui import LOCALHOST, check_port, prefect_command, run_foreground
 
     check_port(LOCALHOST, port)
+    cmd = prefect_command(port)
     console.print(f"Prefect UI on [bold]http://{LOCALHOST}:{port}[/] — Ctrl-C to stop")
-    raise typer.Exit(run_foreground(prefect_command(port)))
+    console.print("quantlake commands started with this QUANTLAKE_HOME report their flow runs to it", style="dim")
+    try:
+        code = run_foreground(cmd, started=lambda: record_server(f"http://{LOCALHOST}:{port}/api"))
+    finally:
+        forget_server()
+    raise typer.Exit(code)

@@ -31,6 +31,7 @@ class Leaderboard:
     metric_columns: list[str]  # other metrics worth showing (most common first)
     param_columns: list[str]  # params whose values differ between the shown runs
     lake_columns: list[str]  # tables whose versions the runs read
+    hidden_reproductions: int = 0  # runs that re-executed a listed run (`runs reproduce`), left out
 
 
 def _pick_metric(frame: pd.DataFrame, metric: str | None, experiment: str) -> str:
@@ -62,6 +63,12 @@ def leaderboard(
     exp_id = experiment_id(c, experiment)
     flt = "" if include_unfinished else "attributes.status = 'FINISHED'"
     frame = runs_frame(search(c, [exp_id], flt), experiment_names(c))
+    if frame.empty:
+        raise UserInputError(f"experiment {experiment!r} has no finished runs to compare")
+    # each run once: a reproduction of a run (same config and data, same metrics) is not another entry
+    copies = frame["reproduces"].astype(str).str.len() > 0 if "reproduces" in frame else frame["run_id"] != frame["run_id"]
+    hidden = int(copies.sum())
+    frame = frame[~copies].drop_duplicates("run_id")
     metric = _pick_metric(frame, metric, experiment)
     col = f"metrics.{metric}"
     ranked = frame[frame[col].notna()].sort_values(
@@ -86,6 +93,7 @@ def leaderboard(
         metric_columns=[c.removeprefix("metrics.") for c in metric_cols[:MAX_METRIC_COLUMNS]],
         param_columns=[c.removeprefix("params.") for c in sorted(param_cols)[:MAX_PARAM_COLUMNS]],
         lake_columns=[c.removeprefix("lake.") for c in lake_cols],
+        hidden_reproductions=hidden,
     )
 
 
@@ -127,29 +135,31 @@ def table_rows(board: Leaderboard) -> list[dict[str, Any]]:
     return out
 
 
-def to_rich(board: Leaderboard) -> Any:
-    """The leaderboard as a ``rich.table.Table``."""
-    from rich.table import Table
+def print_board(board: Leaderboard, out: Any = None) -> None:
+    """The leaderboard in the terminal, fitted to its width (:func:`quantlake.display.print_table`):
+    rank, run, id and the ranking metric always; other metrics, parameters and lake versions as room allows."""
+    from quantlake.display import Col, kind_of, print_table
 
-    table = Table(
-        title=f"{board.experiment}: top {len(board.runs)} of {board.total_runs} runs by {board.metric}"
-        + (" (ascending)" if board.ascending else ""),
-    )
-    table.add_column("#", justify="right")
-    table.add_column("run")
-    table.add_column("run id", no_wrap=True)
-    table.add_column(board.metric, justify="right", style="bold")
-    for m in board.metric_columns:
-        table.add_column(m, justify="right")
-    for p in board.param_columns:
-        table.add_column(f"{p} (param)")
-    table.add_column("lake", no_wrap=True)
-    for r in table_rows(board):
-        lake = " ".join(f"{t}@{v}" for t, v in zip(board.lake_columns, r["lake"], strict=True) if v)
-        table.add_row(
-            str(r["rank"]), r["run_name"], r["run_id"], r["metric"], *r["metrics"], *r["params"], lake
+    rows = []
+    for _, r in board.runs.iterrows():
+        lake = " ".join(
+            f"{t}@{int(r[f'lake.{t}'])}" for t in board.lake_columns
+            if f"lake.{t}" in r.index and not pd.isna(r[f"lake.{t}"])
         )
-    return table
+        rows.append({**{k: r[k] for k in r.index}, "lake": lake})
+    cols = [
+        Col("rank", "#", "int"), Col("run_name", "run"), Col("run_id", "run id", "id"),
+        Col(f"metrics.{board.metric}", board.metric, kind_of(board.metric)),
+    ]
+    cols += [Col(f"metrics.{m}", m, kind_of(m), optional=True) for m in board.metric_columns]
+    cols += [Col(f"params.{p}", p, optional=True) for p in board.param_columns]
+    cols.append(Col("lake", optional=True))
+    title = f"{board.experiment}: top {len(board.runs)} of {board.total_runs} runs by {board.metric}"
+    if board.ascending:
+        title += " (ascending)"
+    if board.hidden_reproductions:
+        title += f"; {board.hidden_reproductions} reproduction run(s) not listed"
+    print_table(rows, cols, title=title, out=out)
 
 
 def _figures(board: Leaderboard) -> tuple[str, str]:

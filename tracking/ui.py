@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from quantlake.config import quiet_environment
@@ -56,7 +57,10 @@ def prefect_command(port: int = 4200, host: str = LOCALHOST) -> list[str]:
 
     The bundled UI calls the API at ``PREFECT_UI_API_URL`` (default port 4200), so on another port it is set
     to this server's API unless the user set it."""
+    from quantlake.orchestration import use_quantlake_prefect_home
+
     quiet_environment()
+    use_quantlake_prefect_home()  # the database the commands' in-process API writes too
     os.environ.setdefault("PREFECT_UI_API_URL", f"http://{host}:{port}/api")
     return [*_executable("prefect"), "server", "start", "--host", host, "--port", str(port)]
 
@@ -87,11 +91,28 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
     return proc.wait()
 
 
-def run_foreground(cmd: list[str]) -> int:
-    """Run a server until it exits or Ctrl-C; returns its exit code."""
+class _Stop(Exception):
+    """A termination signal arrived."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signum)
+
+
+def run_foreground(cmd: list[str], started: Callable[[], object] | None = None) -> int:
+    """Run a server until it exits, Ctrl-C (SIGINT), SIGTERM or SIGHUP; returns its exit code (0 when
+    stopped by a signal).  The server runs in its own process group, so a signal to this process alone
+    would orphan it: every one of those signals stops the whole group first.  ``started`` runs once the
+    process is up (e.g. to record its address)."""
     proc = start(cmd)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
+        if started is not None:
+            started()
         return proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
         stop(proc)
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -16,6 +16,9 @@ ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="YAML or JSON config file", show_default=False)
 ]
 RunnerOpt = Annotated[str, typer.Option(help="task runner: thread | dask | none (no Prefect)")]
+FlowOpt = Annotated[
+    bool, typer.Option("--flow/--no-flow", help="Run as a Prefect flow (default) or directly (= --runner none)")
+]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="threads or Dask worker processes")]
 DaskOpt = Annotated[
     str | None,
@@ -30,15 +33,14 @@ AsOfOpt = Annotated[
 def _run(
     command: str, config: Path, runner: str, workers: int, as_of: list[str] | None, dask_address: str | None = None
 ) -> None:
-    from rich.console import Console
-
     from backtests.equity.config import MonteCarloConfig, SweepConfig, WalkForwardConfig, load_config
     from quantlake.config import quiet_environment
+    from quantlake.display import console as display_console
     from quantlake.errors import UserInputError
     from quantlake.lake import parse_as_of
 
     quiet_environment()
-    console = Console()
+    console = display_console()
     model = {"sweep": SweepConfig, "walkforward": WalkForwardConfig, "montecarlo": MonteCarloConfig}[command]
     cfg = load_config(config, model)  # a bad config exits 2 before MLflow/Prefect/vectorbt are imported
     from backtests.equity.params import combinations
@@ -47,6 +49,12 @@ def _run(
     pins = parse_as_of(as_of or [])
     if runner not in ("thread", "dask", "none"):
         raise UserInputError(f"--runner: unknown task runner {runner!r}; choose thread, dask or none")
+    if pins:  # an unknown table or version is one line now, not a failed flow run later
+        from quantlake.lake import Lake
+
+        lake = Lake()
+        for table, version in pins.items():
+            lake.delta(table, version)
     from quantlake.config import dask_address as configured_dask
 
     address = configured_dask(dask_address)
@@ -81,16 +89,15 @@ def _run(
 
 
 def _print(console: Any, digest: dict[str, Any]) -> None:
-    from rich.table import Table
+    from rich.text import Text
+
+    from quantlake.display import Col, kind_of, print_table
 
     top = digest.get("top") or []
     if top:
-        t = Table(title="best combinations")
-        for c in top[0]:
-            t.add_column(str(c), justify="right")
-        for row in top:
-            t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
-        console.print(t)
+        cols = [Col(str(k), kind=kind_of(str(k)) if isinstance(v, int | float) else "text", optional=i >= 6)
+                for i, (k, v) in enumerate(top[0].items())]
+        print_table(top, cols, title="best combinations", out=console)
     m = {**digest.get("metrics", {}), **digest.get("timing", {})}
     keys = [
         ("best.sharpe", "best Sharpe"),
@@ -102,36 +109,51 @@ def _print(console: Any, digest: dict[str, Any]) -> None:
         ("wf.efficiency", "walk-forward efficiency"),
         ("mc.bootstrap.risk_of_ruin", "risk of ruin (bootstrap)"),
     ]
-    console.print("  ".join(f"{label}: [bold]{m[k]:.4g}[/]" for k, label in keys if k in m))
+    shown = [(label, m[k], k) for k, label in keys if k in m]
+    if shown:
+        print_table([{label: value for label, value, _ in shown}],
+                    [Col(label, kind=kind_of(k)) for label, _, k in shown], title="summary", out=console)
     for note in digest.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
     for label, path in digest.get("files", {}).items():
         if not path.endswith(".parquet"):
-            console.print(f"  {label}: {path}", soft_wrap=True)  # unwrapped: copyable paths
-    console.print(f"MLflow run: [bold]{digest.get('run_id')}[/] (quantlake ui mlflow)")
+            console.print(Text(f"  {label}: {path}"), soft_wrap=True)  # unwrapped: copyable paths
+    console.print(Text(f"MLflow run: {digest.get('run_id')} (quantlake ui mlflow)"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("sweep")
     def sweep(
-        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None,
+        config: ConfigOpt,
+        runner: RunnerOpt = "thread",
+        workers: WorkersOpt = 2,
+        as_of: AsOfOpt = None,
+        flow: FlowOpt = True,
         dask_address: DaskOpt = None,
     ) -> None:
         """Equity parameter sweep (vectorbt): metrics per combination, heatmaps, tearsheet, overfitting."""
-        _run("sweep", config, runner, workers, as_of, dask_address)
+        _run("sweep", config, runner if flow else "none", workers, as_of, dask_address)
 
     @app.command("walkforward")
     def walkforward(
-        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None,
+        config: ConfigOpt,
+        runner: RunnerOpt = "thread",
+        workers: WorkersOpt = 2,
+        as_of: AsOfOpt = None,
+        flow: FlowOpt = True,
         dask_address: DaskOpt = None,
     ) -> None:
         """Walk-forward optimization (rolling or anchored) of an equity sweep."""
-        _run("walkforward", config, runner, workers, as_of, dask_address)
+        _run("walkforward", config, runner if flow else "none", workers, as_of, dask_address)
 
     @app.command("montecarlo")
     def montecarlo(
-        config: ConfigOpt, runner: RunnerOpt = "thread", workers: WorkersOpt = 2, as_of: AsOfOpt = None,
+        config: ConfigOpt,
+        runner: RunnerOpt = "thread",
+        workers: WorkersOpt = 2,
+        as_of: AsOfOpt = None,
+        flow: FlowOpt = True,
         dask_address: DaskOpt = None,
     ) -> None:
         """Monte Carlo (bootstrap, shuffle, parametric) of a sweep's selected combination."""
-        _run("montecarlo", config, runner, workers, as_of, dask_address)
+        _run("montecarlo", config, runner if flow else "none", workers, as_of, dask_address)

@@ -1,0 +1,199 @@
+"""Where quantlake's Prefect flows report to, decided once per process before Prefect is imported.
+
+In order:
+
+1. **A configured server**: ``PREFECT_API_URL`` in the environment, or in the active profile of the user's
+   own Prefect home (``~/.prefect/profiles.toml``, what ``prefect config set PREFECT_API_URL=...`` writes).
+2. **This home's running server**: ``quantlake ui prefect`` records its address in
+   ``$QUANTLAKE_HOME/prefect/server.json``; if it answers ``/api/health`` within a fraction of a second, flows
+   report to it (and show in its UI at once).  A server of *another* home or checkout is never picked up.
+3. **In this process**: otherwise the Prefect API runs in a background thread of the command itself, on the
+   SQLite database in ``$QUANTLAKE_HOME/prefect`` (the same one ``quantlake ui prefect`` serves later), started
+   only when the first flow needs it.  Prefect's own default starts a temporary server *subprocess* per
+   command (a fresh interpreter importing the whole server: 10-30 s); the thread skips that interpreter and
+   the second import of Prefect.  ``QUANTLAKE_PREFECT_SERVER=subprocess`` restores Prefect's behaviour (the
+   benchmark compares both).
+
+``PREFECT_HOME`` defaults to ``$QUANTLAKE_HOME/prefect`` (never the shared ``~/.prefect``, where runs of
+other lakes and checkouts mixed), unless you set it yourself.  ``--no-flow`` on a command skips Prefect.
+
+How the thread replaces the subprocess: Prefect 3.8's ``get_client()`` asks ``SubprocessASGIServer()`` for
+the default ephemeral server, a per-port singleton; registering an instance of :class:`InProcessServer`
+(a subclass that runs uvicorn in a thread) as that singleton is the same hook Prefect's own
+``prefect_test_harness`` uses.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from quantlake.config import home
+
+MODE_ENV = "QUANTLAKE_PREFECT_SERVER"  # "subprocess": Prefect's temporary server subprocess per command
+SERVER_FILE = "server.json"
+_HEALTH_TIMEOUT = 0.5
+_decided: str | None = None
+
+
+def prefect_home() -> Path:
+    return home() / "prefect"
+
+
+def use_quantlake_prefect_home() -> Path:
+    """``PREFECT_HOME`` = ``$QUANTLAKE_HOME/prefect`` unless the user set it (created: Prefect itself makes
+    only the last level); call before Prefect is imported."""
+    if "PREFECT_HOME" not in os.environ:
+        prefect_home().mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(prefect_home())
+    return Path(os.environ["PREFECT_HOME"])
+
+
+def _profile_api_url() -> str | None:
+    """``PREFECT_API_URL`` of the active profile in the user's own Prefect home, if any."""
+    import tomllib
+
+    user_home = Path(os.environ.get("QUANTLAKE_USER_PREFECT_HOME", "~/.prefect")).expanduser()
+    try:
+        data = tomllib.loads((user_home / "profiles.toml").read_text())
+    except (OSError, ValueError):
+        return None
+    active = data.get("active", "ephemeral")
+    url = data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
+
+
+def healthy(api_url: str, timeout: float = _HEALTH_TIMEOUT) -> bool:
+    """Whether a Prefect API answers ``/health`` at ``api_url`` (``http://host:port/api``)."""
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def record_server(api_url: str, pid: int | None = None) -> Path:
+    """Note this home's running server (``quantlake ui prefect``) for later commands."""
+    path = prefect_home() / SERVER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"api_url": api_url, "pid": pid or os.getpid()}))
+    return path
+
+
+def forget_server() -> None:
+    (prefect_home() / SERVER_FILE).unlink(missing_ok=True)
+
+
+def _recorded_server() -> str | None:
+    try:
+        data = json.loads((prefect_home() / SERVER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    url = data.get("api_url") if isinstance(data, dict) else None
+    return str(url) if url else None
+
+
+def configure() -> str:
+    """Decide where flows report (see the module docstring) and set the environment for it; call before
+    Prefect is imported.  Returns ``"configured"``, ``"home-server"``, ``"in-process"`` or ``"subprocess"``."""
+    global _decided
+    if _decided is not None:
+        return _decided
+    use_quantlake_prefect_home()
+    if os.environ.get("PREFECT_API_URL"):
+        _decided = "configured"
+        return _decided
+    url = _profile_api_url()
+    if url:
+        os.environ["PREFECT_API_URL"] = url
+        _decided = "configured"
+        return _decided
+    recorded = _recorded_server()
+    if recorded and healthy(recorded):
+        os.environ["PREFECT_API_URL"] = recorded
+        _decided = "home-server"
+        return _decided
+    if os.environ.get(MODE_ENV) == "subprocess":
+        _decided = "subprocess"
+        return _decided
+    _install_in_process_server()
+    _decided = "in-process"
+    return _decided
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _install_in_process_server() -> None:
+    from prefect.server.api.server import SubprocessASGIServer
+
+    class InProcessServer(SubprocessASGIServer):
+        """Prefect's ephemeral API served by uvicorn in a daemon thread of this process (started lazily by
+        Prefect's ``get_client`` on the first flow)."""
+
+        _thread: threading.Thread | None = None
+        _uvicorn: Any = None
+
+        def start(self, timeout: int | None = None) -> None:
+            if self.running:
+                return
+            import uvicorn
+            from prefect.server.api.server import create_app
+            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+            self.port = _free_port()
+            app = create_app(ephemeral=True, final=True)
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="on")
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, name="prefect-api", daemon=True)
+            self._uvicorn, self._thread = server, thread
+            thread.start()
+            limit = time.monotonic() + float(timeout or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > limit:
+                    raise RuntimeError(f"the in-process Prefect API did not start on port {self.port}")
+                time.sleep(0.02)
+            self.server_process = _ThreadHandle(thread)  # type: ignore[assignment]
+            self.running = True
+            atexit.register(self.stop)
+
+        def stop(self) -> None:
+            if self._uvicorn is not None and self._thread is not None:
+                self._uvicorn.should_exit = True
+                self._thread.join(timeout=10)
+            self._uvicorn = self._thread = None
+            self.server_process = None
+            self.running = False
+
+    current = SubprocessASGIServer._instances.get(None)
+    if current is None or not current.running:
+        server = object.__new__(InProcessServer)
+        SubprocessASGIServer.__init__(server)
+        SubprocessASGIServer._instances[None] = server
+
+
+class _ThreadHandle:
+    """Enough of ``subprocess.Popen`` for Prefect's checks on its ephemeral server."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self._thread = thread
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else 0
+
+    def terminate(self) -> None:  # stop() does the work
+        return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._thread.join(timeout)
+        return 0
