@@ -23,7 +23,7 @@ def test_nothing_ingested_is_said_so() -> None:
 def test_the_rest_ingested_only_when_rows_were_written() -> None:
     err = failures_error([_report(inserted=5, accepted=5, ZZZ=UserInputError("unknown symbol ZZZ"))])
     assert isinstance(err, UserInputError)
-    assert "1 item(s) failed, the rest were ingested (5 row(s) written): ZZZ: unknown symbol ZZZ" == str(err)
+    assert str(err) == "1 item(s) failed, the rest were ingested (5 row(s) written): ZZZ: unknown symbol ZZZ"
     err = failures_error([_report(accepted=5, ZZZ=UserInputError("unknown symbol ZZZ"))])
     assert "the rest were already up to date" in str(err)
     assert failures_error([_report(inserted=3, accepted=3)]) is None
