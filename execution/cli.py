@@ -84,7 +84,7 @@ def scan_run(
         Path | None, typer.Option("--json-dir", help="Where signals_<date>.json goes (default QUANTLAKE_HOME/reports/scan).")
     ] = None,
     motd: Annotated[
-        bool, typer.Option("--motd/--no-motd", help="Write the MOTD block ($QUANTLAKE_MOTD_PATH, /etc/motd or ~/.motd).")
+        bool, typer.Option("--motd/--no-motd", help="Write the MOTD block ($QUANTLAKE_MOTD_PATH, else $QUANTLAKE_HOME/motd).")
     ] = True,
     motd_path: Annotated[Path | None, typer.Option("--motd-path", help="MOTD file to write instead.")] = None,
     email: Annotated[

@@ -28,7 +28,6 @@ from quantlake.lake import CommitResult, Lake
 
 MOTD_BEGIN = "# >>> quantlake scan >>>"
 MOTD_END = "# <<< quantlake scan <<<"
-SYSTEM_MOTD = Path("/etc/motd")
 TEXT_COLUMNS = ("rank", "symbol", "signal", "dir", "close", "score", "macd", "rsi", "rsi event")
 
 
@@ -121,19 +120,13 @@ def render_text(result: ScanResult, limit: int | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------------- MOTD
 def default_motd_path() -> Path:
-    """``$QUANTLAKE_MOTD_PATH`` if set, else ``/etc/motd`` when writable, else ``~/.motd``."""
+    """``$QUANTLAKE_MOTD_PATH`` if set, else ``$QUANTLAKE_HOME/motd``.  A system file such as ``/etc/motd`` is
+    written only when configured that way (``QUANTLAKE_MOTD_PATH=/etc/motd`` or ``--motd-path``): a scan run
+    as root must not edit the login banner of the machine by default."""
     env = os.environ.get("QUANTLAKE_MOTD_PATH", "").strip()
     if env:
         return Path(env).expanduser()
-    if _writable(SYSTEM_MOTD):
-        return SYSTEM_MOTD
-    return Path.home() / ".motd"
-
-
-def _writable(path: Path) -> bool:
-    if path.exists():
-        return os.access(path, os.W_OK)
-    return os.access(path.parent, os.W_OK)
+    return paths().home / "motd"
 
 
 def motd_block(text: str) -> str:

@@ -31,7 +31,7 @@ class RiskModel(BaseModel):
     is named with its full path (``AdaptiveSizing.regimes.high_vol``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
     def __init__(self, /, **data: Any) -> None:
         try:

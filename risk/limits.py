@@ -34,6 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field, model_validator
 
+from quantlake.errors import ConfigError
 from risk._model import RiskModel
 from risk.book import (
     Account,
@@ -253,6 +254,20 @@ def _correlation(
 
 
 # ----------------------------------------------------------------------------------------- validate
+def _check_types(order: object, account: object, positions: Sequence[object], limits: object) -> None:
+    """Clear errors for arguments that are not the risk.book models (a dict or a float used to fail deep
+    inside with AttributeError)."""
+    if not isinstance(order, Order | ComboOrder):
+        raise ConfigError(f"order must be a risk.book.Order or ComboOrder, got {type(order).__name__}")
+    if not isinstance(account, Account):
+        raise ConfigError(f"account must be a risk.book.Account, got {type(account).__name__}")
+    for i, p in enumerate(positions):
+        if not isinstance(p, Position):
+            raise ConfigError(f"positions[{i}] must be a risk.book.Position, got {type(p).__name__}")
+    if limits is not None and not isinstance(limits, Limits):
+        raise ConfigError(f"limits must be a risk.limits.Limits, got {type(limits).__name__}")
+
+
 def validate(
     order: Order | ComboOrder,
     account: Account,
@@ -265,6 +280,7 @@ def validate(
     ``returns`` (daily simple returns, one column per symbol, date index) is needed only for
     ``max_correlation``.  Returns a :class:`LimitCheck` with every failed limit in ``reasons``.
     """
+    _check_types(order, account, positions, limits)
     limits = limits or Limits()
     equity = account.equity
     legs = legs_of(order)

@@ -65,14 +65,31 @@ def _like(values: npt.NDArray[np.float64], template: Num) -> Num:
 
 
 def _check_fraction(name: str, value: float, upper: float = 1.0) -> None:
-    if not (0.0 <= value <= upper) or not np.isfinite(value):
+    _finite(name, value)
+    if not (0.0 <= value <= upper):
         raise ConfigError(f"{name} must be between 0 and {upper}, got {value}")
+
+
+def _finite(name: str, value: object) -> None:
+    """A scalar argument must be a finite number: NaN or inf would size silently to 0 or to infinity.
+
+    Arrays and Series may hold NaN where there is no data yet (e.g. before a symbol listed); those elements
+    size to 0, as documented per function."""
+    if isinstance(value, np.ndarray | pd.Series) and np.ndim(value) > 0:
+        return
+    try:
+        ok = bool(np.isfinite(float(value)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {type(value).__name__} {value!r}") from None
+    if not ok:
+        raise ConfigError(f"{name} must be a finite number, got {value}")
 
 
 # ------------------------------------------------------------------------------------- simple methods
 def fixed_quantity(qty: float, lot_size: float = 1.0) -> float:
     """Always ``qty`` units (rounded down to whole lots)."""
-    if qty < 0 or not np.isfinite(qty):
+    _finite("qty", qty)
+    if qty < 0:
         raise ConfigError(f"qty must be a finite number >= 0, got {qty}")
     return float(_whole_lots(float(qty), lot_size))
 
@@ -85,6 +102,8 @@ def percent_of_equity(
     >>> percent_of_equity(100_000, 0.10, 250.0)   # 10 % of 100k in a $250 stock
     40.0
     """
+    _finite("equity", equity)
+    _finite("price", price)
     _check_fraction("fraction", fraction, upper=10.0)
     unit_value = np.asarray(price, dtype=float) * multiplier
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,6 +119,8 @@ def kelly_fraction(win_rate: Num, payoff_ratio: Num) -> Num:
     win divided by the average loss (both positive).  The result is the share of equity that may be *lost*
     on one trade: multiply by equity and divide by the loss per unit (stop distance, max loss) to get units.
     """
+    _finite("win_rate", win_rate)
+    _finite("payoff_ratio", payoff_ratio)
     p = np.asarray(win_rate, dtype=float)
     b = np.asarray(payoff_ratio, dtype=float)
     if np.any((p < 0) | (p > 1)):
@@ -116,6 +137,9 @@ def kelly_mean_variance(mean: Num, variance: Num, risk_free: float = 0.0) -> Num
     ``mean``, ``variance`` and ``risk_free`` must be in the same period (e.g. all annual).  The result is the
     notional as a multiple of equity that maximises expected log growth ``r + f (mu - r) - f^2 sigma^2 / 2``.
     """
+    _finite("mean", mean)
+    _finite("variance", variance)
+    _finite("risk_free", risk_free)
     mu = np.asarray(mean, dtype=float)
     var = np.asarray(variance, dtype=float)
     if np.any(var <= 0):
@@ -144,7 +168,9 @@ def fractional_kelly(kelly: Num, fraction: float = 0.5, cap: float = 1.0) -> Num
     Full Kelly maximises growth but its drawdowns are deep and it is very sensitive to estimation error;
     half Kelly keeps ~3/4 of the growth rate with half the volatility.
     """
+    _finite("kelly", kelly)
     _check_fraction("fraction", fraction)
+    _finite("cap", cap)
     if cap < 0:
         raise ConfigError(f"cap must be >= 0, got {cap}")
     out = np.clip(np.asarray(kelly, dtype=float) * fraction, 0.0, cap)
@@ -168,6 +194,8 @@ def vol_target_leverage(realized: Num, target_vol: float, max_leverage: float = 
     Both volatilities annualized decimals.  A realized volatility of 0 gives ``max_leverage``; a missing one
     (NaN, e.g. during the warm-up window) gives 0 — no estimate, no position.
     """
+    _finite("target_vol", target_vol)
+    _finite("max_leverage", max_leverage)
     if target_vol <= 0:
         raise ConfigError(f"target_vol must be > 0, got {target_vol}")
     if max_leverage < 0:
@@ -193,6 +221,8 @@ def risk_based_quantity(
     >>> risk_based_quantity(50_000, 0.02, 3.6, 100)      # $1,000 on spreads risking $360 each
     2.0
     """
+    _finite("equity", equity)
+    _finite("risk_per_unit", risk_per_unit)
     _check_fraction("risk_fraction", risk_fraction)
     per_unit = np.asarray(risk_per_unit, dtype=float) * multiplier
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -202,11 +232,15 @@ def risk_based_quantity(
 
 def stop_risk_per_unit(entry: Num, stop: Num) -> Num:
     """Loss per unit if the stop is hit: ``|entry - stop|``."""
+    _finite("entry", entry)
+    _finite("stop", stop)
     return _like(np.abs(np.asarray(entry, dtype=float) - np.asarray(stop, dtype=float)), entry)
 
 
 def credit_spread_max_risk(width: Num, credit: Num) -> Num:
     """Maximum loss per share of a credit vertical (or an iron condor's wider side): width - credit."""
+    _finite("width", width)
+    _finite("credit", credit)
     w, c = np.asarray(width, dtype=float), np.asarray(credit, dtype=float)
     if np.any(c > w) or np.any(c < 0):
         raise ConfigError("credit must be between 0 and the spread width")
@@ -215,6 +249,7 @@ def credit_spread_max_risk(width: Num, credit: Num) -> Num:
 
 def debit_spread_max_risk(debit: Num) -> Num:
     """Maximum loss per share of a debit spread (or a long option): the debit paid."""
+    _finite("debit", debit)
     if np.any(np.asarray(debit, dtype=float) < 0):
         raise ConfigError("debit must be >= 0")
     return debit
@@ -224,6 +259,7 @@ def spread_contracts(
     equity: float, risk_fraction: float, max_risk_per_share: Num, multiplier: float = 100.0
 ) -> Num:
     """Option spread contracts so that ``contracts * max_risk_per_share * multiplier <= equity * risk``."""
+    _finite("max_risk_per_share", max_risk_per_share)
     return risk_based_quantity(equity, risk_fraction, max_risk_per_share, multiplier, lot_size=1.0)
 
 

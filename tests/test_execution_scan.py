@@ -422,21 +422,12 @@ def test_outputs_json_text_motd(lake, tmp_path: Path, monkeypatch: pytest.Monkey
     second = motd.read_text()
     assert second.count("# >>> quantlake scan >>>") == 1 and "2024-01-11" not in second
     assert second.startswith("Welcome to the box.\n") and "quantlake scan 2024-01-15" in second
-    # the MOTD location: env override, else /etc/motd when writable, else ~/.motd
+    # the MOTD location: env override, else $QUANTLAKE_HOME/motd; never /etc/motd unless configured
     monkeypatch.setenv("QUANTLAKE_MOTD_PATH", str(tmp_path / "m2"))
     assert default_motd_path() == tmp_path / "m2"
     monkeypatch.delenv("QUANTLAKE_MOTD_PATH")
-    monkeypatch.setattr("execution.report.SYSTEM_MOTD", tmp_path / "ro" / "motd")
-    (tmp_path / "ro").mkdir()
-    (tmp_path / "ro").chmod(0o555)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    try:
-        import os
-
-        expected = tmp_path / "home" / ".motd" if not os.access(tmp_path / "ro", os.W_OK) else tmp_path / "ro" / "motd"
-        assert default_motd_path() == expected
-    finally:
-        (tmp_path / "ro").chmod(0o755)
+    monkeypatch.setenv("QUANTLAKE_HOME", str(tmp_path / "qlhome"))
+    assert default_motd_path() == tmp_path / "qlhome" / "motd"  # even as root, with /etc/motd writable
     assert write_motd("hello", tmp_path / "new" / "motd").read_text() == (
         "# >>> quantlake scan >>>\nhello\n# <<< quantlake scan <<<\n"
     )

@@ -57,18 +57,39 @@ _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 _URL_PASSWORD = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*:(?://|\\/\\/)[^:/@\s\\\"']+:)(?P<pw>[^@/\s\"']+)(?P<at>@)"
 )
+# variables whose names contain a secret-looking word but never hold a secret: the shell's working
+# directories (``PWD`` matched "pwd", so every path under the working directory was masked)
+_NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD"})
+# name endings of variables that hold where a secret is, not the secret (GOOGLE_APPLICATION_CREDENTIALS is a
+# file path; TOKEN_FILE, SECRETS_DIR ...)
+_LOCATION_SUFFIXES = ("path", "file", "dir", "directory", "home", "url", "uri", "host", "endpoint", "user",
+                      "username")
 # harmless values that often sit in secret-named variables (feature flags); never treated as secrets
 _PYDANTIC_MASK = "**********"  # how SecretStr/SecretBytes dump in JSON mode
 _TRIVIAL = frozenset({"true", "false", "none", "null", "yes", "no", "on", "off", "", MASK})
 
 
 def is_secret_name(name: str) -> bool:
-    """Does ``name`` (a config field or environment variable) look like it holds a secret?"""
+    """Does ``name`` (a config field or environment variable) look like it holds a secret?
+
+    Not the working-directory variables (``PWD``, ``OLDPWD``), nor names that say they hold a location
+    (``*_PATH``, ``*_FILE``, ``*_DIR``, ``*_URL``, ``*_USER`` ...): a path or address is not a secret, and
+    masking it hid every path below it (a URL's password is masked wherever it appears anyway)."""
+    if name.upper() in _NOT_SECRET_NAMES:
+        return False
     words = [w.lower() for w in _WORD_SPLIT.split(name) if w]
+    if words and words[-1] in _LOCATION_SUFFIXES and len(words) > 1:
+        return False
     if any(w in _SECRET_WORDS for w in words):
         return True
     flat = "".join(words)
     return any(part in flat for part in _SECRET_PARTS)
+
+
+def _looks_like_location(value: str) -> bool:
+    """A filesystem path (absolute or home-relative) is never treated as a secret value."""
+    v = value.strip()
+    return v.startswith(("/", "~/", "./", "../")) or (len(v) > 2 and v[1] == ":" and v[2] in "\\/")
 
 
 def url_passwords(text: str) -> set[str]:
@@ -79,7 +100,10 @@ def url_passwords(text: str) -> set[str]:
 def secret_env_values(environ: Mapping[str, str] | None = None) -> set[str]:
     """Values of secret-looking environment variables (the non-trivial ones) and URL passwords of any."""
     env = os.environ if environ is None else environ
-    out = {v for k, v in env.items() if is_secret_name(k) and v.strip().lower() not in _TRIVIAL}
+    out = {
+        v for k, v in env.items()
+        if is_secret_name(k) and v.strip().lower() not in _TRIVIAL and not _looks_like_location(v)
+    }
     for v in env.values():
         out |= url_passwords(v)
     return out
