@@ -48,6 +48,7 @@ from typing import Any, Literal, NoReturn
 from execution.errors import KillSwitchError, OrderRejectedError
 from quantlake.config import paths
 from quantlake.errors import QuantlakeError
+from quantlake.redact import redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class Alert:
     path: str | None = None
 
     def __post_init__(self) -> None:
+        # the subject and detail often quote an error carrying a broker or data URL: never its credentials
+        self.subject = redact_urls(self.subject)
+        self.detail = redact_urls(self.detail)
+        self.context = json.loads(redact_urls(json.dumps(self.context, default=str)))
         self.key = self.key or f"{self.kind}:{self.subject[:120]}"
         self.state = self.state or self.severity
 
@@ -153,7 +158,7 @@ def _email(a: Alert) -> None:
         send(plain_message(f"quantlake {a.severity}: {a.subject}", a.text()), settings)
         a.emailed = True
     except QuantlakeError as exc:  # e.g. SMTP down: say so, never hide the alert itself
-        a.email_error = str(exc)
+        a.email_error = redact_urls(str(exc))
         _run_logger().error("alert e-mail not sent: %s", exc)
 
 

@@ -16,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from execution import alerts
 from quantlake.errors import QuantlakeError, UserInputError
 from quantlake.ingest import IngestReport, failures_error
+from quantlake.redact import redact_urls
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +42,7 @@ def quantlake_errors_fail_cleanly(fn: Callable[P, R]) -> Callable[P, R | State[A
         try:
             return fn(*args, **kwargs)
         except QuantlakeError as exc:
-            return Failed(message=str(exc), data=exc)
+            return Failed(message=redact_urls(str(exc)), data=exc)
 
     return wrapper
 
@@ -51,7 +52,7 @@ def finish(reports: list[IngestReport]) -> list[dict[str, Any]] | State[Any]:
     summary = log_reports(reports)
     err = failures_error(reports)
     if err is not None:
-        return Failed(message=str(err), data=err)
+        return Failed(message=redact_urls(str(err)), data=err)
     return summary
 
 

@@ -617,7 +617,10 @@ def main() -> None:
     except QuantlakeError as exc:
         from rich.markup import escape
 
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        from quantlake.redact import redact_urls
+
+        line = escape(redact_urls(str(exc)))
+        err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

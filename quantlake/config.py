@@ -22,9 +22,13 @@ _QUIET_ENV = {
 
 
 def quiet_environment() -> None:
-    """Turn telemetry off unless the user chose otherwise (setdefault, never overwrite)."""
+    """Turn telemetry off unless the user chose otherwise (setdefault, never overwrite); log records of this
+    process never carry credentials of URLs (:mod:`quantlake.redact`)."""
+    from quantlake.redact import install_log_redaction
+
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    install_log_redaction()
 
 
 @dataclass(frozen=True)

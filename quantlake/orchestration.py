@@ -106,6 +106,9 @@ def configure() -> str:
     global _decided
     if _decided is not None:
         return _decided
+    from quantlake.redact import install_log_redaction
+
+    install_log_redaction()  # flow logs go to Prefect's database: never with URL credentials
     use_quantlake_prefect_home()
     if os.environ.get("PREFECT_API_URL"):
         _decided = "configured"

@@ -42,6 +42,7 @@ from execution.errors import BrokerUnavailableError, DuplicateOrderError
 from execution.option_orders import MULTIPLIER, OptionLeg, parse_occ
 from execution.secrets import secret
 from quantlake.errors import BrokerError, MissingCredentialsError
+from quantlake.redact import redact_urls, strip_url_credentials
 
 T = TypeVar("T")
 KEY_ENV, SECRET_ENV, URL_ENV = "ALPACA_API_KEY", "ALPACA_API_SECRET", "ALPACA_BASE_URL"
@@ -107,6 +108,7 @@ class AlpacaBroker:
 
     def __init__(self, base_url: str | None = None, timeout: float = 15.0, client: Any | None = None) -> None:
         self.base_url = (base_url or os.environ.get(URL_ENV) or PAPER_URL).rstrip("/")
+        self.display_url = strip_url_credentials(self.base_url)  # for messages: never the URL's credentials
         if client is None:
             with warnings.catch_warnings():  # alpaca-py imports websockets.legacy (deprecated upstream)
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -129,7 +131,7 @@ class AlpacaBroker:
             raise BrokerError(f"Alpaca {op} failed: HTTP {status}: {_message(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise BrokerUnavailableError(
-                f"cannot reach Alpaca at {self.base_url} ({op}): {type(exc).__name__}: {_short(exc)}"
+                f"cannot reach Alpaca at {self.display_url} ({op}): {type(exc).__name__}: {_short(exc)}"
             ) from None
 
     def _order(self, o: Any) -> BrokerOrder:
@@ -211,7 +213,7 @@ class AlpacaBroker:
             raise BrokerError(f"Alpaca submit_order failed: HTTP {exc.status_code}: {message}") from None
         except requests.exceptions.RequestException as exc:
             raise BrokerUnavailableError(
-                f"cannot reach Alpaca at {self.base_url} (submit_order): {type(exc).__name__}: {_short(exc)}"
+                f"cannot reach Alpaca at {self.display_url} (submit_order): {type(exc).__name__}: {_short(exc)}"
             ) from None
         return self._order(placed)
 
@@ -226,7 +228,7 @@ class AlpacaBroker:
             raise BrokerError(f"Alpaca get_order failed: HTTP {exc.status_code}: {_message(exc)}") from None
         except requests.exceptions.RequestException as exc:
             raise BrokerUnavailableError(
-                f"cannot reach Alpaca at {self.base_url} (get_order): {type(exc).__name__}: {_short(exc)}"
+                f"cannot reach Alpaca at {self.display_url} (get_order): {type(exc).__name__}: {_short(exc)}"
             ) from None
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
@@ -391,4 +393,4 @@ def _short(exc: Exception) -> str:
         return "DNS lookup failed (offline?)"
     if "Connection refused" in text:
         return "connection refused"
-    return text[:200]
+    return redact_urls(text)[:200]

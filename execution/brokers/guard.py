@@ -28,6 +28,7 @@ from typing import TypeVar
 from execution.brokers.base import AccountState, Broker, BrokerFill, BrokerOrder, OrderRequest
 from execution.errors import CircuitOpenError, DuplicateOrderError
 from quantlake.errors import BrokerError, UserInputError
+from quantlake.redact import redact_urls
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class CircuitBreaker:
 
     def _failure(self, message: str) -> None:
         self.consecutive += 1
-        self.last_error = message
+        self.last_error = redact_urls(message)
         if self.consecutive >= self.threshold or self.opened_at is not None:
             if self.opened_at is None:
                 log.error("circuit breaker opened after %d consecutive failures: %s", self.consecutive, message)

@@ -46,6 +46,7 @@ from quantlake.errors import (
     SourceUnavailableError,
     UserInputError,
 )
+from quantlake.redact import redact_urls
 from quantlake.sources.base import ROW_NO, RawBatch
 from quantlake.sources.netutil import Timeouts, host_of, offline_reason, one_line
 from quantlake.sources.text import check_first_line_bytes, shown
@@ -399,7 +400,9 @@ class CotSource:
             resp = requests.get(url, timeout=self.timeouts.pair, headers={"User-Agent": USER_AGENT})
         except requests.RequestException as exc:
             reason = offline_reason(exc) or f"{type(exc).__name__}: {one_line(str(exc))}"
-            raise SourceUnavailableError(f"cot: cannot reach {host_of(url)}: {reason} (while fetching {url})") from None
+            raise SourceUnavailableError(
+                f"cot: cannot reach {host_of(url)}: {reason} (while fetching {redact_urls(url)})"
+            ) from None
         if resp.status_code == 404 and missing_ok:
             return None  # this year's file is not published yet (early January)
         if resp.status_code >= 400:

@@ -13,6 +13,8 @@ import urllib.error
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from quantlake.redact import redact_urls
+
 # Connect fast (an offline machine or a dead host should fail in seconds), read patiently (a year of
 # CFTC data or a long FRED series can take a while on a slow link).
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -39,7 +41,7 @@ class Timeouts:
 
 def mask_secrets(text: str, *secrets: str | None) -> str:
     """``text`` with ``api_key=...``-style query values and every given secret replaced by ``***``."""
-    out = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+    out = redact_urls(_SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text))
     for s in secrets:
         if s:
             out = out.replace(s, "***")
@@ -47,8 +49,8 @@ def mask_secrets(text: str, *secrets: str | None) -> str:
 
 
 def host_of(url: str) -> str:
-    """``host[:port]`` of a URL, for error lines (never the path or query, which may carry a key)."""
-    return urlsplit(url).netloc or "?"
+    """``host[:port]`` of a URL, for error lines (never the user, password, path or query)."""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] or "?"
 
 
 def one_line(text: str, limit: int = 200) -> str:
