@@ -195,7 +195,7 @@ def load_champion(name: str) -> SignalSource:
 
     from tracking.registry import CHAMPION
 
-    version = champion_version(name, f"promote one with `quantlake models promote {name} VERSION`, or list models "
+    version = champion_version(name, f"promote one with `quantlake models promote {name} --version VERSION`, or list models "
                                "with `quantlake models list`")  # fmt: skip
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
     schema = model.metadata.get_input_schema()

@@ -444,8 +444,10 @@ def failures_error(reports: Iterable[IngestReport]) -> QuantlakeError | None:
     if len(fails) == 1 and written == 0 and not any(r.accepted for r in reports):
         return fails[0][1]
     lines = "; ".join(f"{k}: {exc}" for k, exc in fails[:5]) + (" ..." if len(fails) > 5 else "")
+    kinds = {type(e) for _, e in fails}
     err: type[QuantlakeError] = (
-        UserInputError if all(isinstance(e, UserInputError) for _, e in fails) else SourceError
+        kinds.pop() if len(kinds) == 1  # one kind of failure keeps its type (and exit code)
+        else UserInputError if all(isinstance(e, UserInputError) for _, e in fails) else SourceError
     )
     if written:
         rest = f"the rest were ingested ({written:,} row(s) written)"

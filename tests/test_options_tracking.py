@@ -64,6 +64,10 @@ def test_tracked_run_logs_lineage_leg_days_frames_and_plots(store: Path, sample_
             "metrics.json", "config.json", "lineage.json", "plots"} <= names
     plots = {a.path for a in client().list_artifacts(run_id, "plots")}
     assert plots == {"plots/equity.png", "plots/greeks.png"}
+    # a quantstats tearsheet of the daily returns, in the folder and in the run
+    assert "Strategy" in (tmp_path / "out" / "tearsheet.html").read_text()[:20000] or (
+        tmp_path / "out" / "tearsheet.html").stat().st_size > 50_000
+    assert {a.path for a in client().list_artifacts(run_id, "reports")} == {"reports/tearsheet.html"}
     daily = pd.read_parquet(tmp_path / "out" / "daily.parquet")
     assert {"equity", "delta", "gamma", "vega", "theta", "requirement", "excess"} <= set(daily.columns)
     held = daily[daily["date"] >= pd.Timestamp("2015-01-16").date()]  # first roll date: Jan 16, 2015

@@ -178,15 +178,23 @@ def test_training_job_logs_models_tunes_inside_window_and_reproduces(store: Path
     assert result.identical, [x for x in result.metrics if not x.identical]
     assert len(result.metrics) == len(m)
 
-    from tracking.ml.report import register_trained
+    from typer.testing import CliRunner
 
-    versions = register_trained(run_id)
-    assert versions == {f"ml_{f}": "1" for f in ("ensemble", "lightgbm", "logistic", "sequence", "xgboost")}
+    from quantlake.cli import app
+    from tracking.registry import get_version
+
+    # `quantlake models register RUN_ID`: the trained families become registered versions
+    res = CliRunner().invoke(app, ["models", "register", run_id], env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    assert "quantlake models promote ml_ensemble --version 1" in res.output
+    for name in (f"ml_{f}" for f in ("ensemble", "lightgbm", "logistic", "sequence", "xgboost")):
+        assert name in res.output
+        assert get_version(name, "1").run_id != run_id  # the family's child run
 
 
 def test_rule_strategy_job_and_registration(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
     from tracking.jobs import run_job
-    from tracking.registry import get_version, register_from_run
+    from tracking.registry import get_version
     from tracking.run_context import client
 
     lake.merge("equity_bars", synthetic_bars(300))
@@ -197,7 +205,13 @@ def test_rule_strategy_job_and_registration(store: Path, lake) -> None:  # type:
     metrics = client().get_run(run_id).data.metrics
     assert metrics["n_trials"] == 7 and metrics["oos_n_obs"] == pytest.approx(150, abs=3)
     assert 0 <= metrics["oos_dsr"] <= 1 and metrics["oos_max_drawdown"] <= 0
-    version = register_from_run(run_id, "rule_momentum")
+    from typer.testing import CliRunner
+
+    from quantlake.cli import app
+
+    res = CliRunner().invoke(app, ["models", "register", run_id, "--name", "rule_momentum"])
+    assert res.exit_code == 0, res.output
+    version = "1"
     mv = get_version("rule_momentum", version)
     assert mv.tags["quantlake.kind"] == "rule" and float(mv.tags["oos_sharpe"]) == metrics["oos_sharpe"]
 

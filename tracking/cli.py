@@ -246,6 +246,27 @@ def models_features(
     print_table(doc, cols, title=f"feature registry ({len(doc)} features)")
 
 
+@models_app.command("register")
+def models_register(
+    run_id: Annotated[str, typer.Argument(help="A finished run that logged models (e.g. of `runs run models.train`)")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Registered name for a run that logged one signal model")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Name prefix for a models.train run's families")] = "ml",
+) -> None:
+    """Register the model(s) a finished run logged as new versions: a `models.train` run's families as
+    PREFIX_FAMILY (ml_logistic, ml_lightgbm, ml_ensemble), or the one signal model of another run as --name."""
+    from quantlake.display import Col, print_table
+    from tracking.ml.report import register_trained
+    from tracking.registry import register_from_run
+
+    versions = {name: register_from_run(run_id, name)} if name else register_trained(run_id, prefix)
+    print_table([{"model": k, "version": v} for k, v in versions.items()],
+                [Col("model"), Col("version")], title=f"registered from run {run_id[:8]}")
+    first, version = next(iter(versions.items()))
+    console.print(f"next: quantlake models promote {first} --version {version}", soft_wrap=True, markup=False)
+
+
 @models_app.command("promote")
 def models_promote(
     name: Annotated[str, typer.Argument(help="Registered model name")],
@@ -341,13 +362,16 @@ def ui_mlflow(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000,
 ) -> None:
     """Serve the MLflow UI over quantlake's runs (until Ctrl-C)."""
+    from rich.markup import escape
+
     from tracking.scrub import Scrubber
     from tracking.ui import LOCALHOST, check_port, mlflow_command, run_foreground
 
     check_port(LOCALHOST, port)
     cmd = mlflow_command(port)
     store = Scrubber().text(cmd[cmd.index("--backend-store-uri") + 1])
-    console.print(f"MLflow UI on [bold]http://{LOCALHOST}:{port}[/] (store {store}) — Ctrl-C to stop")
+    console.print(f"MLflow UI on [bold]http://{LOCALHOST}:{port}[/] (store {escape(store)}) — Ctrl-C to stop",
+                  soft_wrap=True)  # the store path unbroken: copyable
     raise typer.Exit(run_foreground(cmd))
 
 

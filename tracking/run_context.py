@@ -41,6 +41,7 @@ from quantlake.errors import UserInputError
 from quantlake.lake import Lake
 from tracking import provenance, tags
 from tracking.errors import TrackingError
+from tracking.naming import run_label, unique_run_name
 from tracking.params import param_dict, safe_key, tag_value
 from tracking.scrub import Scrubber, config_secrets
 
@@ -91,6 +92,16 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
 
 
+# MLflow 3's UI opens an experiment without this tag in GenAI mode (traces, evaluations); quantlake's runs
+# are model-training runs: params, metrics, artifacts
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT}
+# top-level config fields that say how a run executes, not what it tests: tags ``config.<field>``, not params,
+# so MLflow's compare view and `runs compare` show the strategy's parameters
+RUN_SETTINGS = frozenset({"name", "chunk_size", "report", "output_dir", "workers", "runner", "progress", "dask"})
+
+
 def validate_experiment_name(name: str) -> str:
     if not EXPERIMENT_NAME_RE.fullmatch(name or ""):
         raise UserInputError(
@@ -111,10 +122,12 @@ def get_or_create_experiment(name: str) -> str:
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 c.restore_experiment(exp.experiment_id)
+            if EXPERIMENT_KIND_TAG not in exp.tags:  # created before quantlake set the kind
+                c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
             return str(exp.experiment_id)
         location = (artifact_root() / name).as_uri() if is_local_store(c.tracking_uri) else None
         try:
-            return str(c.create_experiment(name, artifact_location=location))
+            return str(c.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS))
         except MlflowException as exc:  # created concurrently by another process
             exp = c.get_experiment_by_name(name)
             if exp is None:
@@ -310,10 +323,11 @@ def tracked_run(
     scrubber = Scrubber()
     dumped, masked, _ = config_secrets(config, scrubber)
     start_tags = {**_start_tags(job, config, masked, lake), **dict(extra_tags or {})}
+    name = unique_run_name(c, experiment_id, run_label(job, dumped, run_name))
     try:
         active = mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=scrubber.text(run_name) if run_name else None,
+            run_name=scrubber.text(name),
             nested=mlflow.active_run() is not None,
             tags={k: scrubber.text(tag_value(v)) for k, v in start_tags.items()},
         )
@@ -324,7 +338,8 @@ def tracked_run(
     handle = RunHandle(active.info.run_id, experiment_id, c, scrubber)
     token = _CURRENT.set(handle)
     try:
-        handle.log_params(dumped)
+        handle.log_params({k: v for k, v in dumped.items() if k not in RUN_SETTINGS})
+        handle.set_tags({f"config.{k}": v for k, v in dumped.items() if k in RUN_SETTINGS})
         handle.log_dict(dumped, tags.CONFIG_ARTIFACT)
         yield handle
     except BaseException as exc:

@@ -39,7 +39,13 @@ def log_research(run: RunHandle, res: ResearchResult) -> None:
         "overfitting_stats.json",
     )
     for path in res.files.values():
+        if path.suffix == ".html" and path.name != "tearsheet.html":
+            continue  # the charts go in once, on report.html below (plotly.js embedded once per run)
         run.log_artifact(path, artifact_path="tables" if path.suffix == ".parquet" else "reports")
+    if res.figures:  # one self-contained page for MLflow's viewer: plotly.js embedded once per run
+        from backtests.reports import bundle_html
+
+        run.log_text(bundle_html(res.figures, res.title), "reports/report.html")
 
 
 def research_job(config: SweepConfig, lake: Lake) -> dict[str, float]:

@@ -33,6 +33,8 @@ class ResearchResult:
     walkforward: WalkForwardResult | None = None
     montecarlo: MonteCarloResult | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)  # the charts of the report folder, by file stem
+    title: str = ""
 
     def metrics(self) -> dict[str, float]:
         """Flat finite numbers for MLflow: best combination, overfitting, walk-forward, Monte Carlo.
@@ -137,7 +139,12 @@ def write_reports(res: ResearchResult, out_dir: Path | None = None) -> dict[str,
     out = Path(out_dir or default_output_dir(cfg))
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
+    figures: dict[str, Any] = {}  # every chart: MLflow gets them on one page (jobs.log_research)
     title = f"{cfg.name}: {cfg.strategy.kind}"
+
+    def chart(name: str, figure: Any) -> Path:
+        figures[name] = figure
+        return reports.write_html(figure, out / f"{name}.html")
 
     s.table.to_parquet(out / "results.parquet", index=False)
     s.summary.to_parquet(out / "summary.parquet")
@@ -164,7 +171,7 @@ def write_reports(res: ResearchResult, out_dir: Path | None = None) -> dict[str,
         fig = reports.heatmap_figure(
             s.summary, hm[0], hm[1], HEATMAP_METRICS, title=title, default=cfg.metric
         )
-        files["heatmap"] = reports.write_html(fig, out / "heatmap.html")
+        files["heatmap"] = chart("heatmap", fig)
         per_unit = reports.heatmap_figure(
             s.table,
             hm[0],
@@ -174,14 +181,14 @@ def write_reports(res: ResearchResult, out_dir: Path | None = None) -> dict[str,
             title=f"{title} (mean over symbols)",
             default=cfg.metric,
         )
-        files["heatmap_units"] = reports.write_html(per_unit, out / "heatmap_units.html")
+        files["heatmap_units"] = chart("heatmap_units", per_unit)
 
     combined = (1.0 + res.detail.returns.dropna()).cumprod().rename("combined (equal weight)")
     units = res.detail.value / cfg.execution.init_cash
     equity = pd.concat([combined, units], axis=1)
     params = ", ".join(f"{k}={v}" for k, v in s.best_params.items() if k in s.swept) or "fixed parameters"
     fig = reports.equity_drawdown_figure(equity, title=f"{title}: selected {params}", log_y=True)
-    files["equity"] = reports.write_html(fig, out / "equity.html")
+    files["equity"] = chart("equity", fig)
     if cfg.report.tearsheet:
         files["tearsheet"] = reports.tearsheet(
             res.detail.returns.rename("strategy"), out / "tearsheet.html", title=f"{title} ({params})"
@@ -194,12 +201,12 @@ def write_reports(res: ResearchResult, out_dir: Path | None = None) -> dict[str,
         bars = reports.bars_figure(
             wf.windows, "window", ["is_sharpe", "oos_sharpe"], title=f"{title}: walk-forward IS vs OOS Sharpe"
         )
-        files["walkforward_windows"] = reports.write_html(bars, out / "walkforward_windows.html")
+        files["walkforward_windows"] = chart("walkforward_windows", bars)
         stitched = (1.0 + wf.oos_returns).cumprod().rename("walk-forward OOS (stitched)")
         fig = reports.equity_drawdown_figure(
             stitched.to_frame(), title=f"{title}: stitched out-of-sample equity"
         )
-        files["walkforward_equity"] = reports.write_html(fig, out / "walkforward_equity.html")
+        files["walkforward_equity"] = chart("walkforward_equity", fig)
 
     if res.montecarlo is not None:
         mc = res.montecarlo
@@ -209,8 +216,9 @@ def write_reports(res: ResearchResult, out_dir: Path | None = None) -> dict[str,
             mc.bands,
             title=f"{title}: Monte Carlo of {mc.n_trades} trades (fraction {mc.fraction:.3g} per trade)",
         )
-        files["montecarlo"] = reports.write_html(fig, out / "montecarlo.html")
+        files["montecarlo"] = chart("montecarlo", fig)
     res.files = files
+    res.figures, res.title = figures, title
     return files
 
 

@@ -497,7 +497,8 @@ class TrackingConfig(_Model):
 
 class OutputConfig(_Model):
     plots: bool = True
-    directory: str | None = None  # None: $QUANTLAKE_HOME/reports/options/<name>
+    tearsheet: bool = True  # quantstats' HTML tearsheet of the daily returns (as equity sweeps write)
+    directory: str | None = None  # None: $QUANTLAKE_HOME/reports/options/<name>-<time>-<run id> (one per run)
 
 
 class OptionsBacktestConfig(_Model):

@@ -20,6 +20,7 @@ BASE: dict[str, Any] = {
     "underlying": "^GSPC", "start": START, "end": END, "initial_cash": 1_000_000,
     "market": {"rate": {"series": "DGS2"}, "dividend_yield": 0.018},
     "commissions": {"per_contract": 0.65, "per_share": 0.005},
+    "outputs": {"tearsheet": False},  # quantstats' tearsheet: `quantlake options-backtest` writes it
 }
 
 

@@ -27,8 +27,9 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
 def options_backtest(config: OptionsBacktestConfig, lake: Lake) -> dict[str, float]:
     """Option strategy backtest (backtrader + observed/modeled chains): trades, equity, Greeks, metrics."""
     result = run_backtest(config, lake)
-    files = write_outputs(result, output_dir(config), plots=config.outputs.plots)
     run = current_run()
+    files = write_outputs(result, output_dir(config, run.run_id if run else None), plots=config.outputs.plots,
+                          tearsheet=config.outputs.tearsheet)
     if run is not None:
         log_result(run, result, files)
         _last[run.run_id] = result

@@ -3,6 +3,7 @@ MLflow logging."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -17,10 +18,13 @@ from quantlake.config import paths
 FRAMES = ("trades", "fills", "daily", "positions", "open_positions", "rejections", "skipped", "regimes")
 
 
-def output_dir(config: OptionsBacktestConfig) -> Path:
+def output_dir(config: OptionsBacktestConfig, run_id: str | None = None) -> Path:
+    """``outputs.directory``, else a folder per run: ``$QUANTLAKE_HOME/reports/options/<name>-<UTC time>[-<run
+    id>]`` (one name for every run overwrote the previous run's files)."""
     if config.outputs.directory:
         return Path(config.outputs.directory).expanduser().resolve()
-    return paths().reports / "options" / config.name
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return paths().reports / "options" / (f"{config.name}-{stamp}" + (f"-{run_id[:8]}" if run_id else ""))
 
 
 def _frame(result: BacktestResult, name: str) -> pd.DataFrame:
@@ -28,8 +32,11 @@ def _frame(result: BacktestResult, name: str) -> pd.DataFrame:
     return df.reset_index() if name == "daily" else df
 
 
-def write_outputs(result: BacktestResult, directory: Path, plots: bool = True) -> dict[str, Path]:
-    """Write every frame as Parquet, metrics as JSON and (optionally) the equity/drawdown and Greeks PNGs."""
+def write_outputs(
+    result: BacktestResult, directory: Path, plots: bool = True, tearsheet: bool = False
+) -> dict[str, Path]:
+    """Write every frame as Parquet, metrics as JSON and (optionally) the equity/drawdown and Greeks PNGs and
+    quantstats' tearsheet of the daily returns."""
     directory.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for name in FRAMES:
@@ -51,6 +58,14 @@ def write_outputs(result: BacktestResult, directory: Path, plots: bool = True) -
             fig.savefig(p, dpi=110)  # the figures are laid out already (tight_layout)
             pl.close(fig)
             out[name] = p
+    if tearsheet and len(result.daily) > 2:
+        from backtests import reports
+        from backtests.options.metrics import returns
+
+        daily = returns(result.daily, result.initial_cash)
+        daily.index = pd.to_datetime(daily.index)
+        out["tearsheet"] = reports.tearsheet(daily.rename(result.name), directory / "tearsheet.html",
+                                             title=f"{result.name} (option backtest)")
     result.plots = {k: v for k, v in out.items() if v.suffix == ".png"}
     return out
 
@@ -63,6 +78,8 @@ def log_result(run: Any, result: BacktestResult, files: dict[str, Path]) -> None
         if p.suffix == ".png":
             run.log_artifact(p, artifact_path="plots")
     run.log_artifact(files["metrics"])
+    if "tearsheet" in files:
+        run.log_artifact(files["tearsheet"], artifact_path="reports")
     run.set_tags({
         "options.leg_days_observed": result.leg_days["observed"],
         "options.leg_days_modeled": result.leg_days["modeled"],

@@ -1,0 +1,32 @@
+"""`--runner dask` ends cleanly: no CommClosedError traceback and none of Dask's ~40 INFO lines of cluster
+start-up and teardown in the command's output (task failures still surface as failed tasks)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_dask_task_runner_is_quiet(ql_home, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from prefect import flow, task
+
+    from flows.equity_sweep import task_runner
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    @flow
+    def fan_out() -> list[int]:
+        return [f.result() for f in square.map([1, 2, 3, 4])]
+
+    caplog.set_level(logging.DEBUG)
+    assert fan_out.with_options(task_runner=task_runner("dask", 2))() == [1, 4, 9, 16]
+    out = capfd.readouterr()
+    text = out.out + out.err + caplog.text
+    assert "CommClosedError" not in text and "Traceback" not in text
+    chatter = [r for r in caplog.records if r.name.startswith("distributed") and r.levelno < logging.WARNING]
+    assert chatter == [], [r.getMessage() for r in chatter[:5]]
