@@ -9,7 +9,9 @@ In order:
    report to it (and show in its UI at once).  A server of *another* home or checkout is never picked up.
 3. **In this process**: otherwise the Prefect API runs in a background thread of the command itself, on the
    SQLite database in ``$QUANTLAKE_HOME/prefect`` (the same one ``quantlake ui prefect`` serves later), started
-   only when the first flow needs it.  Prefect's own default starts a temporary server *subprocess* per
+   when the flows are imported (only commands that run a flow import them).  Its address is exported as
+   ``PREFECT_API_URL`` before Prefect reads its settings, so task runs on Dask workers (other processes)
+   report to it too instead of each starting a server of their own.  Prefect's own default starts a temporary server *subprocess* per
    command (a fresh interpreter importing the whole server: 10-30 s); the thread skips that interpreter and
    the second import of Prefect.  ``QUANTLAKE_PREFECT_SERVER=subprocess`` restores Prefect's behaviour (the
    benchmark compares both).
@@ -126,7 +128,11 @@ def configure() -> str:
     if os.environ.get(MODE_ENV) == "subprocess":
         _decided = "subprocess"
         return _decided
-    _install_in_process_server()
+    # the address is fixed before Prefect reads its settings, so every client of this process, and every
+    # process it starts (Dask workers, a nested quantlake command), reports to this one API
+    port = _free_port()
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    _install_in_process_server(port)
     _decided = "in-process"
     return _decided
 
@@ -137,12 +143,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _install_in_process_server() -> None:
+def _install_in_process_server(port: int) -> None:
     from prefect.server.api.server import SubprocessASGIServer
 
     class InProcessServer(SubprocessASGIServer):
-        """Prefect's ephemeral API served by uvicorn in a daemon thread of this process (started lazily by
-        Prefect's ``get_client`` on the first flow)."""
+        """Prefect's ephemeral API served by uvicorn in a daemon thread of this process."""
 
         _thread: threading.Thread | None = None
         _uvicorn: Any = None
@@ -154,7 +159,7 @@ def _install_in_process_server() -> None:
             from prefect.server.api.server import create_app
             from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
-            self.port = _free_port()
+            self.port = self.port or _free_port()
             app = create_app(ephemeral=True, final=True)
             config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="on")
             server = uvicorn.Server(config)
@@ -181,8 +186,11 @@ def _install_in_process_server() -> None:
     current = SubprocessASGIServer._instances.get(None)
     if current is None or not current.running:
         server = object.__new__(InProcessServer)
-        SubprocessASGIServer.__init__(server)
+        SubprocessASGIServer.__init__(server, port)
+        # also Prefect's own lookup (a process that imported Prefect before the address was set asks for
+        # its default ephemeral server: it gets this one)
         SubprocessASGIServer._instances[None] = server
+        server.start()
 
 
 class _ThreadHandle:

@@ -92,7 +92,7 @@ def test_tracked_run_records_config_provenance_and_lineage(
     assert r.info.status == "FINISHED"
     assert r.info.run_name == "first"
     p = r.data.params
-    assert p["name"] == "alpha"
+    assert "name" not in p and r.data.tags["config.name"] == "alpha"  # a run setting: a tag
     assert p["inner.window"] == "7"
     assert json.loads(p["inner.weights"]) == [0.5, 0.5]
     assert p["start"] == "2020-01-01"
@@ -162,3 +162,42 @@ def test_tracked_run_requires_pydantic_config(store: Path, lake) -> None:  # typ
 
     with pytest.raises(TypeError, match="pydantic"), tracked_run("exp4", "x", {"a": 1}, lake):  # type: ignore[arg-type]
         pass
+
+
+class _Strategy(BaseModel):
+    kind: str = "ema_cross"
+    fast: int = 10
+
+
+class _SweepLike(BaseModel):
+    name: str = "ema_cross_sample"
+    strategy: _Strategy = _Strategy()
+    symbols: list[str] = ["SPY", "AAPL", "GOOG", "INTC"]
+    start: dt.date = dt.date(2010, 1, 4)
+    end: dt.date = dt.date(2017, 12, 29)
+    chunk_size: int = 10
+
+
+def test_runs_are_named_and_experiments_are_model_training(store: Path, lake) -> None:  # type: ignore[no-untyped-def]
+    """Experiments open as model-training experiments in MLflow 3 (not GenAI); a run is named by strategy,
+    universe, period and config hash, unique in its experiment; run settings are tags, not params."""
+    from tracking.naming import config_hash
+    from tracking.run_context import client, tracked_run
+
+    cfg = _SweepLike()
+    names = []
+    for _ in range(2):
+        with tracked_run("named", "test.named", cfg, lake, run_name=cfg.name) as r:
+            pass
+        names.append(client().get_run(r.run_id).info.run_name)
+    base = f"ema_cross SPY,AAPL+2 2010-01-04..2017-12-29 {config_hash(cfg.model_dump(mode='json'))}"
+    assert names == [base, f"{base} #2"]
+    other = _SweepLike(strategy=_Strategy(fast=12))
+    with tracked_run("named", "test.named", other, lake) as r:
+        pass
+    assert client().get_run(r.run_id).info.run_name.rsplit(" ", 1)[1] != base.rsplit(" ", 1)[1]  # other hash
+    exp = client().get_experiment_by_name("named")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    run = client().get_run(r.run_id)
+    assert "strategy.fast" in run.data.params and "chunk_size" not in run.data.params
+    assert run.data.tags["config.chunk_size"] == "10" and "name" not in run.data.params
