@@ -90,6 +90,7 @@ RUNNERS = ("thread", "dask")
 
 
 @task(name="research-chunk", cache_policy=NO_CACHE, task_run_name="chunk {label}")
+@quantlake_errors_fail_cleanly  # an expected error in a chunk: one log line, raised again by .result()
 def chunk_task(fn: Callable[[Any], Any], item: Any, label: str = "") -> Any:
     return fn(item)
 

@@ -30,3 +30,28 @@ def test_dask_task_runner_is_quiet(ql_home, caplog: pytest.LogCaptureFixture, ca
     assert "CommClosedError" not in text and "Traceback" not in text
     chatter = [r for r in caplog.records if r.name.startswith("distributed") and r.levelno < logging.WARNING]
     assert chatter == [], [r.getMessage() for r in chatter[:5]]
+
+
+@pytest.mark.integration
+def test_an_expected_error_in_a_chunk_logs_one_line(ql_home, capfd: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """A quantlake error inside a research chunk fails the run with its one-line message, no traceback
+    (the research flow, like every flow, is wrapped by quantlake_errors_fail_cleanly; the chunk task now too)."""
+    from prefect import flow
+
+    from flows._common import quantlake_errors_fail_cleanly
+    from flows.equity_sweep import prefect_runner
+    from quantlake.errors import ConfigError
+
+    def boom(item: int) -> int:
+        raise ConfigError(f"chunk {item}: symbol XYZ has no bars in the window")
+
+    @flow
+    @quantlake_errors_fail_cleanly
+    def research() -> list[int]:
+        return prefect_runner(boom, [1])
+
+    with pytest.raises(ConfigError, match="XYZ has no bars"):
+        research()
+    out = capfd.readouterr()
+    text = out.out + out.err
+    assert "XYZ has no bars" in text and "Traceback" not in text

@@ -201,3 +201,27 @@ def test_runs_are_named_and_experiments_are_model_training(store: Path, lake) ->
     run = client().get_run(r.run_id)
     assert "strategy.fast" in run.data.params and "chunk_size" not in run.data.params
     assert run.data.tags["config.chunk_size"] == "10" and "name" not in run.data.params
+
+
+def test_experiments_get_a_view_with_the_key_metrics(store: Path, lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """MLflow shows no metric column by default; each experiment gets a shared view (experiment tag) with the
+    key metrics and the strategy's parameters as columns, sorted by the first key metric, and `ui mlflow`
+    prints its link."""
+    from typer.testing import CliRunner
+
+    from quantlake.cli import app
+    from tracking import ui
+    from tracking.run_context import client, tracked_run
+    from tracking.views import VIEW_TAG
+
+    with tracked_run("viewed", "test.view", _SweepLike(), lake) as r:
+        r.log_metrics({"zeta": 1.0, "max_drawdown": -0.2, "sharpe": 1.3, "trades": 12})
+    exp = client().get_experiment_by_name("viewed")
+    view = json.loads(exp.tags[VIEW_TAG])
+    assert view["selectedColumns"][:4] == ["metrics.`sharpe`", "metrics.`max_drawdown`", "metrics.`trades`",
+                                           "params.`strategy.kind`"]
+    assert "metrics.`zeta`" not in view["selectedColumns"] and view["orderByKey"] == "metrics.`sharpe`"
+    monkeypatch.setattr(ui, "run_foreground", lambda cmd, **kw: 0)
+    res = CliRunner().invoke(app, ["ui", "mlflow", "--port", "5988"], env={"COLUMNS": "200"})
+    assert f"viewed: http://127.0.0.1:5988/#/experiments/{exp.experiment_id}/runs?viewStateShareKey=quantlake" \
+        in res.output

@@ -372,7 +372,20 @@ def ui_mlflow(
     store = Scrubber().text(cmd[cmd.index("--backend-store-uri") + 1])
     console.print(f"MLflow UI on [bold]http://{LOCALHOST}:{port}[/] (store {escape(store)}) — Ctrl-C to stop",
                   soft_wrap=True)  # the store path unbroken: copyable
+    _print_views(f"http://{LOCALHOST}:{port}")
     raise typer.Exit(run_foreground(cmd))
+
+
+def _print_views(base: str) -> None:
+    """Each experiment's runs with its key metrics as columns (the shared view quantlake keeps)."""
+    from tracking.run_context import client
+    from tracking.runs import experiment_names
+    from tracking.views import VIEW_TAG, view_url
+
+    c = client()
+    for exp_id, name in sorted(experiment_names(c).items(), key=lambda kv: kv[1]):
+        if VIEW_TAG in c.get_experiment(exp_id).tags:
+            console.print(f"  {name}: {view_url(base, exp_id)}", soft_wrap=True, markup=False, highlight=False)
 
 
 @ui_app.command("prefect")

@@ -44,6 +44,7 @@ from tracking.errors import TrackingError
 from tracking.naming import run_label, unique_run_name
 from tracking.params import param_dict, safe_key, tag_value
 from tracking.scrub import Scrubber, config_secrets
+from tracking.views import update_view
 
 EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
@@ -357,6 +358,9 @@ def tracked_run(
             _end(handle.run_id, "FAILED")
             raise TrackingError(f"run {handle.run_id}: could not record lineage: {exc}") from exc
         _end(handle.run_id, "FINISHED")
+        with contextlib.suppress(Exception):  # a view is a convenience: never fail a finished run for it
+            data = c.get_run(handle.run_id).data
+            update_view(c, experiment_id, data.metrics, data.params)
     finally:
         _CURRENT.reset(token)
 
