@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from quantlake.config import quiet_environment
 
@@ -128,28 +126,29 @@ def lake_tables() -> None:
     if not infos:
         console.print(f"The lake at {lake.uri} is empty. Try [bold]quantlake ingest equity --source sample[/].")
         return
-    t = Table(title=f"lake: {lake.uri}")
-    for col in ("table", "version", "rows", "from", "to", "key"):
-        t.add_column(col, justify="right" if col in ("version", "rows") else "left")
-    for i in infos:
-        t.add_row(i.name, str(i.version), f"{i.rows:,}", str(i.min_date or ""), str(i.max_date or ""), ", ".join(i.keys))
-    console.print(t)
+    from quantlake.display import Col, print_table
+
+    print_table([{"table": i.name, "version": i.version, "rows": i.rows, "from": i.min_date, "to": i.max_date,
+                  "key": ", ".join(i.keys)} for i in infos],
+                [Col("table"), Col("version", kind="int"), Col("rows", kind="int"), Col("from", kind="date"),
+                 Col("to", kind="date"), Col("key", optional=True, wrap_width=12)], title=f"lake: {lake.uri}")
 
 
 @lake_app.command("history")
 def lake_history(table: Annotated[str, typer.Argument(help="Table name")]) -> None:
     """Commits of one table (version, time, operation, rows written)."""
+    from quantlake.display import Col, print_table
     from quantlake.lake import Lake
 
-    t = Table(title=f"history of {table}")
-    for col in ("version", "timestamp", "operation", "note", "metrics"):
-        t.add_column(col)
+    rows = []
     for h in Lake().history(table):
         ts = dt.datetime.fromtimestamp(h.get("timestamp", 0) / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         metrics = h.get("operationMetrics") or {}
         keep = {k: v for k, v in metrics.items() if k.startswith(("num_target_rows", "num_added_rows", "num_output"))}
-        t.add_row(str(h.get("version")), ts, str(h.get("operation")), str(h.get("quantlake.note", "")), json.dumps(keep))
-    console.print(t)
+        rows.append({"version": h.get("version"), "time": ts, "operation": h.get("operation"),
+                     "note": h.get("quantlake.note", ""), "rows": " ".join(f"{k}={v}" for k, v in keep.items())})
+    print_table(rows, [Col("version", kind="int"), Col("time", "time (UTC)", "datetime"), Col("operation"),
+                       Col("note", optional=True), Col("rows", optional=True)], title=f"history of {table}")
 
 
 @lake_app.command("vacuum")
@@ -251,14 +250,15 @@ def _print_frame(df: Any, fmt: OutputFormat, title: str | None = None) -> None:
     elif fmt is OutputFormat.json:
         sys.stdout.write(df.to_json(orient="records", date_format="iso", indent=1) + "\n")
     else:
-        t = Table(title=title)
-        for c in df.columns:
-            t.add_column(str(c), overflow="fold")
-        for row in df.head(1000).itertuples(index=False):
-            t.add_row(*["" if v is None else str(v) for v in row])
-        console.print(t)
-        if len(df) > 1000:
-            console.print(f"... {len(df) - 1000} more rows (use --format csv)")
+        import pandas as pd
+
+        from quantlake.display import Col, print_table
+
+        cols = [Col(str(c), kind="num" if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+                    else "text") for c in df.columns]
+        rows = [dict(zip(map(str, df.columns), r, strict=True)) for r in df.head(1000).itertuples(index=False)]
+        print_table(rows, cols, title=title,
+                    caption=f"{len(df) - 1000:,} more rows (use --format csv)" if len(df) > 1000 else None)
 
 
 @app.command("query")

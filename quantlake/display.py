@@ -32,9 +32,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-Kind = Literal["text", "int", "float", "pct", "id", "path", "date", "datetime", "raw"]
-_NO_WRAP: frozenset[str] = frozenset({"int", "float", "pct", "id", "path", "date", "datetime"})
-_RIGHT: frozenset[str] = frozenset({"int", "float", "pct"})
+Kind = Literal["text", "int", "float", "pct", "id", "path", "date", "datetime", "num", "raw"]
+_NO_WRAP: frozenset[str] = frozenset({"int", "float", "pct", "id", "path", "date", "datetime", "num"})
+_RIGHT: frozenset[str] = frozenset({"int", "float", "pct", "num"})  # num: a number shown exactly as stored
 ID_CHARS = 8
 _BORDER = 3  # rich's default box: one border and one space of padding on each side of a column
 

@@ -165,3 +165,24 @@ def test_features_list_fits(width: int, monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert "1,234,567" in words and "features_positioning" in words and "not" in words
     if width >= 120:
         assert "option_quotes@4," in words
+
+
+def test_rejects_and_query_print_text_literally_and_fit(tmp_path: Path) -> None:
+    """`quantlake rejects` printed `close outside` with `[low, high]` eaten as rich markup; query tables fit
+    the terminal and show numbers as stored."""
+    data = tmp_path / "vendor"
+    data.mkdir()
+    (data / "ABC.csv").write_text(
+        "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,1000\n2024-01-03,10.5,11,10,12,1200\n"
+    )
+    runner = CliRunner()
+    env = {"QUANTLAKE_HOME": str(tmp_path / "home"), "COLUMNS": "80"}
+    res = runner.invoke(app, ["ingest", "equity", "--source", "csv", "--path", str(data), "--no-flow",
+                              "--no-progress"], env=env)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["rejects"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "close outside [low, high]" in " ".join(res.output.replace("│", " ").split())
+    assert str(data / "ABC.csv") in res.output  # the file path whole (the long path makes it one line per field)
+    res = runner.invoke(app, ["query", "select symbol, close, volume from equity_bars"], env=env)
+    assert res.exit_code == 0 and "10.5" in res.output and "1000" in res.output
