@@ -62,7 +62,7 @@ def load_option_strategy(name: str) -> tuple[OptionsBacktestConfig, str]:
     from tracking.registry import CHAMPION
 
     version = champion_version(name, f"register an options backtest run with `quantlake trade register-options "
-                               f"RUN_ID --name {name}` and promote it (`quantlake models promote {name} VERSION`)")  # fmt: skip
+                               f"RUN_ID --name {name}` and promote it (`quantlake models promote {name} --version VERSION`)")  # fmt: skip
     if (version.tags or {}).get("quantlake.kind") != KIND:
         raise ConfigError(f"model {name!r} v{version.version} is not an option strategy (kind "
                           f"{(version.tags or {}).get('quantlake.kind')!r}); trade it with `quantlake trade --model`")  # fmt: skip
