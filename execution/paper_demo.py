@@ -122,7 +122,7 @@ def options_part(ctx: DemoContext) -> None:
         ctx.console.print("[yellow]No iron condor backtest in this demo (the options stage did not run): the option "
                           "part of paper trading is skipped.[/]")  # fmt: skip
         return
-    from backtests.options.report import output_dir
+    from backtests.options.report import run_output_dir
     from execution.option_book import load_option_strategy, register_option_strategy
     from execution.option_trader import render_option, run_option_trade
     from execution.settings import TradeConfig
@@ -146,7 +146,7 @@ def options_part(ctx: DemoContext) -> None:
 
     fills = audit.fills(ctx.lake, "paper", OPTION_ACCOUNT)
     when = pd.to_datetime(fills["filled_at"], utc=True).dt.tz_convert("America/New_York").dt.date
-    backtest = pd.read_parquet(output_dir(cfg) / "fills.parquet")
+    backtest = pd.read_parquet(run_output_dir(cfg, run) / "fills.parquet")
     backtest = backtest[backtest["action"].isin(["open", "close"]) & backtest["date"].isin(days)]
     ours = sorted(zip(when, fills["price"].round(10), strict=True))
     theirs = sorted(zip(backtest["date"], backtest["price"].round(10), strict=True))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import pytest
 
 from backtests import reports
 
@@ -64,11 +65,16 @@ def test_drawdown_fills_have_a_legend_and_mc_methods_their_own_panel() -> None:
 
 def test_option_reports_get_a_folder_per_run(ql_home: Path) -> None:
     from backtests.options.config import OptionsBacktestConfig
-    from backtests.options.report import output_dir
+    from backtests.options.report import output_dir, run_output_dir
 
     cfg = OptionsBacktestConfig.model_validate(
         {"underlying": "SPY", "start": "2018-01-01", "end": "2018-06-30", "strategy": {"kind": "put_write"}}
     )
     a, b = output_dir(cfg, "a" * 32), output_dir(cfg, "b" * 32)
     assert a != b and a.parent == b.parent == ql_home / "reports" / "options"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    assert run_output_dir(cfg, "a" * 32) == a and run_output_dir(cfg, "b" * 32) == b
+    with pytest.raises(FileNotFoundError, match="cccccccc"):
+        run_output_dir(cfg, "c" * 32)
     assert cfg.outputs.tearsheet

@@ -27,6 +27,17 @@ def output_dir(config: OptionsBacktestConfig, run_id: str | None = None) -> Path
     return paths().reports / "options" / (f"{config.name}-{stamp}" + (f"-{run_id[:8]}" if run_id else ""))
 
 
+def run_output_dir(config: OptionsBacktestConfig, run_id: str) -> Path:
+    """The folder :func:`output_dir` gave the tracked run ``run_id`` (its newest, should it have several)."""
+    if config.outputs.directory:
+        return output_dir(config)
+    found = sorted((paths().reports / "options").glob(f"{config.name}-*-{run_id[:8]}"))
+    if not found:
+        raise FileNotFoundError(f"no output folder of run {run_id[:8]} ({config.name}) under "
+                                f"{paths().reports / 'options'}")
+    return found[-1]
+
+
 def _frame(result: BacktestResult, name: str) -> pd.DataFrame:
     df: pd.DataFrame = getattr(result, name)
     return df.reset_index() if name == "daily" else df
