@@ -48,7 +48,7 @@ def test_an_expected_error_in_a_chunk_logs_one_line(ql_home, capfd: pytest.Captu
     @flow
     @quantlake_errors_fail_cleanly
     def research() -> list[int]:
-        return prefect_runner(boom, [1])
+        return list(prefect_runner(boom, [1]))  # the runner yields results as they come
 
     with pytest.raises(ConfigError, match="XYZ has no bars"):
         research()
