@@ -94,7 +94,10 @@ def _columns(returns: ReturnsLike) -> tuple[FloatArray, bool]:
     if a.ndim == 1:
         return a[:, None], True
     if a.ndim == 2:
-        return a, False
+        # each column contiguous: numpy then reduces every column by the same pairwise summation as a 1-D
+        # series, so a column's figures are bitwise the same whatever its position or its neighbours
+        # (a C-ordered matrix is summed row by row, and the last bit moved with the column order)
+        return np.asfortranarray(a), False
     raise ValueError(f"returns must be 1-D or 2-D (axis 0 = time), got {a.ndim} dimensions")
 
 

@@ -66,6 +66,17 @@ def test_deflated_sharpe_from_returns_uses_the_sample_moments() -> None:
     assert d.dsr < d.psr0  # deflating for 8 trials can only lower the probability
 
 
+def test_deflated_sharpe_is_bitwise_the_same_in_any_trial_order() -> None:
+    """A reproduced sweep may list its trials in another order: DSR is a function of the set of trials."""
+    rng = np.random.default_rng(7)
+    r = rng.normal(0.0004, 0.01, (500, 6))
+    base = deflated_sharpe(r, 2)
+    for _ in range(40):
+        perm = rng.permutation(6)
+        d = deflated_sharpe(r[:, perm], int(np.flatnonzero(perm == 2)[0]))
+        assert (d.sharpe_variance, d.sr0, d.dsr) == (base.sharpe_variance, base.sr0, base.dsr)
+
+
 # ------------------------------------------------------------------------------------------------ PBO
 def brute_force_pbo(r: np.ndarray, s: int) -> tuple[float, np.ndarray]:
     """CSCV written out directly from the paper: loop over splits, concatenate blocks, rank out of sample."""

@@ -98,7 +98,9 @@ def deflated_sharpe(returns: np.ndarray, selected: int) -> DeflatedSharpe:
     m = qstats.moments(r[:, selected])
     return deflated_sharpe_from_stats(
         sharpe=float(srs[selected]),
-        sharpe_variance=float(np.var(srs, ddof=1)) if r.shape[1] > 1 else 0.0,
+        # over the sorted Sharpe ratios: the variance of a set of trials, the same in whatever order the trials
+        # come (a reproduced sweep may expand its grid in another order; summation order moves the last bit)
+        sharpe_variance=float(np.var(np.sort(srs), ddof=1)) if r.shape[1] > 1 else 0.0,
         n_trials=r.shape[1],
         n_obs=r.shape[0],
         skew=float(m.skew[0]),
