@@ -13,6 +13,25 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+@pytest.fixture(autouse=True)
+def _in_process_prefect_api_alive() -> None:
+    """Test isolation for the in-process Prefect API (quantlake.orchestration): a command runs once per
+    process, but a test worker runs hundreds of tests, and a test that stops Prefect's ephemeral server (or
+    its thread) leaves PREFECT_API_URL pointing at a dead port for every later flow of that worker."""
+    import sys
+
+    orchestration = sys.modules.get("quantlake.orchestration")
+    server_mod = sys.modules.get("prefect.server.api.server")
+    if orchestration is None or server_mod is None or getattr(orchestration, "_decided", None) != "in-process":
+        return
+    server = server_mod.SubprocessASGIServer._instances.get(None)
+    thread = getattr(server, "_thread", None)
+    if server is not None and hasattr(server, "_uvicorn") and not (server.running and thread is not None
+                                                                   and thread.is_alive()):
+        server.stop()
+        server.start()
+
+
 @pytest.fixture()
 def ql_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty QUANTLAKE_HOME for this test."""

@@ -50,6 +50,11 @@ def test_an_expected_error_in_a_chunk_logs_one_line(ql_home, capfd: pytest.Captu
     def research() -> list[int]:
         return list(prefect_runner(boom, [1]))  # the runner yields results as they come
 
+    from prefect.logging.configuration import setup_logging
+
+    # Prefect's console handler keeps the stderr of the test that first configured logging in this worker
+    # (a capture stream closed since): configure it again on this test's stderr
+    setup_logging(incremental=False)
     with pytest.raises(ConfigError, match="XYZ has no bars"):
         research()
     out = capfd.readouterr()

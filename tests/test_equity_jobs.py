@@ -60,10 +60,15 @@ def test_sweep_is_one_tracked_run_and_reproduces(home_lake) -> None:  # type: ig
     assert t["lake.version.equity_bars"] == "0" and t["quantlake.job"] == "equity.sweep"
     arts = {a.path for a in c.list_artifacts(run_id)} | {a.path for a in c.list_artifacts(run_id, "reports")}
     arts |= {a.path for a in c.list_artifacts(run_id, "tables")}
-    for name in ("overfitting_stats.json", "reports/heatmap.html", "reports/equity.html",
-                 "reports/walkforward_equity.html", "reports/montecarlo.html", "tables/results.parquet",
+    for name in ("overfitting_stats.json", "reports/report.html", "tables/results.parquet",
                  "tables/summary.parquet", "tables/trades.parquet", "tables/walkforward.parquet"):  # fmt: skip
         assert name in arts, (name, sorted(arts))
+    # the charts go to MLflow once, on one self-contained page (plotly.js embedded once per run)
+    assert not {a for a in arts if a.startswith("reports/") and a.endswith(".html")} - {"reports/report.html"}
+    page = Path(c.download_artifacts(run_id, "reports/report.html")).read_text()
+    for section in ("heatmap", "equity", "walkforward_equity", "montecarlo"):
+        assert f">{section}<" in page, section
+    assert page.count("<script type='text/javascript'>") == 1  # plotly.js once, the charts only refer to it
     heatmap = Path(digest["files"]["heatmap"]).read_text()
     assert "plotly" in heatmap and "fast=" in heatmap  # hover text names the parameters
     assert digest["best_params"]["fast"] in (10, 20, 30)
