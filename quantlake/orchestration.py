@@ -177,8 +177,12 @@ def _install_in_process_server(port: int) -> None:
 
         def stop(self) -> None:
             if self._uvicorn is not None and self._thread is not None:
+                # at the command's exit every flow run's state is already written (the client waits for
+                # the API's answers): do not wait for uvicorn's graceful close of idle keep-alive and event
+                # websocket connections (it held every command ~10 s at exit)
                 self._uvicorn.should_exit = True
-                self._thread.join(timeout=10)
+                self._uvicorn.force_exit = True
+                self._thread.join(timeout=2)
             self._uvicorn = self._thread = None
             self.server_process = None
             self.running = False
