@@ -8,6 +8,8 @@
 # PREFECT_API_URL), never from the image.
 FROM python:3.11-slim-bookworm
 
+# byte-compiled at build time (--compile-bytecode): with PYTHONDONTWRITEBYTECODE each start would otherwise
+# compile ~1,800 modules from source
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
@@ -20,7 +22,7 @@ WORKDIR /opt/quantlake
 # 1. the locked dependency set (a layer that changes only when requirements.lock does)
 COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir "uv==0.13.9" \
- && uv pip sync --system --no-cache requirements.lock
+ && uv pip sync --system --no-cache --compile-bytecode requirements.lock
 
 # 2. quantlake (its own code only: --no-deps, everything it needs is already installed from the lock)
 COPY pyproject.toml README.md prefect.yaml ./
@@ -33,7 +35,7 @@ COPY tracking ./tracking
 COPY execution ./execution
 COPY sql ./sql
 COPY configs ./configs
-RUN uv pip install --system --no-cache --no-deps . \
+RUN uv pip install --system --no-cache --compile-bytecode --no-deps . \
  && useradd --create-home --uid 10001 quantlake \
  && mkdir -p /var/lib/quantlake && chown quantlake /var/lib/quantlake
 
