@@ -8,7 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    for mod in ("backtests.equity.cli", "backtests.options.cli", "backtests.portfolio.jobs"):
+    for mod in ("backtests.equity.cli", "backtests.options.cli", "backtests.portfolio.cli"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -10,8 +10,9 @@ Modes (each a fresh ``quantlake`` process, as a user types it; the lake and ``$Q
 database are warm after the warm-up run):
 
 * ``no-flow``: ``--no-flow``, Prefect is never imported;
-* ``in-process``: the default without a server: Prefect's API in a thread of the command
-  (:mod:`quantlake.orchestration`);
+* ``background``: the default: the warm-up command starts this home's background Prefect server
+  (:mod:`quantlake.prefect_server`), the timed commands report to it (stopped after);
+* ``in-process``: Prefect's API in a thread of each command (``QUANTLAKE_PREFECT_SERVER=in-process``);
 * ``subprocess``: Prefect's own default, a temporary server subprocess per command
   (``QUANTLAKE_PREFECT_SERVER=subprocess``), what every command did before;
 * ``home-server``: ``quantlake ui prefect`` running for this home (started here, stopped after).
@@ -36,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QL = [sys.executable, "-m", "quantlake.cli"]
-MODES = ("no-flow", "in-process", "subprocess", "home-server")
+MODES = ("no-flow", "background", "in-process", "subprocess", "home-server")
 CSV = (
     "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,1000\n2024-01-03,10.5,11,10,10.8,1200\n"
     "2024-01-04,10.8,11.2,10.1,11,900\n2024-01-05,11,11.5,10.7,11.2,1100\n2024-01-08,11.2,11.9,11,11.8,1500\n"
@@ -46,8 +47,8 @@ CSV = (
 def _env(home: Path, mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "QUANTLAKE_PREFECT_SERVER"}
     env.update({"QUANTLAKE_HOME": str(home), "COLUMNS": "100", "QUANTLAKE_USER_PREFECT_HOME": str(home / "none")})
-    if mode == "subprocess":
-        env["QUANTLAKE_PREFECT_SERVER"] = "subprocess"
+    if mode in ("subprocess", "in-process"):
+        env["QUANTLAKE_PREFECT_SERVER"] = mode
     return env
 
 
@@ -106,6 +107,9 @@ def main() -> None:
                 _ingest(home, data, mode)  # warm-up: creates the lake table and the Prefect database
                 results[mode] = [_ingest(home, data, mode) for _ in range(args.runs)]
             finally:
+                if mode == "background":
+                    subprocess.run([*QL, "ui", "prefect", "--stop"], env=_env(home, mode), cwd=ROOT,
+                                   capture_output=True, timeout=120)
                 if ui is not None:
                     ui.send_signal(signal.SIGTERM)
                     ui.wait(timeout=60)

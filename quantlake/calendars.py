@@ -28,6 +28,7 @@ import math
 import re
 import warnings
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -76,9 +77,9 @@ def _build(name: str, first_year: int, last_year: int) -> ExchangeCalendar:
         return xc.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
 
 
-def get_calendar(name: str = DEFAULT_CALENDAR, *days: DateLike) -> ExchangeCalendar:
-    """The ``exchange_calendars`` calendar ``name`` covering every date in ``days`` (1970 to 3 years ahead
-    by default, widened in whole decades when a date falls outside)."""
+def _span(*days: DateLike) -> tuple[int, int]:
+    """First and last year of the calendar covering ``days`` (1970 to 3 years ahead by default, widened in
+    whole decades when a date falls outside)."""
     first, last = _FIRST_YEAR, dt.date.today().year + _YEARS_AHEAD
     for d in days:
         y = _day(d).year
@@ -86,7 +87,13 @@ def get_calendar(name: str = DEFAULT_CALENDAR, *days: DateLike) -> ExchangeCalen
             first = y - y % 10
         if y > last:
             last = y - y % 10 + 10
-    return _build(name, first, last)
+    return first, last
+
+
+def get_calendar(name: str = DEFAULT_CALENDAR, *days: DateLike) -> ExchangeCalendar:
+    """The ``exchange_calendars`` calendar ``name`` covering every date in ``days`` (1970 to 3 years ahead
+    by default, widened in whole decades when a date falls outside)."""
+    return _build(name, *_span(*days))
 
 
 @lru_cache(maxsize=16)
@@ -244,6 +251,7 @@ def timezone_of(calendar: str) -> str:
 
 @lru_cache(maxsize=8)
 def _schedule(name: str) -> pd.DataFrame:
+    """Every session's local date and open/close instants (UTC), from 1885 (NYSE) to three years ahead."""
     if name == ALWAYS_OPEN:  # one session per UTC day, 00:00 to 24:00
         days = pd.date_range("1970-01-01", _horizon(), freq="D", tz="UTC")
         return pd.DataFrame(
@@ -253,13 +261,50 @@ def _schedule(name: str) -> pd.DataFrame:
                 "close": (days + pd.Timedelta(days=1)).astype("datetime64[us, UTC]"),
             }
         )
+    cache = _schedule_cache_file(name)
+    if cache is not None and cache.exists():
+        try:
+            return pd.read_parquet(cache)
+        except (OSError, ValueError):
+            pass  # a damaged cache file is rebuilt below
     sched = _exchange_calendar(name).schedule[["open", "close"]]
     out = pd.DataFrame(
         {"date": sched.index.date, "open": sched["open"].to_numpy(), "close": sched["close"].to_numpy()}
     )
     out["open"] = pd.to_datetime(out["open"], utc=True).astype("datetime64[us, UTC]")
     out["close"] = pd.to_datetime(out["close"], utc=True).astype("datetime64[us, UTC]")
+    if cache is not None:
+        _write_cache(out, cache)
     return out
+
+
+def _schedule_cache_file(name: str) -> Path | None:
+    """Where the schedule of ``name`` is cached under ``$QUANTLAKE_HOME/cache``: importing and building an
+    exchange calendar costs ~1.5 s per process, every daily-bar ingest needs the session opens, and the
+    schedule changes only with the exchange_calendars release (part of the file name) and the year."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from quantlake.config import home
+
+    try:
+        release = version("exchange_calendars")
+    except PackageNotFoundError:
+        return None
+    first, last = _span(dt.date.fromisoformat(_FIRST))
+    return home() / "cache" / "calendars" / f"{name}-{release}-{first}-{last}.parquet"
+
+
+def _write_cache(frame: pd.DataFrame, path: Path) -> None:
+    """Atomic write; a home that cannot be written only loses the cache."""
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 def session_times(calendar: str, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:

@@ -4,17 +4,22 @@ In order:
 
 1. **A configured server**: ``PREFECT_API_URL`` in the environment, or in the active profile of the user's
    own Prefect home (``~/.prefect/profiles.toml``, what ``prefect config set PREFECT_API_URL=...`` writes).
-2. **This home's running server**: ``quantlake ui prefect`` records its address in
-   ``$QUANTLAKE_HOME/prefect/server.json``; if it answers ``/api/health`` within a fraction of a second, flows
-   report to it (and show in its UI at once).  A server of *another* home or checkout is never picked up.
-3. **In this process**: otherwise the Prefect API runs in a background thread of the command itself, on the
-   SQLite database in ``$QUANTLAKE_HOME/prefect`` (the same one ``quantlake ui prefect`` serves later), started
-   when the flows are imported (only commands that run a flow import them).  Its address is exported as
-   ``PREFECT_API_URL`` before Prefect reads its settings, so task runs on Dask workers (other processes)
-   report to it too instead of each starting a server of their own.  Prefect's own default starts a temporary server *subprocess* per
-   command (a fresh interpreter importing the whole server: 10-30 s); the thread skips that interpreter and
-   the second import of Prefect.  ``QUANTLAKE_PREFECT_SERVER=subprocess`` restores Prefect's behaviour (the
-   benchmark compares both).
+2. **This home's running server**: ``quantlake ui prefect`` or this home's background server records its
+   address in ``$QUANTLAKE_HOME/prefect/server.json``; if it answers ``/api/health`` within a fraction of a
+   second, flows report to it (and show in its UI at once).  A server of *another* home or checkout is never
+   picked up.
+3. **This home's background server, started now** (the default, ``QUANTLAKE_PREFECT_SERVER=background``):
+   the first command that runs a flow starts it once, detached, on the SQLite database in
+   ``$QUANTLAKE_HOME/prefect``; later commands find it by 2. and pay a few hundred milliseconds instead of
+   10-25 s of starting Prefect's server each time.  It stops itself after an idle hour
+   (:mod:`quantlake.prefect_server`).  If it cannot start, the command falls back to 4. and says so.
+4. **In this process** (``QUANTLAKE_PREFECT_SERVER=in-process``, the test suite's choice: a throw-away home per
+   test): the Prefect API runs in a background thread of the command itself, started when the flows are
+   imported (only commands that run a flow import them).  ``QUANTLAKE_PREFECT_SERVER=subprocess`` restores
+   Prefect's own behaviour, a temporary server subprocess per command (the benchmark compares all four).
+
+In 3. and 4. the address is exported as ``PREFECT_API_URL`` before Prefect reads its settings, so task runs
+on Dask workers (other processes) and nested commands report to the same API.
 
 ``PREFECT_HOME`` defaults to ``$QUANTLAKE_HOME/prefect`` (never the shared ``~/.prefect``, where runs of
 other lakes and checkouts mixed), unless you set it yourself.  ``--no-flow`` on a command skips Prefect.
@@ -28,7 +33,6 @@ the default ephemeral server, a per-port singleton; registering an instance of :
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import socket
 import threading
@@ -39,8 +43,8 @@ from typing import Any
 
 from quantlake.config import home
 
-MODE_ENV = "QUANTLAKE_PREFECT_SERVER"  # "subprocess": Prefect's temporary server subprocess per command
-SERVER_FILE = "server.json"
+MODE_ENV = "QUANTLAKE_PREFECT_SERVER"  # background (default) | in-process | subprocess
+MODES = ("background", "in-process", "subprocess")
 _HEALTH_TIMEOUT = 0.5
 _decided: str | None = None
 
@@ -83,23 +87,22 @@ def healthy(api_url: str, timeout: float = _HEALTH_TIMEOUT) -> bool:
 
 def record_server(api_url: str, pid: int | None = None) -> Path:
     """Note this home's running server (``quantlake ui prefect``) for later commands."""
-    path = prefect_home() / SERVER_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"api_url": api_url, "pid": pid or os.getpid()}))
-    return path
+    from quantlake.prefect_server import write_record
+
+    return write_record(api_url, pid or os.getpid())
 
 
 def forget_server() -> None:
-    (prefect_home() / SERVER_FILE).unlink(missing_ok=True)
+    from quantlake.prefect_server import forget_record
+
+    forget_record()
 
 
 def _recorded_server() -> str | None:
-    try:
-        data = json.loads((prefect_home() / SERVER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    url = data.get("api_url") if isinstance(data, dict) else None
-    return str(url) if url else None
+    from quantlake.prefect_server import read_record
+
+    record = read_record()
+    return str(record["api_url"]) if record else None
 
 
 def configure() -> str:
@@ -125,9 +128,20 @@ def configure() -> str:
         os.environ["PREFECT_API_URL"] = recorded
         _decided = "home-server"
         return _decided
-    if os.environ.get(MODE_ENV) == "subprocess":
+    mode = os.environ.get(MODE_ENV, "background")
+    if mode not in MODES:
+        from quantlake.errors import UserInputError
+
+        raise UserInputError(f"{MODE_ENV}={mode!r}: choose one of {', '.join(MODES)}")
+    if mode == "subprocess":
         _decided = "subprocess"
         return _decided
+    if mode == "background":
+        url = _start_background_server()
+        if url is not None:
+            os.environ["PREFECT_API_URL"] = url
+            _decided = "home-server"
+            return _decided
     # the address is fixed before Prefect reads its settings, so every client of this process, and every
     # process it starts (Dask workers, a nested quantlake command), reports to this one API
     port = _free_port()
@@ -135,6 +149,29 @@ def configure() -> str:
     _install_in_process_server(port)
     _decided = "in-process"
     return _decided
+
+
+def _start_background_server() -> str | None:
+    """This home's background server (:mod:`quantlake.prefect_server`), started if none answers; None (and
+    one line on stderr) when it cannot start: the command then runs the API in-process."""
+    import sys
+
+    from quantlake.prefect_server import LOG_FILE, ensure_running, read_record
+
+    before = read_record()
+    try:
+        url = ensure_running()
+    except (OSError, RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0]
+        print(f"note: {first}; running Prefect's API inside this command instead", file=sys.stderr)
+        return None
+    if not before or before.get("api_url") != url:
+        from quantlake.prefect_server import idle_minutes
+
+        ui = url.removesuffix("/api")
+        print(f"started this home's Prefect server: UI {ui} (stops after {idle_minutes():g} min idle; log "
+              f"{prefect_home() / LOG_FILE}; `quantlake ui prefect --stop` stops it)", file=sys.stderr)
+    return url
 
 
 def _free_port() -> int:

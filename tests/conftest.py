@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# a throw-away QUANTLAKE_HOME per test: the Prefect API runs inside each command (and each test worker) rather
+# than a background server per home left behind (tests/test_prefect_server.py covers the default)
+os.environ.setdefault("QUANTLAKE_PREFECT_SERVER", "in-process")
 
 
 @pytest.fixture(autouse=True)

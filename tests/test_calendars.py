@@ -4,6 +4,7 @@ hand-written calendar counted as trading days."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -49,3 +50,25 @@ def test_dates_outside_the_default_range() -> None:
     assert not calendars.is_trading_day(far)
     assert calendars.previous_trading_day(pd.Timestamp("2025-01-09")) == D(2025, 1, 8)
     assert calendars.sessions("2025-01-10", "2025-01-08").empty
+
+
+def test_schedule_cache_equals_the_built_schedule_and_survives_damage(ql_home: Path) -> None:
+    """The session schedule is cached under QUANTLAKE_HOME (a daily ingest skips building the calendar): the
+    cached frame equals exchange_calendars' own schedule, and a damaged cache file is rebuilt."""
+    import exchange_calendars as xc
+
+    calendars._schedule.cache_clear()
+    built = calendars._schedule("XNYS")
+    cache = calendars._schedule_cache_file("XNYS")
+    assert cache is not None and cache.exists() and str(cache).startswith(str(ql_home))
+    calendars._schedule.cache_clear()
+    cached = calendars._schedule("XNYS")
+    pd.testing.assert_frame_equal(cached, built)
+    ref = xc.get_calendar("XNYS", start="2012-10-25", end="2012-11-02").schedule  # Sandy: 29th/30th closed
+    got = calendars.session_times("XNYS", dt.date(2012, 10, 25), dt.date(2012, 11, 2))
+    assert got["date"].tolist() == list(ref.index.date)
+    assert (got["open"].to_numpy() == ref["open"].dt.tz_convert("UTC").astype("datetime64[us, UTC]").to_numpy()).all()
+    cache.write_bytes(b"not parquet")
+    calendars._schedule.cache_clear()
+    pd.testing.assert_frame_equal(calendars._schedule("XNYS"), built)
+    calendars._schedule.cache_clear()

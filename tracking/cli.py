@@ -391,11 +391,25 @@ def _print_views(base: str) -> None:
 @ui_app.command("prefect")
 def ui_prefect(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 4200,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop this home's background Prefect server")] = False,
 ) -> None:
-    """Serve the Prefect API and UI (until Ctrl-C)."""
-    from quantlake.orchestration import forget_server, record_server
+    """Serve the Prefect API and UI (until Ctrl-C); or show/stop this home's background server."""
+    from quantlake import prefect_server
+    from quantlake.orchestration import forget_server, healthy, record_server
     from tracking.ui import LOCALHOST, check_port, prefect_command, run_foreground
 
+    record = prefect_server.read_record()
+    if stop:
+        pid = prefect_server.stop()
+        console.print(f"stopped this home's background Prefect server (pid {pid})" if pid else
+                      "no background Prefect server is running for this home")
+        raise typer.Exit(0)
+    if record and record.get("background") and healthy(str(record["api_url"])):
+        ui = str(record["api_url"]).removesuffix("/api")
+        console.print(f"Prefect UI on [bold]{ui}[/] — this home's background server (pid {record['pid']}), "
+                      f"started by a command; it stops after {float(record.get('idle_minutes') or 60):g} min idle, or "
+                      "`quantlake ui prefect --stop`", soft_wrap=True)
+        raise typer.Exit(0)
     check_port(LOCALHOST, port)
     cmd = prefect_command(port)
     console.print(f"Prefect UI on [bold]http://{LOCALHOST}:{port}[/] — Ctrl-C to stop")
