@@ -372,7 +372,7 @@ def print_status(broker: str, account: str, limit: int = 20, lake: Lake | None =
     switch."""
     from rich.text import Text
 
-    from execution.trader import kill_switch
+    from execution.account_state import kill_switch
     from quantlake.display import Col, console, print_table
 
     lake = lake or Lake()

@@ -189,8 +189,8 @@ def trade(
     A broker failure, a rejected order or the kill switch exits with code 1 after everything is recorded."""
     if ctx.invoked_subcommand is not None:
         return
+    from execution.account_state import reset_kill_switch as reset
     from execution.trader import alert, load_trade_config, render, run_trade
-    from execution.trader import reset_kill_switch as reset
     from quantlake.errors import ConfigError
     from quantlake.lake import Lake
 

@@ -183,8 +183,8 @@ def run_interval_trade(cfg: IntervalTradeConfig, lake: Lake | None = None, as_of
     """One interval run at ``as_of`` (default ``cfg.as_of``, else now): fills, then the decision on the
     latest closed bar, orders sent to the interval paper ledger and recorded in ``exec_orders``."""
     from execution import audit
+    from execution.account_state import account_lock
     from execution.orders import plan_orders, target_quantities
-    from execution.trader import account_lock
     from features.bars import resample
 
     lake = lake or Lake()

@@ -58,7 +58,7 @@ def load_option_strategy(name: str) -> tuple[OptionsBacktestConfig, str]:
 
     import mlflow
 
-    from execution.trader import champion_version
+    from execution.signal_source import champion_version
     from tracking.registry import CHAMPION
 
     version = champion_version(name, f"register an options backtest run with `quantlake trade register-options "
@@ -97,7 +97,7 @@ class Book:
 
 
 def book_path(broker: str, account: str, strategy: str) -> Path:
-    from execution.trader import state_dir
+    from execution.account_state import state_dir
 
     return state_dir() / f"book-{broker}-{account}-{strategy}.pkl"
 

@@ -203,7 +203,8 @@ def run_option_trade(
     """Trade one day of the option strategy ``cfg.model`` (the registry's champion, or ``strategy_config``).
     ``broker``/``chains``/``limits`` override the defaults (tests)."""
     from execution.brokers.paper_options import OptionRules
-    from execution.trader import latest_trading_date, trading_session
+    from execution.market_data import latest_trading_date
+    from execution.trader import trading_session
 
     lake = lake or Lake()
     if strategy_config is not None:
@@ -226,7 +227,7 @@ def run_option_trade(
 def _run(cfg: TradeConfig, lake: Lake, broker: GuardedBroker, opt_cfg: OptionsBacktestConfig, label: str,
          day: dt.date, chains: Any, limits: Any, dry_run: bool, flow_run_id: str | None, hook: Hook) -> OptionTradeResult:
     from backtests.options.runner import default_chain_source
-    from execution.trader import kill_switch
+    from execution.account_state import kill_switch
 
     strategy = cfg.strategy_name
     alerts: list[str] = []

@@ -63,8 +63,10 @@ def _sent(ctx: DemoContext) -> int:
 
 def stage(ctx: DemoContext) -> None:
     """Paper-trade the champion on the latest sample dates; print orders, fills and positions."""
+    from execution.market_data import latest_trading_date
     from execution.settings import TradeConfig
-    from execution.trader import in_process_model, latest_trading_date, render, run_trade
+    from execution.signal_source import in_process_model
+    from execution.trader import render, run_trade
     from tracking.demo import DEMO_RULE, RULE_MODEL
     from tracking.signal_models import RuleSignalModel, ThresholdRule
 

@@ -241,7 +241,7 @@ def reconcile(cfg: TradeConfig, lake: Lake | None = None, start: dt.date | None 
               model: Any | None = None, threshold: float = 0.005, track: bool = True,
               alert: bool = True) -> Reconciliation:
     """Reconcile paper account ``cfg.account`` of ``cfg.broker`` over its trading days in [start, end]."""
-    from execution.trader import load_champion
+    from execution.signal_source import load_champion
 
     lake = lake or Lake()
     history = audit.account_history(lake, cfg.broker, cfg.account, strategy=cfg.strategy_name)

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +42,14 @@ from typing import Any
 import pandas as pd
 
 from execution import audit
+from execution.account_state import (
+    TradeInProgressError,
+    account_lock,
+    circuit_breaker,
+    kill_switch,
+    reset_kill_switch,
+    trip_kill_switch,
+)
 from execution.brokers import make_broker
 from execution.brokers.base import (
     FINAL_STATUSES,
@@ -58,215 +64,27 @@ from execution.brokers.base import (
     BrokerOrder,
     OrderRequest,
 )
-from execution.brokers.guard import CircuitBreaker, GuardedBroker
+from execution.brokers.guard import GuardedBroker
 from execution.errors import (
     CircuitOpenError,
     DuplicateOrderError,
     KillSwitchError,
-    NoChampionError,
     NoFeaturesError,
     ReconciliationError,
 )
+from execution.market_data import closes, latest_trading_date, marks, symbol_fractions
 from execution.orders import PlannedOrder, check_order, default_limits, plan_orders, target_quantities
 from execution.settings import TradeConfig
-from quantlake.config import paths
+from execution.signal_source import SignalSource, feature_frame, in_process_model, load_champion
 from quantlake.errors import BrokerError, QuantlakeError
 from quantlake.lake import Lake
 from risk.book import Account
 from risk.limits import Limits, drawdown_multiplier
 
 log = logging.getLogger(__name__)
-KEYS = ["symbol", "date"]
 MARKET_TABLES = ("equity_bars", "features_technical", "features_regime", "macro_series", "corporate_actions")
 REBALANCE_BAND = 0.10  # leave a position alone while within 10 % of its target (see plan_orders)
-FEATURE_LOOKBACK_DAYS = 550  # ≥ 252 bars of the volatility regime's median + 20 bars of volatility
 Hook = Callable[[str, Any], None]
-
-
-class TradeInProgressError(BrokerError):
-    """Another trading run holds the lock of this broker account."""
-
-
-# ----------------------------------------------------------------------------------------- state
-def state_dir() -> Path:
-    """``$QUANTLAKE_HOME/execution``: locks, kill switches and circuit breaker states."""
-    return paths().home / "execution"
-
-
-def _state_name(broker: str, account: str) -> str:
-    return f"{broker}-{account}"
-
-
-def kill_switch_file(broker: str, account: str) -> Path:
-    return state_dir() / f"kill-switch-{_state_name(broker, account)}.json"
-
-
-def kill_switch(broker: str, account: str) -> dict[str, Any] | None:
-    """The tripped kill switch of this broker account (when, why), or None."""
-    path = kill_switch_file(broker, account)
-    if not path.exists():
-        return None
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return {"reason": f"unreadable kill switch file {path} (delete it or reset the kill switch)"}
-
-
-def trip_kill_switch(broker: str, account: str, reason: str, **details: Any) -> dict[str, Any]:
-    path = kill_switch_file(broker, account)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"tripped_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "reason": reason, **details}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, default=str))
-    os.replace(tmp, path)
-    return state
-
-
-def reset_kill_switch(broker: str, account: str) -> bool:
-    """Clear the kill switch; True if it was tripped."""
-    path = kill_switch_file(broker, account)
-    existed = path.exists()
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return existed
-
-
-def circuit_breaker(cfg: TradeConfig) -> CircuitBreaker:
-    return CircuitBreaker(
-        cfg.circuit_failures,
-        cfg.circuit_reset_seconds,
-        state_file=state_dir() / f"circuit-{_state_name(cfg.broker, cfg.account)}.json",
-    )
-
-
-@contextlib.contextmanager
-def account_lock(broker: str, account: str) -> Iterator[None]:
-    """An exclusive lock of one broker account for the length of a run (released by the OS if the process
-    dies, so a killed run never leaves it stuck)."""
-    path = state_dir() / f"{_state_name(broker, account)}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TradeInProgressError(
-                f"another trading run is using {broker} account {account!r} (lock {path}); try again when it ends"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-# ----------------------------------------------------------------------------------------- models
-@dataclass(frozen=True)
-class SignalSource:
-    """Something that turns a feature frame into ``symbol, date, signal`` rows: a registered champion or
-    an in-process signal model.  ``columns`` are the feature columns it reads; ``tables_read`` the lake
-    tables its training run read (None = unknown), so today's features come from the same source."""
-
-    label: str
-    columns: list[str]
-    predict: Callable[[pd.DataFrame], pd.DataFrame]
-    tables_read: frozenset[str] | None = None
-
-
-def champion_version(name: str, hint: str) -> Any:
-    """The registry's ``champion`` version of model ``name``; :class:`NoChampionError` (with ``hint``) if none."""
-    import mlflow
-
-    from tracking.registry import CHAMPION, by_alias, validate_model_name
-    from tracking.run_context import configure_mlflow
-
-    validate_model_name(name)
-    configure_mlflow()
-    version = by_alias(name, CHAMPION)
-    if version is None:
-        store = mlflow.get_tracking_uri().split("://")[0]
-        raise NoChampionError(f"model {name!r} has no {CHAMPION} version in the registry ({store} store under "
-                              f"QUANTLAKE_HOME): {hint}")  # fmt: skip
-    return version
-
-
-def load_champion(name: str) -> SignalSource:
-    """``models:/<name>@champion`` as a :class:`SignalSource`; :class:`NoChampionError` if no version of the
-    model carries the alias."""
-    import mlflow
-
-    from tracking.registry import CHAMPION
-
-    version = champion_version(name, f"promote one with `quantlake models promote {name} --version VERSION`, or list models "
-                               "with `quantlake models list`")  # fmt: skip
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    schema = model.metadata.get_input_schema()
-    names = list(schema.input_names()) if schema is not None else []
-    columns = [str(c) for c in names if c not in KEYS]
-
-    def predict(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(model.predict(frame))
-
-    tables: frozenset[str] | None = None
-    if version.run_id:
-        from tracking.run_context import client
-        from tracking.tags import LAKE_VERSION_PREFIX
-
-        run_tags = client().get_run(version.run_id).data.tags
-        tables = frozenset(k.removeprefix(LAKE_VERSION_PREFIX) for k in run_tags if k.startswith(LAKE_VERSION_PREFIX))
-    return SignalSource(f"models:/{name}@{CHAMPION} (v{version.version})", columns, predict, tables or None)
-
-
-def in_process_model(model: Any, label: str) -> SignalSource:
-    """A :class:`tracking.signal_models.SignalModel` used directly (no registry)."""
-    return SignalSource(label, list(model.features), lambda frame: model.predict(None, frame))
-
-
-def _table_columns(lake: Lake, table: str) -> set[str]:
-    """Columns of ``table`` plus the ratios :mod:`tracking.ml.dataset` derives from them."""
-    import pyarrow as pa
-
-    from tracking.ml import dataset
-
-    names = set(pa.schema(lake.delta(table).schema()).names)
-    derived = getattr(dataset, "DERIVED_FEATURES", {})
-    return names | {n for n, (a, b) in derived.items() if a in names and b in names}
-
-
-def feature_frame(
-    lake: Lake,
-    columns: list[str],
-    as_of: dt.date,
-    symbols: list[str] | None,
-    feature_table: str | None,
-    tables_read: frozenset[str] | None = None,
-) -> pd.DataFrame:
-    """Rows ``symbol, date, <columns>`` at ``as_of`` computed exactly as the model was trained
-    (:func:`tracking.ml.dataset.load_dataset`): from ``feature_table`` when the training run read it (or,
-    not knowing, when it has every column), else from the built-in features over ``equity_bars``; the
-    ``regime`` column the same way.  Only history up to ``as_of`` is read (``FEATURE_LOOKBACK_DAYS``)."""
-    from tracking.ml.dataset import REGIME, load_dataset
-    from tracking.ml.feature_registry import BY_NAME, split_inputs
-
-    wanted = [c for c in columns if c != REGIME]
-    plain, windows = split_inputs(wanted)  # a sequence model's window columns are computed, not read
-    table = feature_table if feature_table and lake.exists(feature_table) else None
-    if table is not None and tables_read is not None and table not in tables_read:
-        table = None  # the model was trained on built-in features
-    feature_set = "table"
-    if table is not None and not set(plain) <= _table_columns(lake, table):
-        # a model trained on the feature registry (tracking.ml.feature_registry): assemble the same features
-        feature_set = "registry" if plain and set(plain) <= set(BY_NAME) else "table"
-        table = table if feature_set == "registry" else None
-    regime_table = "features_regime" if tables_read is None or "features_regime" in tables_read else None
-    start = as_of - dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
-    data = load_dataset(
-        lake, symbols, start, as_of, horizon=1, lag=1, feature_table=table, feature_columns=plain or None,
-        regime_table=regime_table, feature_set=feature_set, windows=windows,  # type: ignore[arg-type]
-    )  # fmt: skip
-    frame = data.frame
-    today = frame[frame["date"] == pd.Timestamp(as_of)]
-    if today.empty:
-        raise NoFeaturesError(f"no feature rows for {as_of} (source: {data.source}); ingest and build features first")
-    return today[[*KEYS, *columns]].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------- result
@@ -333,69 +151,6 @@ class TradeResult:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def latest_trading_date(lake: Lake, symbols: list[str] | None) -> dt.date:
-    """The latest date with a bar of a tradable symbol (``symbols``, else every symbol but indices)."""
-    if not lake.exists("equity_bars"):
-        raise NoFeaturesError(f"the lake at {lake.uri} has no equity_bars yet: ingest data first (quantlake ingest equity)")
-    if symbols:
-        where, params = "symbol IN (" + ", ".join("?" for _ in symbols) + ")", list(symbols)
-    else:
-        where, params = "symbol NOT LIKE '^%'", []
-    got = lake.query(f"SELECT max(date) AS d FROM equity_bars WHERE {where} AND close IS NOT NULL", params)
-    value = got["d"].iloc[0]
-    if pd.isna(value):
-        raise NoFeaturesError("equity_bars has no bars for the symbols to trade; ingest data first")
-    return pd.Timestamp(value).date()
-
-
-def closes(lake: Lake, as_of: dt.date, symbols: list[str] | None = None) -> pd.Series:
-    """Close on ``as_of`` per symbol (symbols without a bar that day are absent)."""
-    where = "date = ? AND close IS NOT NULL"
-    params: list[Any] = [as_of]
-    if symbols:
-        where += " AND symbol IN (" + ", ".join("?" for _ in symbols) + ")"
-        params += list(symbols)
-    got = lake.query(f"SELECT symbol, close FROM equity_bars WHERE {where}", params)
-    return pd.Series(got["close"].to_numpy(dtype=float), index=got["symbol"].astype(str), name="close")
-
-
-def marks(lake: Lake, as_of: dt.date, symbols: list[str]) -> dict[str, float]:
-    """Latest close on or before ``as_of`` per symbol."""
-    if not symbols:
-        return {}
-    got = lake.query(
-        "SELECT symbol, close FROM equity_bars WHERE close IS NOT NULL AND date <= ? AND symbol IN ("
-        + ", ".join("?" for _ in symbols)
-        + ") QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY date DESC) = 1",
-        [as_of, *symbols],
-    )
-    return {str(r.symbol): float(r.close) for r in got.itertuples(index=False)}
-
-
-def symbol_fractions(lake: Lake, cfg: TradeConfig, as_of: dt.date, symbols: list[str]) -> pd.Series:
-    """Equity fraction per symbol from ``cfg.sizing`` at ``as_of``'s close — the same
-    :func:`risk.position_sizing.equity_fractions` the equity sweeps use, on the symbol's bars up to
-    ``as_of`` — capped at ``max_position_fraction`` (``all_in`` gets exactly that)."""
-    from backtests.equity.indicators import atr
-    from risk.position_sizing import equity_fractions
-
-    spec = cfg.sizing
-    assert spec is not None
-    start = as_of - dt.timedelta(days=FEATURE_LOOKBACK_DAYS)
-    bars = lake.read("equity_bars", columns=["symbol", "date", "high", "low", "close"],
-                     where="date >= ? AND date <= ? AND close IS NOT NULL", params=[start, as_of])  # fmt: skip
-    bars = bars[bars["symbol"].isin(symbols)]
-    out: dict[str, float] = {}
-    for symbol, g in bars.sort_values("date").groupby("symbol"):
-        c = g["close"].to_numpy(dtype=float)[:, None]
-        hi = g["high"].fillna(g["close"]).to_numpy(dtype=float)[:, None]
-        lo = g["low"].fillna(g["close"]).to_numpy(dtype=float)[:, None]
-        a = atr(hi, lo, c, spec.atr_period) if spec.method == "atr_risk" else None
-        out[str(symbol)] = float(equity_fractions(spec, c, a)[-1, 0])
-    frac = pd.Series(out, dtype=float).reindex(symbols).fillna(0.0)
-    return frac.clip(upper=cfg.max_position_fraction)
-
-
 def _orders_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=audit.ORDER_COLUMNS)
 

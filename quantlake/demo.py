@@ -126,6 +126,10 @@ def run_demo(home: Path | None = None, only: list[str] | None = None, console: C
     console.print(f"Finished in {time.perf_counter() - t_all:.1f} s. Everything is under {p.home}:")
     console.print(f"  lake tables:  {p.lake}   (quantlake lake tables / quantlake query \"...\")")
     console.print(f"  MLflow runs:  {p.mlflow}   (quantlake ui mlflow)")
+    from quantlake.orchestration import decided
+
+    if decided() in ("home-server", "configured"):  # a server that outlives the demo: its UI has the runs
+        console.print(f"  Prefect runs: {os.environ['PREFECT_API_URL'].removesuffix('/api')}   (quantlake ui prefect)")
     for label, path in ctx.outputs.items():
         console.print(f"  {label}: {path}")
     return ctx

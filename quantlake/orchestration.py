@@ -151,6 +151,11 @@ def configure() -> str:
     return _decided
 
 
+def decided() -> str | None:
+    """What :func:`configure` decided in this process (None: no flow imported yet)."""
+    return _decided
+
+
 def _start_background_server() -> str | None:
     """This home's background server (:mod:`quantlake.prefect_server`), started if none answers; None (and
     one line on stderr) when it cannot start: the command then runs the API in-process."""

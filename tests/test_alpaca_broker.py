@@ -240,7 +240,8 @@ KILL_SCRIPT = """
 import datetime as dt, os, signal, sys
 from quantlake.lake import Lake
 from execution.settings import TradeConfig
-from execution.trader import SignalSource, run_trade
+from execution.trader import run_trade
+from execution.signal_source import SignalSource
 
 def predict(frame):
     return frame[["symbol", "date"]].assign(signal=frame["symbol"].map({"AAA": 1.0, "CCC": 1.0}).fillna(0.0))
@@ -258,7 +259,8 @@ def test_trade_on_alpaca_killed_after_submit_and_rerun_sends_each_order_once(
 ) -> None:
     from execution import audit
     from execution.settings import TradeConfig
-    from execution.trader import SignalSource, alert, run_trade
+    from execution.signal_source import SignalSource
+    from execution.trader import alert, run_trade
 
     caplog.set_level(logging.DEBUG)
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, D0.isoformat()], env={**os.environ},

@@ -25,8 +25,9 @@ from execution import audit
 from execution.errors import BrokerUnavailableError, CircuitOpenError
 from execution.orders import client_order_id
 from execution.settings import TradeConfig
+from execution.signal_source import SignalSource
 from execution.tables import EXEC_ORDERS
-from execution.trader import SignalSource, run_trade
+from execution.trader import run_trade
 from quantlake.errors import BrokerError
 from quantlake.lake import Lake
 from quantlake.tables import EQUITY_BARS, TableSpec

@@ -39,7 +39,8 @@ from execution.errors import (
     ReconciliationError,
 )
 from execution.settings import TradeConfig
-from execution.trader import SignalSource, run_trade
+from execution.signal_source import SignalSource
+from execution.trader import run_trade
 from quantlake.errors import BrokerError
 from quantlake.lake import Lake
 from quantlake.tables import EQUITY_BARS
@@ -180,7 +181,8 @@ KILL_SCRIPT = """
 import datetime as dt, os, signal, sys
 from quantlake.lake import Lake
 from execution.settings import TradeConfig
-from execution.trader import SignalSource, run_trade
+from execution.trader import run_trade
+from execution.signal_source import SignalSource
 
 point = sys.argv[2]
 def predict(frame):
@@ -254,7 +256,7 @@ def test_circuit_breaker_stops_calling_a_failing_broker_and_nothing_is_lost(tlak
         run_trade(c, tlake, model=model, broker=healthy)
     assert sum(healthy.calls.values()) == 0
 
-    from execution.trader import circuit_breaker
+    from execution.account_state import circuit_breaker
 
     circuit_breaker(c).reset()
     done = run_trade(c, tlake, model=model, broker=healthy)
@@ -270,7 +272,8 @@ def test_outage_at_start_is_one_clear_error_and_records_nothing(tlake: Lake) -> 
 
 
 def test_kill_switch_halts_orders_cancels_working_and_needs_a_reset(tlake: Lake, ql_home: Path) -> None:
-    from execution.trader import alert, kill_switch, reset_kill_switch
+    from execution.account_state import kill_switch, reset_kill_switch
+    from execution.trader import alert
 
     run_trade(cfg(as_of=D0), tlake, model=fixed({"AAA": 1.0, "CCC": 1.0}))
     run_trade(cfg(as_of=D1), tlake, model=fixed({"AAA": 1.0, "BBB": 1.0, "CCC": 1.0}))  # fills; BBB working
@@ -350,7 +353,7 @@ def test_dry_run_sends_and_records_nothing(tlake: Lake, ql_home: Path) -> None:
 
 
 def test_a_second_run_on_the_same_account_is_refused(tlake: Lake) -> None:
-    from execution.trader import TradeInProgressError, account_lock
+    from execution.account_state import TradeInProgressError, account_lock
 
     with account_lock("paper", "default"), pytest.raises(TradeInProgressError, match="another trading run"):
         run_trade(cfg(as_of=D0), tlake, model=fixed({"AAA": 1.0}))

@@ -155,7 +155,8 @@ def test_option_config_sizing_sets_the_contracts() -> None:
 # ------------------------------------------------------------------------------------------ paper trading
 def test_paper_trading_sizes_with_the_same_fractions(ql_home: Path) -> None:
     from execution.settings import TradeConfig
-    from execution.trader import SignalSource, run_trade
+    from execution.signal_source import SignalSource
+    from execution.trader import run_trade
     from quantlake.tables import EQUITY_BARS
 
     days = pd.bdate_range("2023-01-02", periods=300).date

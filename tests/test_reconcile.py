@@ -14,8 +14,9 @@ import pytest
 from execution import audit
 from execution.reconcile import compare_orders, pnl_by_symbol, reconcile
 from execution.settings import TradeConfig
+from execution.signal_source import SignalSource
 from execution.tables import EXEC_FILLS, EXEC_ORDERS
-from execution.trader import SignalSource, run_trade
+from execution.trader import run_trade
 from quantlake.lake import Lake
 from quantlake.tables import EQUITY_BARS
 

@@ -17,7 +17,7 @@ from backtests.options.config import (
     PutCreditSpreadConfig,
     PutWriteConfig,
 )
-from backtests.options.engine import Strategy
+from backtests.options.context import Strategy
 from backtests.options.strategies.income import BuyWrite, CoveredCall, ProtectivePut, PutWrite
 from backtests.options.strategies.router import IvRankRouter, route
 from backtests.options.strategies.signals import EmaCrossover

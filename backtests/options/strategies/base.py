@@ -10,8 +10,8 @@ import pandas as pd
 
 from backtests.options import selection as sel
 from backtests.options.config import Delay, DteWindow, ExitRules, PackageEntries, SizingConfig
+from backtests.options.context import Context
 from backtests.options.contracts import MULTIPLIER, Contract
-from backtests.options.engine import Context
 from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg
 
 

@@ -19,8 +19,8 @@ from backtests.options.config import (
     RollRule,
     StrikeRule,
 )
+from backtests.options.context import Context
 from backtests.options.contracts import MULTIPLIER, Contract, Right
-from backtests.options.engine import Context
 from backtests.options.fills import share_commission
 from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg, ShareOrder
 from backtests.options.strategies.base import chain_expiry, contracts_for

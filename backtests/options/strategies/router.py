@@ -8,8 +8,8 @@ from typing import Literal
 
 from backtests.options import selection as sel
 from backtests.options.config import Delay, IvRankRouterConfig, StrikeRule
+from backtests.options.context import Context
 from backtests.options.contracts import Right
-from backtests.options.engine import Context
 from backtests.options.orders import OptionOrder, Order, OrderLeg
 from backtests.options.strategies.base import chain_expiry, contracts_for, max_loss_per_share, net_mid
 from backtests.options.strategies.spreads import credit_package

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 
 from backtests.options.config import Delay
-from backtests.options.engine import Context
+from backtests.options.context import Context
 from backtests.options.orders import CloseOrder, Order
 
 Step = Order | Callable[[Context], list[Order]]

@@ -6,8 +6,8 @@ import math
 
 from backtests.options import selection as sel
 from backtests.options.config import Delay, EmaCrossoverConfig
+from backtests.options.context import Context
 from backtests.options.contracts import Right
-from backtests.options.engine import Context
 from backtests.options.orders import CloseOrder, OptionOrder, Order, OrderLeg
 from backtests.options.strategies.base import contracts_for, net_mid
 

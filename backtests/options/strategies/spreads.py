@@ -11,7 +11,7 @@ from backtests.options.config import (
     StrikeRule,
     WidthRule,
 )
-from backtests.options.engine import Context
+from backtests.options.context import Context
 from backtests.options.orders import OrderLeg
 from backtests.options.strategies.base import PackageStrategy, chain_expiry, net_mid
 

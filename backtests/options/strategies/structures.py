@@ -14,8 +14,8 @@ import pandas as pd
 
 from backtests.options import selection as sel
 from backtests.options.config import ButterflyConfig, CalendarConfig, StrikeRule
+from backtests.options.context import Context
 from backtests.options.contracts import Contract, Right
-from backtests.options.engine import Context
 from backtests.options.orders import OrderLeg
 from backtests.options.strategies.base import PackageStrategy, chain_expiry
 
