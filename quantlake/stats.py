@@ -34,9 +34,11 @@ Conventions (stated once, used everywhere):
   PSR and DSR of a series with fewer than 3 returns or zero volatility are 0 (no evidence of skill); where
   the PSR denominator is not positive they are NaN.
 
-Hand-written (numpy/scipy) rather than called from empyrical/quantstats/vectorbt: those work on one pandas
+Hand-written (numpy/scipy, and one numba pass per column in :mod:`quantlake.stats_kernels` for the sums,
+products and drawdowns) rather than called from empyrical/quantstats/vectorbt: those work on one pandas
 column at a time or mix conventions (quantstats' PSR feeds excess kurtosis into a formula written for
-kurtosis, empyrical has no PSR/DSR), and the sweep engine needs every statistic column-wise on plain arrays.
+kurtosis, empyrical has no PSR/DSR), and the sweep engine needs every statistic column-wise on plain arrays,
+fast (:func:`performance` gives them all from one pass).
 The tests hold each formula to independent references (plain loops, scipy, the published DSR example).
 """
 
@@ -76,8 +78,10 @@ __all__ = [
     "max_drawdown",
     "max_drawdown_of_equity",
     "moments",
+    "performance",
     "probabilistic_sharpe_ratio",
     "psr_from_moments",
+    "quantile",
     "sharpe_ratio",
     "sortino_ratio",
     "total_return",
@@ -94,15 +98,35 @@ def _columns(returns: ReturnsLike) -> tuple[FloatArray, bool]:
     if a.ndim == 1:
         return a[:, None], True
     if a.ndim == 2:
-        # each column contiguous: numpy then reduces every column by the same pairwise summation as a 1-D
-        # series, so a column's figures are bitwise the same whatever its position or its neighbours
-        # (a C-ordered matrix is summed row by row, and the last bit moved with the column order)
+        # each column contiguous: the column pass (and numpy) then reduce every column on its own, the same
+        # way as a 1-D series, so a column's figures are bitwise the same whatever its position or neighbours
         return np.asfortranarray(a), False
     raise ValueError(f"returns must be 1-D or 2-D (axis 0 = time), got {a.ndim} dimensions")
 
 
 def _result(values: FloatArray, one: bool) -> Any:
     return float(values[0]) if one else values
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass over each column gives (arrays of shape ``(K,)``; see :mod:`quantlake.stats_kernels`)."""
+
+    n: FloatArray  # number of finite returns
+    mean: FloatArray
+    m2: FloatArray  # central moments, divided by n
+    m3: FloatArray
+    m4: FloatArray
+    down2: FloatArray  # mean(min(r - mar, 0)^2)
+    growth: FloatArray  # prod(1 + r)
+    mdd: FloatArray  # deepest drawdown of the compounded curve started at 1 (<= 0)
+
+
+def _pass(r: FloatArray, mar: float = 0.0) -> _Pass:
+    """The column pass of ``r`` (``(T, K)`` from :func:`_columns`; its transpose is row-contiguous)."""
+    from quantlake import stats_kernels
+
+    return _Pass(*stats_kernels.run(np.ascontiguousarray(r.T), mar))
 
 
 @dataclass(frozen=True)
@@ -121,35 +145,57 @@ class Moments:
         return ~(self.std >= _TINY)
 
 
+def _moments(p: _Pass) -> Moments:
+    n, m2 = p.n, p.m2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(n >= 2, np.sqrt(m2 * n / (n - 1.0)), np.nan)
+        flat = ~(std >= _TINY)
+        skew = np.where(flat, 0.0, p.m3 / m2**1.5)
+        kurt = np.where(flat, 3.0, p.m4 / m2**2)
+    return Moments(n=n, mean=p.mean, std=std, skew=skew, kurtosis=kurt)
+
+
 def moments(returns: ReturnsLike) -> Moments:
     """Count, mean, standard deviation (ddof 1), skewness and kurtosis of each column's finite returns."""
     r, _ = _columns(returns)
-    valid = np.isfinite(r)
-    n = valid.sum(axis=0).astype(float)
-    x = np.where(valid, r, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = x.sum(axis=0) / n
-        dev = np.where(valid, r - mean, 0.0)
-        m2 = (dev**2).sum(axis=0) / n
-        m3 = (dev**3).sum(axis=0) / n
-        m4 = (dev**4).sum(axis=0) / n
-        std = np.where(n >= 2, np.sqrt(m2 * n / (n - 1.0)), np.nan)
-        flat = ~(std >= _TINY)
-        skew = np.where(flat, 0.0, m3 / m2**1.5)
-        kurt = np.where(flat, 3.0, m4 / m2**2)
-    return Moments(n=n, mean=mean, std=std, skew=skew, kurtosis=kurt)
+    return _moments(_pass(r))
 
 
 # ---------------------------------------------------------------------------------------------- ratios
+# each formula once, from one pass (the public functions below and performance() call these)
+def _sharpe(m: Moments, periods_per_year: float) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(m.flat, 0.0, m.mean / m.std * math.sqrt(periods_per_year))
+
+
+def _downside(p: _Pass) -> FloatArray:
+    return np.where(p.n > 0, np.sqrt(p.down2), np.nan)
+
+
+def _sortino(p: _Pass, m: Moments, periods_per_year: float, mar: float) -> FloatArray:
+    dd = _downside(p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(dd > 0, (m.mean - mar) / dd * math.sqrt(periods_per_year), np.nan)
+    return np.where(m.flat, 0.0, ratio)
+
+
+def _annualized_return(p: _Pass, periods_per_year: float) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out = np.where(p.growth > 0, np.abs(p.growth) ** (periods_per_year / p.n) - 1.0, -1.0)
+    return np.where(p.n > 0, out, np.nan)
+
+
+def _calmar(p: _Pass, periods_per_year: float) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(p.mdd < 0, _annualized_return(p, periods_per_year) / np.abs(p.mdd), np.nan)
+
+
 def sharpe_ratio(returns: ReturnsLike, periods_per_year: float = TRADING_DAYS_PER_YEAR) -> Any:
     """Annualized Sharpe ratio ``mean / std(ddof=1) · √periods_per_year`` (0 for a flat series).
 
     ``periods_per_year=1`` gives the per-period ratio PSR and DSR work with."""
     r, one = _columns(returns)
-    m = moments(r)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sr = np.where(m.flat, 0.0, m.mean / m.std * math.sqrt(periods_per_year))
-    return _result(sr, one)
+    return _result(_sharpe(moments(r), periods_per_year), one)
 
 
 def downside_deviation(
@@ -157,11 +203,7 @@ def downside_deviation(
 ) -> Any:
     """``√mean(min(r − mar, 0)²)`` over all finite periods; annualized by ``√periods_per_year`` if given."""
     r, one = _columns(returns)
-    valid = np.isfinite(r)
-    n = valid.sum(axis=0)
-    short = np.where(valid, np.minimum(r - mar, 0.0), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dd = np.where(n > 0, np.sqrt((short**2).sum(axis=0) / n), np.nan)
+    dd = _downside(_pass(r, mar))
     if periods_per_year:
         dd = dd * math.sqrt(periods_per_year)
     return _result(dd, one)
@@ -173,35 +215,59 @@ def sortino_ratio(
     """Annualized Sortino ratio ``mean(r − mar) / DD · √periods_per_year`` (0 for a flat series, NaN
     without downside)."""
     r, one = _columns(returns)
-    m = moments(r)
-    dd = np.atleast_1d(downside_deviation(r, mar))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(dd > 0, (m.mean - mar) / dd * math.sqrt(periods_per_year), np.nan)
-    return _result(np.where(m.flat, 0.0, ratio), one)
+    p = _pass(r, mar)
+    return _result(_sortino(p, _moments(p), periods_per_year, mar), one)
 
 
 def total_return(returns: ReturnsLike) -> Any:
     """Compounded return ``Π(1 + r) − 1`` of the finite returns."""
     r, one = _columns(returns)
-    growth = np.prod(np.where(np.isfinite(r), 1.0 + r, 1.0), axis=0)
-    return _result(growth - 1.0, one)
+    return _result(_pass(r).growth - 1.0, one)
 
 
 def annualized_return(returns: ReturnsLike, periods_per_year: float = TRADING_DAYS_PER_YEAR) -> Any:
     """Geometric annual growth ``(Π(1 + r))^(periods_per_year / n) − 1`` (−1 once the equity is wiped out;
     NaN without returns)."""
     r, one = _columns(returns)
-    n = np.isfinite(r).sum(axis=0)
-    growth = np.atleast_1d(total_return(r)) + 1.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(growth > 0, np.abs(growth) ** (periods_per_year / n) - 1.0, -1.0)
-    return _result(np.where(n > 0, out, np.nan), one)
+    return _result(_annualized_return(_pass(r), periods_per_year), one)
 
 
 def annualized_volatility(returns: ReturnsLike, periods_per_year: float = TRADING_DAYS_PER_YEAR) -> Any:
     """``std(ddof=1) · √periods_per_year`` (NaN for fewer than two returns)."""
     r, one = _columns(returns)
     return _result(moments(r).std * math.sqrt(periods_per_year), one)
+
+
+def performance(
+    returns: ReturnsLike, periods_per_year: float = TRADING_DAYS_PER_YEAR
+) -> dict[str, Any]:
+    """Every return statistic of each column from one pass (the same values as the single functions):
+    ``total_return``, ``annualized_return``, ``sharpe``, ``sortino``, ``calmar``, ``max_drawdown``,
+    ``volatility``."""
+    r, one = _columns(returns)
+    p = _pass(r)
+    m = _moments(p)
+    out = {
+        "total_return": p.growth - 1.0,
+        "annualized_return": _annualized_return(p, periods_per_year),
+        "sharpe": _sharpe(m, periods_per_year),
+        "sortino": _sortino(p, m, periods_per_year, 0.0),
+        "calmar": _calmar(p, periods_per_year),
+        "max_drawdown": p.mdd,
+        "volatility": m.std * math.sqrt(periods_per_year),
+    }
+    return {k: _result(v, one) for k, v in out.items()}
+
+
+def quantile(returns: ReturnsLike, q: float) -> Any:
+    """The ``q``-quantile of each column's finite returns by numpy's default (linear) method: bitwise
+    ``np.quantile`` of those returns (a historical VaR at 95 % is ``quantile(r, 0.05)``, negative)."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be within [0, 1], got {q}")
+    from quantlake import stats_kernels
+
+    r, one = _columns(returns)
+    return _result(stats_kernels.quantile(np.ascontiguousarray(r.T), q), one)
 
 
 # ---------------------------------------------------------------------------------------------- drawdowns
@@ -228,18 +294,13 @@ def max_drawdown(returns: ReturnsLike) -> Any:
     """Deepest peak-to-trough decline of the compounded equity ``Π(1 + r)`` started at 1 before the first
     return (≤ 0; a loss on the first period counts; missing returns are no change)."""
     r, one = _columns(returns)
-    growth = np.cumprod(np.where(np.isfinite(r), 1.0 + r, 1.0), axis=0)
-    curve = np.vstack([np.ones((1, r.shape[1])), growth])
-    return _result(np.atleast_1d(max_drawdown_of_equity(curve)), one)
+    return _result(_pass(r).mdd, one)
 
 
 def calmar_ratio(returns: ReturnsLike, periods_per_year: float = TRADING_DAYS_PER_YEAR) -> Any:
     """Annualized return over the magnitude of the maximum drawdown (NaN without a drawdown)."""
     r, one = _columns(returns)
-    ann = np.atleast_1d(annualized_return(r, periods_per_year))
-    mdd = np.atleast_1d(max_drawdown(r))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _result(np.where(mdd < 0, ann / np.abs(mdd), np.nan), one)
+    return _result(_calmar(_pass(r), periods_per_year), one)
 
 
 # ---------------------------------------------------------------------------------------------- PSR / DSR
@@ -268,7 +329,7 @@ def probabilistic_sharpe_ratio(
     r, one = _columns(returns)
     m = moments(r)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sr = m.mean / m.std
+        sr = np.where(m.flat, 0.0, m.mean / m.std)  # a flat column's PSR is 0 below
     bench = sharpe_benchmark / math.sqrt(periods_per_year)
     psr = np.atleast_1d(psr_from_moments(sr, bench, m.n, m.skew, m.kurtosis))
     return _result(np.where(m.flat | (m.n < 3), 0.0, psr), one)

@@ -86,6 +86,42 @@ def test_columns_equal_each_column_alone(panel: np.ndarray) -> None:
     assert stats.sharpe_ratio(pd.DataFrame(panel)).shape == (5,)
 
 
+def test_columns_are_bitwise_the_1d_results_in_any_column_order(panel: np.ndarray) -> None:
+    """The sweep measures thousands of columns at once: a column's figures must not move by a bit with its
+    position, its neighbours or the column count; performance() gives each single function's value."""
+    fns = {"sharpe": stats.sharpe_ratio, "sortino": stats.sortino_ratio, "total_return": stats.total_return,
+           "annualized_return": stats.annualized_return, "volatility": stats.annualized_volatility,
+           "calmar": stats.calmar_ratio, "max_drawdown": stats.max_drawdown}  # fmt: skip
+    wide = np.hstack([panel, np.random.default_rng(3).normal(0.0, 0.02, (panel.shape[0], 40))])
+    perm = np.random.default_rng(5).permutation(wide.shape[1])
+    together = stats.performance(wide[:, perm])
+    for name, fn in fns.items():
+        shuffled = fn(wide[:, perm])
+        for j, k in enumerate(perm):
+            alone = fn(wide[:, k])
+            assert shuffled[j] == alone or (math.isnan(alone) and math.isnan(shuffled[j])), name
+            assert together[name][j] == alone or (math.isnan(alone) and math.isnan(together[name][j])), name
+    m_all, m_one = stats.moments(wide[:, perm]), stats.moments(wide[:, perm[3]])
+    assert (m_all.skew[3], m_all.kurtosis[3], m_all.std[3]) == (m_one.skew[0], m_one.kurtosis[0], m_one.std[0])
+
+
+def test_quantile_is_numpys_linear_quantile_bitwise() -> None:
+    """A second implementation: numpy's np.quantile (default linear method) on each column's finite values,
+    with ties, both tails, tiny and odd lengths."""
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 3, 7, 40, 41, 1001):
+        r = np.round(rng.standard_t(3, (n, 6)) * 0.01, 4)  # rounding makes ties
+        for q in (0.0, 0.01, 0.05, 0.25, 0.5, 0.7, 0.95, 1.0):
+            np.testing.assert_array_equal(stats.quantile(r, q), np.quantile(r, q, axis=0))
+    r = rng.normal(0.0, 0.01, (300, 3))
+    r[:50, 1] = np.nan
+    assert stats.quantile(r, 0.05)[1] == np.quantile(r[50:, 1], 0.05)
+    assert stats.quantile(r[:, 0], 0.05) == np.quantile(r[:, 0], 0.05)
+    assert math.isnan(stats.quantile(np.full(4, np.nan), 0.05))
+    with pytest.raises(ValueError, match="within"):
+        stats.quantile(r, 1.5)
+
+
 def test_against_vectorbt_return_kernels(panel: np.ndarray) -> None:
     """A second engine: vectorbt's returns kernels (what the sweep used before) on NaN-free columns."""
     from vectorbt.returns import dispatch as rd

@@ -47,16 +47,9 @@ def returns_metrics(returns: np.ndarray, ann_factor: float = ANN_FACTOR) -> dict
     r = np.asarray(returns, dtype=np.float64)
     if r.shape[0] < 2:
         return {m: np.full(r.shape[1], np.nan) for m in RETURN_METRICS}
-    return {
-        "total_return": qstats.total_return(r),
-        "annualized_return": qstats.annualized_return(r, ann_factor),
-        "sharpe": qstats.sharpe_ratio(r, ann_factor),
-        "sortino": qstats.sortino_ratio(r, ann_factor),
-        "calmar": qstats.calmar_ratio(r, ann_factor),
-        "max_drawdown": qstats.max_drawdown(r),
-        "volatility": qstats.annualized_volatility(r, ann_factor),
-        "var_95": np.quantile(r, 0.05, axis=0),  # linear interpolation, as vectorbt's value_at_risk
-    }
+    out: dict[str, np.ndarray] = qstats.performance(r, ann_factor)
+    out["var_95"] = qstats.quantile(r, 0.05)  # numpy's linear interpolation, as vectorbt's value_at_risk
+    return {m: out[m] for m in RETURN_METRICS}
 
 
 def returns_table(returns: pd.DataFrame, ann_factor: float = ANN_FACTOR) -> pd.DataFrame:
