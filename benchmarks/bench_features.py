@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: the benchmarks package from the checkout
 
-from benchmarks.bench_equity import load, machine  # noqa: E402
+from benchmarks.bench_equity import load, machine, rss_mib  # noqa: E402
 
 console = Console(width=150)
 T = TypeVar("T")
@@ -115,13 +115,7 @@ def _reset_peak() -> bool:
 
 def _peak_mib() -> float:
     """The process's peak RSS since the last :func:`_reset_peak` (``VmHWM``), else since it started."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return _rss_mib()
+    return rss_mib()
 
 
 def _phase(fn: Callable[[], T]) -> tuple[T, float, float]:

@@ -10,8 +10,9 @@ Why not ``vectorbt.Portfolio.from_signals`` (or its kernel ``simulate_from_signa
 * **Speed and memory.**  ``from_signals`` needs every input as a ``(bars, columns)`` array (prices tiled once
   per parameter combination, five float arrays per chunk) and a pandas wrapper per call, and its kernel is
   sequential.  Here prices stay ``(bars, symbols)`` and are addressed through ``col_sym``, signals are 1-byte
-  ``(bars, columns)`` arrays, blocks of columns run in parallel (``numba.prange``; columns are independent),
-  and the loop writes each column's daily return (or value) once, which is all the metrics need.
+  arrays, columns run in parallel (``numba.prange``; columns are independent), each column through all its
+  bars with its state in registers (signals and results column-major: read and written contiguously), and
+  the loop writes each column's daily return (or value) once, which is all the metrics need.
 
 What is *not* re-implemented: every decision about one order — signal conflicts, reversals, all-in sizing,
 fees, slippage, minimum size, stop levels and gap fills, the order records themselves — is a call into
@@ -22,8 +23,8 @@ records have vectorbt's dtype, so trades, drawdowns and plots are vectorbt's (:f
 Checked trade by trade against a plain event loop and backtrader (``tests/test_equity_sweep.py``) and, where
 the fill order cannot matter, against ``Portfolio.from_signals`` itself (``tests/test_equity_engine.py``).
 
-Layout: ``close``/``price``/``open``/``high``/``low`` are ``(T, S)``; signals are ``(T, N)`` with column
-``col`` trading symbol ``col_sym[col]``.  Signals are stated at the bar whose close produced them and are
+Layout: ``close``/``price``/``open``/``high``/``low`` are ``(T, S)``; signals are ``(T, N)`` (column-major
+is fastest) with column ``col`` trading symbol ``col_sym[col]``.  Signals are stated at the bar whose close produced them and are
 read ``lag`` bars later (``lag = 1`` for next-bar fills).  Every row is a bar of every symbol (the sweep
 simulates each calendar separately, so no price is ever missing or invented).
 """
@@ -105,60 +106,62 @@ def simulate_nb(  # one flat kernel: the arguments are documented in simulate()
     as_returns: bool,
     final_value: np.ndarray,
     bars_in_position: np.ndarray,
-    block: int,
 ) -> None:
+    # one column at a time through all bars: the state lives in registers, and the per-column arrays
+    # (signals, out) are passed transposed, (N, T), so each column is read/written contiguously
     n_rows = close.shape[0]
-    n_cols = entries.shape[1]
+    n_cols = entries.shape[0]
     has_shorts = short_entries.shape[0] > 0
     has_ok = entry_ok.shape[0] > 0
     has_force = force_exit.shape[0] > 0
-    n_blocks = (n_cols + block - 1) // block
-    for b in numba.prange(n_blocks):
-        c0 = b * block
-        c1 = min(n_cols, c0 + block)
-        w = c1 - c0
-        cash = np.full(w, init_cash)
-        position = np.zeros(w)
-        debt = np.zeros(w)
-        free_cash = np.full(w, init_cash)
-        val_price = np.full(w, np.nan)
-        last_close = np.full(w, np.nan)
-        prev_value = np.full(w, init_cash)
-        sl_price = np.full(w, np.nan)
-        sl_cur = np.full(w, np.nan)
-        sl_trl = np.zeros(w, dtype=np.bool_)
-        tp_price = np.full(w, np.nan)
-        tp_cur = np.full(w, np.nan)
-        n_rec = np.zeros(w, dtype=np.int64)
-        in_pos = np.zeros(w, dtype=np.int64)
+    for col in numba.prange(n_cols):
+        s = col_sym[col]
+        at_open = signals_at_open[s]
+        col_fees = fees[col]
+        col_slip = slippage[col]
+        cash = init_cash
+        position = 0.0
+        debt = 0.0
+        free_cash = init_cash
+        val_price = np.nan
+        last_close = np.nan
+        prev_value = init_cash
+        sl_price = np.nan
+        sl_cur = np.nan
+        sl_trl = False
+        tp_price = np.nan
+        tp_cur = np.nan
+        n_rec = 0
+        in_pos = 0
+        v = init_cash
         for i in range(n_rows):
             j = i - lag
-            for k in range(w):
-                col = c0 + k
-                s = col_sym[col]
-                px = price[i, s]
-                if not np.isnan(px):
-                    val_price[k] = px  # val_price=inf: the order price (ffilled)
-                pos = position[k]
+            px = price[i, s]
+            if not np.isnan(px):
+                val_price = px  # val_price=inf: the order price (ffilled)
+            pos = position
 
-                # the signals as traded on bar i
-                le = False
-                lx = False
-                se = False
-                sx = False
-                if j >= 0:
-                    le = entries[j, col]
-                    lx = exits[j, col]
+            # the signals as traded on bar i
+            le = False
+            lx = False
+            se = False
+            sx = False
+            if j >= 0:
+                le = entries[col, j]
+                lx = exits[col, j]
+                if has_shorts:
+                    se = short_entries[col, j]
+                    sx = short_exits[col, j]
+                if has_ok and not entry_ok[j, s]:
+                    le = False
+                    se = False
+                if has_force and force_exit[j, s]:
+                    lx = True
                     if has_shorts:
-                        se = short_entries[j, col]
-                        sx = short_exits[j, col]
-                    if has_ok and not entry_ok[j, s]:
-                        le = False
-                        se = False
-                    if has_force and force_exit[j, s]:
-                        lx = True
-                        if has_shorts:
-                            sx = True
+                        sx = True
+            has_signal = le or lx or se or sx
+            has_stop = use_stops and pos != 0 and (not np.isnan(sl_cur) or not np.isnan(tp_cur))
+            if has_signal or has_stop:
                 acc = AccumulationMode.Disabled
                 if le or se:
                     le, lx = vnb.resolve_signal_conflict_nb(pos, le, lx, Direction.LongOnly, ConflictMode.Ignore)
@@ -172,19 +175,12 @@ def simulate_nb(  # one flat kernel: the arguments are documented in simulate()
                 o_type = size_type
                 o_dir = Direction.Both
                 if le or lx or se or sx:
-                    o_size, o_type, o_dir = vnb.signals_to_size_nb(
-                        pos, le, lx, se, sx, sz, size_type, acc, val_price[k]
-                    )
+                    o_size, o_type, o_dir = vnb.signals_to_size_nb(pos, le, lx, se, sx, sz, size_type, acc, val_price)
                 o_price = px
-                o_slip = slippage[col]
+                o_slip = col_slip
 
                 # stops, unless a signal order already changes the position at this bar's open
-                if (
-                    use_stops
-                    and not (signals_at_open[s] and o_size != 0 and not np.isnan(o_size))
-                    and pos != 0
-                    and (not np.isnan(sl_cur[k]) or not np.isnan(tp_cur[k]))
-                ):
+                if has_stop and not (at_open and o_size != 0 and not np.isnan(o_size)):
                     c = close[i, s]
                     o = open_[i, s]
                     h = high[i, s]
@@ -196,82 +192,77 @@ def simulate_nb(  # one flat kernel: the arguments are documented in simulate()
                     if np.isnan(h):
                         h = max(o, c)
                     stop_px = np.nan
-                    if not np.isnan(sl_cur[k]):
-                        stop_px = vnb.get_stop_price_nb(pos, sl_price[k], sl_cur[k], o, lo, h, True)
-                    if np.isnan(stop_px) and not np.isnan(tp_cur[k]):
-                        stop_px = vnb.get_stop_price_nb(pos, tp_price[k], tp_cur[k], o, lo, h, False)
-                    if not np.isnan(sl_cur[k]) and sl_trl[k]:
-                        if pos > 0 and h > sl_price[k]:
-                            sl_price[k] = h
-                        elif pos < 0 and lo < sl_price[k]:
-                            sl_price[k] = lo
+                    if not np.isnan(sl_cur):
+                        stop_px = vnb.get_stop_price_nb(pos, sl_price, sl_cur, o, lo, h, True)
+                    if np.isnan(stop_px) and not np.isnan(tp_cur):
+                        stop_px = vnb.get_stop_price_nb(pos, tp_price, tp_cur, o, lo, h, False)
+                    if not np.isnan(sl_cur) and sl_trl:
+                        if pos > 0 and h > sl_price:
+                            sl_price = h
+                        elif pos < 0 and lo < sl_price:
+                            sl_price = lo
                     if not np.isnan(stop_px):
                         le, lx, se, sx, acc = vnb.generate_stop_signal_nb(
                             pos, StopExitMode.Close, AccumulationMode.Disabled
                         )
                         o_price, o_slip = vnb.resolve_stop_price_and_slippage_nb(
-                            stop_px, px, c, slippage[col], StopExitPrice.StopMarket
+                            stop_px, px, c, col_slip, StopExitPrice.StopMarket
                         )
                         o_size, o_type, o_dir = vnb.signals_to_size_nb(
-                            pos, le, lx, se, sx, sz, size_type, acc, val_price[k]
+                            pos, le, lx, se, sx, sz, size_type, acc, val_price
                         )
 
                 if o_size != 0:
                     if o_dir == Direction.ShortOnly:
                         o_size = -o_size  # as from_signals does before process_order_nb
-                    order = vnb.order_nb(
-                        o_size, o_price, o_type, o_dir, fees[col], fixed_fees, o_slip, MIN_SIZE
-                    )
-                    value_now = cash[k]
+                    order = vnb.order_nb(o_size, o_price, o_type, o_dir, col_fees, fixed_fees, o_slip, MIN_SIZE)
+                    value_now = cash
                     if pos != 0:
-                        value_now += pos * val_price[k]
-                    state = ProcessOrderState(
-                        cash[k], pos, debt[k], free_cash[k], val_price[k], value_now, 0, 0
-                    )
+                        value_now += pos * val_price
+                    state = ProcessOrderState(cash, pos, debt, free_cash, val_price, value_now, 0, 0)
                     ex, res = vnb.execute_order_nb(state, order)
                     if res.status == OrderStatus.Filled:
-                        r = rec_offsets[col] + n_rec[k]
+                        r = rec_offsets[col] + n_rec
                         if r < rec_offsets[col + 1]:  # always (two orders per entry signal at most)
                             vnb.fill_order_record_nb(records[r], r, i, col, res)
-                        n_rec[k] += 1
-                        cash[k] = ex.cash
-                        debt[k] = ex.debt
-                        free_cash[k] = ex.free_cash
+                        n_rec += 1
+                        cash = ex.cash
+                        debt = ex.debt
+                        free_cash = ex.free_cash
                         new_pos = ex.position
-                        position[k] = new_pos
+                        position = new_pos
                         if use_stops:
                             if new_pos == 0:
-                                sl_price[k] = np.nan
-                                sl_cur[k] = np.nan
-                                sl_trl[k] = False
-                                tp_price[k] = np.nan
-                                tp_cur[k] = np.nan
+                                sl_price = np.nan
+                                sl_cur = np.nan
+                                sl_trl = False
+                                tp_price = np.nan
+                                tp_cur = np.nan
                             elif pos == 0 or np.sign(new_pos) != np.sign(pos):
-                                sl_price[k] = order.price  # stop_entry_price=Price
-                                sl_cur[k] = _flex(sl_stop, sl_mode, j, s, col)
-                                sl_trl[k] = sl_trail[col]
-                                tp_price[k] = order.price
-                                tp_cur[k] = _flex(tp_stop, tp_mode, j, s, col)
+                                sl_price = order.price  # stop_entry_price=Price
+                                sl_cur = _flex(sl_stop, sl_mode, j, s, col)
+                                sl_trl = sl_trail[col]
+                                tp_price = order.price
+                                tp_cur = _flex(tp_stop, tp_mode, j, s, col)
 
-                # end of bar: value at the close
-                c = close[i, s]
-                if not np.isnan(c):
-                    last_close[k] = c
-                p = position[k]
-                v = cash[k] + (p * last_close[k] if p != 0 else 0.0)
-                if p != 0:
-                    in_pos[k] += 1
-                if as_returns:
-                    ret = v / prev_value[k] - 1.0
-                    out[i, col] = 0.0 if np.isnan(ret) else ret
-                    prev_value[k] = v
-                else:
-                    out[i, col] = v
-                if i == n_rows - 1:
-                    final_value[col] = v
-        for k in range(w):
-            rec_counts[c0 + k] = n_rec[k]
-            bars_in_position[c0 + k] = in_pos[k]
+            # end of bar: value at the close
+            c = close[i, s]
+            if not np.isnan(c):
+                last_close = c
+            p = position
+            v = cash + (p * last_close if p != 0 else 0.0)
+            if p != 0:
+                in_pos += 1
+            if as_returns:
+                ret = v / prev_value - 1.0
+                out[col, i] = 0.0 if np.isnan(ret) else ret
+                prev_value = v
+            else:
+                out[col, i] = v
+        if n_rows > 0:
+            final_value[col] = v
+        rec_counts[col] = n_rec
+        bars_in_position[col] = in_pos
 
 
 @dataclass
@@ -320,6 +311,12 @@ def _flag(a: np.ndarray | None) -> np.ndarray:
     return np.zeros((0, 0), dtype=np.bool_) if a is None else np.ascontiguousarray(a, dtype=np.bool_)
 
 
+def _by_column(a: np.ndarray | None) -> np.ndarray:
+    """A ``(T, N)`` signal array as the kernel reads it, ``(N, T)`` row-contiguous (free for a column-major
+    array such as :func:`backtests.equity.strategies.base.cross_signals` returns; one copy otherwise)."""
+    return np.zeros((0, 0), dtype=np.bool_) if a is None else np.ascontiguousarray(np.asarray(a, dtype=np.bool_).T)
+
+
 def simulate(
     *,
     close: np.ndarray,
@@ -365,7 +362,7 @@ def simulate(
     np.cumsum(2 * n_entry + 1, out=offsets[1:])
     records = np.empty(int(offsets[-1]), dtype=order_dt)
     counts = np.zeros(n_cols, dtype=np.int64)
-    out = np.empty((n_rows, n_cols), dtype=np.float64, order="F")  # column-contiguous for the metrics
+    out = np.empty((n_rows, n_cols), dtype=np.float64, order="F")  # column-contiguous for the kernel and metrics
     final = np.empty(n_cols, dtype=np.float64)
     in_pos = np.zeros(n_cols, dtype=np.int64)
     f64 = np.float64
@@ -380,10 +377,10 @@ def simulate(
             np.ascontiguousarray(high, dtype=f64),
             np.ascontiguousarray(low, dtype=f64),
             np.ascontiguousarray(signals_at_open, dtype=np.bool_),
-            _flag(entries),
-            _flag(exits),
-            _flag(short_entries),
-            _flag(short_exits),
+            _by_column(entries),
+            _by_column(exits),
+            _by_column(short_entries),
+            _by_column(short_exits),
             _flag(entry_ok),
             _flag(force_exit),
             np.ascontiguousarray(col_sym, dtype=np.int64),
@@ -404,11 +401,10 @@ def simulate(
             offsets,
             records,
             counts,
-            out,
+            out.T,
             as_returns,
             final,
             in_pos,
-            max(1, min(64, -(-n_cols // (4 * numba.get_num_threads())))),
         )
     finally:
         numba.set_num_threads(old_threads)

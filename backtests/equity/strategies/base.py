@@ -160,35 +160,39 @@ def per_value(
 def _cross_nb(
     a: np.ndarray, a_idx: np.ndarray, b: np.ndarray, b_idx: np.ndarray, up: np.ndarray, down: np.ndarray
 ) -> None:
+    # up/down are (N, T): each column's bars written contiguously
     n_rows, n_sym = a.shape[0], a.shape[2]
     for c in numba.prange(a_idx.shape[0]):
         ka, kb = a_idx[c], b_idx[c]
         for s in range(n_sym):
             col = c * n_sym + s
-            up[0, col] = False
-            down[0, col] = False
+            if n_rows == 0:
+                continue
+            up[col, 0] = False
+            down[col, 0] = False
             prev = a[0, ka, s] - b[0, kb, s]
             for t in range(1, n_rows):
                 x, y = a[t, ka, s], b[t, kb, s]
-                up[t, col] = (x > y) and (prev <= 0)  # NaN compares False: both must be defined
-                down[t, col] = (x < y) and (prev >= 0)
+                up[col, t] = (x > y) and (prev <= 0)  # NaN compares False: both must be defined
+                down[col, t] = (x < y) and (prev >= 0)
                 prev = x - y
 
 
 def cross_signals(
     a: np.ndarray, a_idx: np.ndarray, b: np.ndarray, b_idx: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crosses of indicator ``a`` over/under ``b`` for every combination, as ``(T, C * S)`` booleans.
+    """Crosses of indicator ``a`` over/under ``b`` for every combination, as ``(T, C * S)`` booleans
+    (column-major: what the engine reads fastest).
 
     ``a``/``b`` are :func:`value_table` tables ``(T, K, S)`` and ``a_idx``/``b_idx`` each combination's
     position in them: the same result as ``crossed_above``/``crossed_below`` of the gathered ``(T, C, S)``
     arrays, without materializing them (two float arrays of ``T × C × S``)."""
     n_rows, n_sym = a.shape[0], a.shape[2]
-    up = np.empty((n_rows, len(a_idx) * n_sym), dtype=np.bool_)
+    up = np.empty((len(a_idx) * n_sym, n_rows), dtype=np.bool_)
     down = np.empty_like(up)
     _cross_nb(np.ascontiguousarray(a, dtype=np.float64), np.asarray(a_idx, dtype=np.int64),
               np.ascontiguousarray(b, dtype=np.float64), np.asarray(b_idx, dtype=np.int64), up, down)  # fmt: skip
-    return up, down
+    return up.T, down.T
 
 
 def flat(a: np.ndarray) -> np.ndarray:

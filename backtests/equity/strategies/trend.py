@@ -103,7 +103,7 @@ def ema_cross(bars: Bars, combos: pd.DataFrame) -> Signals:
 
         conf = per_value([tuple(k) for k in keys], confirm, n_args=3)
         entries &= conf | ~col(combos, "macd_confirm").astype(bool)
-    return Signals(up, down)
+    return Signals(entries.reshape(n_rows, -1), down)  # a view of up (column-major), filtered in place
 
 
 # ------------------------------------------------------------------------------------------ SMA cross
