@@ -89,7 +89,7 @@ class Book:
     def value(self, moves: FloatArray, vol_moves: FloatArray, days: float | FloatArray = 0.0) -> FloatArray:
         """Per-unit value of every leg, shape (scenarios, legs): spots × (1 + ``moves``), vols + ``vol_moves``
         (both (scenarios, legs)), ``days`` forward (a number, (scenarios,) or (scenarios, legs))."""
-        from features import pricing
+        from features import binomial, pricing
 
         moves = np.atleast_2d(np.asarray(moves, dtype=float))
         shape = moves.shape
@@ -106,7 +106,7 @@ class Book:
             out[eur] = pricing.bs_price(right[eur], spot[eur], strike[eur], t[eur], self.r, self.q, vol[eur])
         ame = np.broadcast_to(self.american, shape)
         if ame.any():
-            out[ame] = pricing.american_price(right[ame], spot[ame], strike[ame], t[ame], self.r, self.q,
+            out[ame] = binomial.american_price(right[ame], spot[ame], strike[ame], t[ame], self.r, self.q,
                                               vol[ame], steps=self.steps)
         return out
 

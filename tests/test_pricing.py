@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from features.binomial import american_price, binomial_price
 from features.pricing import (
     InvalidOptionRightError,
-    american_price,
-    binomial_price,
     bs_greeks,
     bs_price,
     implied_vol,

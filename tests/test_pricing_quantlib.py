@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import QuantLib as ql
 
-from features.pricing import american_price, binomial_price, bs_greeks, bs_price, implied_vol
+from features.binomial import american_price, binomial_price
+from features.pricing import bs_greeks, bs_price, implied_vol
 
 TODAY = ql.Date(15, 1, 2024)
 DC = ql.Actual365Fixed()

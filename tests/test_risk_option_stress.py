@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import QuantLib as ql
 
-from features.pricing import american_price
+from features.binomial import american_price
 from risk.book import Position
 from risk.stress import StressConfig, StressWindow, greeks_ladder, historical_detail, stress_detail
 
