@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from quantlake.prefect_server import Activity
+from quantlake.prefect_server import Activity, process_alive
 
 CSV = "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,1000\n2024-01-03,10.5,11,10,10.8,1200\n"
 
@@ -77,15 +77,6 @@ def _record(home: Path) -> dict[str, Any]:
     return dict(json.loads((home / "prefect" / "server.json").read_text()))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
-
-
 def _flow_runs(api_url: str) -> list[dict[str, Any]]:
     req = urllib.request.Request(api_url + "/flow_runs/filter", data=b"{}", method="POST",
                                  headers={"Content-Type": "application/json"})
@@ -117,7 +108,7 @@ def test_first_command_starts_the_server_later_commands_reuse_it_and_it_stops(tm
         assert "started this home's Prefect server" in first.stderr
         rec = _record(home)
         pid, url = int(rec["pid"]), str(rec["api_url"])
-        assert rec["background"] and _alive(pid)
+        assert rec["background"] and process_alive(pid)
         assert pid != os.getpid()
 
         second = _ql(env, "ingest", "equity", "--source", "csv", "--path", str(data), "--no-progress")
@@ -131,12 +122,12 @@ def test_first_command_starts_the_server_later_commands_reuse_it_and_it_stops(tm
         assert shown.returncode == 0 and url.removesuffix("/api") in shown.stdout
         stopped = _ql(env, "ui", "prefect", "--stop")
         assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
-        assert _wait(lambda: not _alive(pid), 30)
+        assert _wait(lambda: not process_alive(pid), 30)
         assert not (home / "prefect" / "server.json").exists()
         again = _ql(env, "ui", "prefect", "--stop")
         assert "no background Prefect server" in again.stdout
     finally:
-        if pid and _alive(pid):
+        if pid and process_alive(pid):
             os.kill(pid, 9)
 
 
@@ -150,9 +141,9 @@ def test_the_server_stops_by_itself_when_idle(tmp_path: Path) -> None:
     assert res.returncode == 0 and res.stdout.strip() == "home-server", res.stderr[-3000:]
     pid = int(_record(home)["pid"])
     try:
-        assert _wait(lambda: not _alive(pid), 60), "the idle server is still running"
+        assert _wait(lambda: not process_alive(pid), 60), "the idle server is still running"
         assert not (home / "prefect" / "server.json").exists()
         assert "idle for" in (home / "prefect" / "server.log").read_text()
     finally:
-        if _alive(pid):
+        if process_alive(pid):
             os.kill(pid, 9)

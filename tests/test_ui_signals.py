@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from quantlake.prefect_server import process_alive
+
 SERVE = """
 import sys
 from tracking.ui import run_foreground
@@ -19,16 +21,6 @@ pidfile = sys.argv[1]
 child = [sys.executable, "-c", f"import os, time; open({pidfile!r}, 'w').write(str(os.getpid())); time.sleep(600)"]
 sys.exit(run_foreground(child))
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie waiting for its parent counts as gone
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
@@ -45,12 +37,12 @@ def test_signal_to_the_ui_command_stops_its_server(tmp_path: Path, sig: signal.S
     proc.send_signal(sig)
     code = proc.wait(timeout=60)
     deadline = time.monotonic() + 20
-    while _alive(server) and time.monotonic() < deadline:
+    while process_alive(server) and time.monotonic() < deadline:
         time.sleep(0.1)
     try:
-        assert not _alive(server), f"server {server} survived {sig.name} to the ui command"
+        assert not process_alive(server), f"server {server} survived {sig.name} to the ui command"
         assert code == 0
         assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
     finally:
-        if _alive(server):
+        if process_alive(server):
             os.kill(server, signal.SIGKILL)
