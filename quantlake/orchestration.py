@@ -99,10 +99,12 @@ def forget_server() -> None:
 
 
 def _recorded_server() -> str | None:
-    from quantlake.prefect_server import read_record
+    """This home's recorded server, unless it is a background server of an older Prefect (restarted by
+    :func:`_start_background_server`)."""
+    from quantlake.prefect_server import outdated, read_record
 
     record = read_record()
-    return str(record["api_url"]) if record else None
+    return str(record["api_url"]) if record and not outdated(record) else None
 
 
 def configure() -> str:

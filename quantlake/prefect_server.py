@@ -103,6 +103,18 @@ def _start_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def prefect_version() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")
+
+
+def outdated(record: dict[str, Any]) -> bool:
+    """A background server started by another Prefect release than the one installed now (after an upgrade
+    of the environment): restarted rather than talked to with a newer client."""
+    return bool(record.get("background")) and record.get("prefect_version") != prefect_version()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOCALHOST, 0))
@@ -118,7 +130,9 @@ def ensure_running(timeout: float = STARTUP_TIMEOUT_S) -> str:
     with _start_lock():
         record = read_record()
         if record and healthy(str(record["api_url"])):
-            return str(record["api_url"])
+            if not outdated(record):
+                return str(record["api_url"])
+            stop()
         port = _free_port()
         url = f"http://{LOCALHOST}:{port}/api"
         log = _dir() / LOG_FILE
@@ -234,7 +248,7 @@ def serve(port: int, idle_s: float, home_dir: Path, check_every: float = 1.0) ->
         while not server.started and not server.should_exit and time.monotonic() < deadline:
             time.sleep(0.05)
         if server.started:
-            write_record(url, os.getpid(), background=True, idle_minutes=idle_s / 60,
+            write_record(url, os.getpid(), background=True, idle_minutes=idle_s / 60, prefect_version=prefect_version(),
                          started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             print(f"serving {url} (UI http://{LOCALHOST}:{port})", flush=True)
 

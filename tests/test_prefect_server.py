@@ -147,3 +147,18 @@ def test_the_server_stops_by_itself_when_idle(tmp_path: Path) -> None:
     finally:
         if process_alive(pid):
             os.kill(pid, 9)
+
+
+def test_a_background_server_of_another_prefect_release_is_not_reused(ql_home: Path) -> None:
+    """After an upgrade of the environment, the recorded background server (older Prefect) is not talked to:
+    configure() skips it and ensure_running() replaces it."""
+    from quantlake import orchestration, prefect_server
+
+    current = prefect_server.prefect_version()
+    prefect_server.write_record("http://127.0.0.1:9/api", 1, background=True, prefect_version="2.0.0")
+    assert prefect_server.outdated(prefect_server.read_record() or {})
+    assert orchestration._recorded_server() is None
+    prefect_server.write_record("http://127.0.0.1:9/api", 1, background=True, prefect_version=current)
+    assert orchestration._recorded_server() == "http://127.0.0.1:9/api"
+    prefect_server.write_record("http://127.0.0.1:9/api", 1)  # `quantlake ui prefect` (foreground): the user's
+    assert not prefect_server.outdated(prefect_server.read_record() or {})
