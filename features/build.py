@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from features import incremental, sql_runner
 from features.errors import UnknownFeatureTableError
 from features.incremental import BuildNote
-from features.series import regime_series, technical_series
+from features.series import regime_series, symbol_parts, technical_series
 from features.settings import FeatureSettings
 from features.surface import build_surface
 from features.tables import (
@@ -124,7 +124,9 @@ class _Build:
         self.con.execute("SET asof_loop_join_threshold = 0")
         register_udfs(self.con)
         self._loaded: set[str] = set()
-        self._bar_changes: dict[int, incremental.SymbolChanges] = {}
+        self._bar_changes: dict[int, incremental.SymbolChanges | None] = {}
+        self._previous: dict[tuple[str, int], bool] = {}
+        self._previous_loaded: dict[str, int] = {}  # table -> version prev_<table> holds now
 
     def close(self) -> None:
         self.con.close()
@@ -162,19 +164,43 @@ class _Build:
                 continue
             if now is None:
                 return _Plan(True, reason=f"{t} no longer exists")
-            if then is not None and not incremental.register_previous(self.con, self.lake, t, then):
+            if t == "equity_bars" and then is not None:
+                if self.bar_changes(then) is None:
+                    return _Plan(True, reason=f"{t} version {then} is no longer readable")
+            elif then is not None and not self.register_previous(t, then):
                 return _Plan(True, reason=f"{t} version {then} is no longer readable")
             prev[t] = -1 if then is None else then
         if not prev:
             return _Plan(False, up_to_date=True, note=note)
         return _Plan(False, note=note, prev_inputs=prev)
 
-    def bar_changes(self, version: int) -> incremental.SymbolChanges:
-        """Symbols whose bars changed since equity_bars ``version`` (memoized per version)."""
+    def register_previous(self, table: str, version: int) -> bool:
+        """``prev_<table>`` as of ``version`` (see :func:`features.incremental.register_previous`), loaded
+        once per build: the plans of several tables compare against the same previous version."""
+        if self._previous_loaded.get(table) == version:
+            return True
+        if self._previous.get((table, version)) is False:
+            return False
+        ok = incremental.register_previous(self.con, self.lake, table, version)
+        self._previous[(table, version)] = ok
+        if ok:
+            self._previous_loaded[table] = version
+        return ok
+
+    def bar_changes(self, version: int) -> incremental.SymbolChanges | None:
+        """Symbols whose bars changed since equity_bars ``version`` (None: that version is no longer
+        readable), from the data files the two versions do not share (memoized per version)."""
         if version not in self._bar_changes:
-            incremental.register_previous(self.con, self.lake, "equity_bars", version)
-            self._bar_changes[version] = incremental.changed_symbols(self.con)
+            now = self.versions["equity_bars"]
+            self._bar_changes[version] = incremental.changed_bars_between(self.lake, version, now)
         return self._bar_changes[version]
+
+    def known_bar_changes(self, version: int) -> incremental.SymbolChanges:
+        """:meth:`bar_changes` of a version :meth:`plan` found readable (it plans a full build otherwise)."""
+        changes = self.bar_changes(version)
+        if changes is None:  # pragma: no cover - plan() returned a full plan instead
+            raise RuntimeError(f"equity_bars version {version} was planned from but is not readable")
+        return changes
 
     def note(self, inputs: Iterable[str], fingerprint: str) -> BuildNote:
         return BuildNote({t: self.versions[t] for t in inputs if t in self.versions}, fingerprint)
@@ -193,16 +219,40 @@ class _Build:
         return out
 
     def commit(
-        self, spec: TableSpec, data: pa.Table, note: BuildNote, result: TableResult, predicate: str | None
+        self,
+        spec: TableSpec,
+        data: pa.Table | Iterable[pa.Table],
+        note: BuildNote,
+        result: TableResult,
+        predicate: str | None,
     ) -> None:
         """Replace the whole table (``predicate`` None) or exactly the rows matching ``predicate``.
 
         Always a Delta overwrite, never a merge: delta-rs's merge writes ``string_view`` Parquet columns
         that pyarrow cannot filter on (see :func:`features.incremental.materialize`), which would break
         every reader filtering a feature table by symbol."""
-        res = self.lake.replace(spec.name, data, spec, predicate=predicate, note=note.dumps())
-        result.rows = result.written = data.num_rows
+        parts = [data] if isinstance(data, pa.Table) else data  # parts: streamed (see Lake.replace_parts)
+        res = self.lake.replace_parts(spec.name, parts, spec, predicate=predicate, note=note.dumps())
+        result.rows = result.written = res.inserted
         result.version = res.version
+
+    def series_parts(
+        self,
+        bars: pa.Table,
+        series: Callable[[pa.Table], pa.Table],
+        view: str,
+        sql: str,
+        params: dict[str, Any] | None,
+        template: dict[str, Any] | None,
+    ) -> Iterator[pa.Table]:
+        """The rows of ``sql`` part by part: each part of ``bars`` (whole symbols, see
+        :func:`features.series.symbol_parts`) through the series pass ``series``, registered as ``view``."""
+        for part in symbol_parts(bars):
+            self.con.register(view, series(part))
+            try:
+                yield self.run(sql, params, template)
+            finally:
+                self.con.unregister(view)
 
 
 def fingerprint(*parts: str) -> str:
@@ -271,7 +321,7 @@ def build_technical(b: _Build, result: TableResult) -> None:
         return
     b.load("equity_bars")
     if not plan.full:
-        changes = b.bar_changes(plan.prev_inputs["equity_bars"])
+        changes = b.known_bar_changes(plan.prev_inputs["equity_bars"])
         if changes.removed:
             plan = _Plan(True, reason="bars were removed")
         elif not changes.first_date:
@@ -286,13 +336,16 @@ def build_technical(b: _Build, result: TableResult) -> None:
         scope = _per_symbol_scope(b, changes.first_date, "incremental/technical_scope", tmpl)
         result.detail = _scope_detail(scope)
     settings = b.settings.technical
-    series = technical_series(b.run("series/technical_bars"), scope, settings.sma_periods, settings.ema_periods)
-    b.con.register("technical_series", series)
-    data = b.run("features_technical", template=tmpl)
-    b.con.unregister("technical_series")
-    del series
+    parts = b.series_parts(
+        b.run("series/technical_bars"),
+        lambda bars: technical_series(bars, scope, settings.sma_periods, settings.ema_periods),
+        "technical_series",
+        "features_technical",
+        None,
+        tmpl,
+    )
     result.mode = "full" if plan.full else "incremental"
-    b.commit(spec, data, b.note(inputs, fp), result, None if plan.full else incremental.rows_predicate(scope))
+    b.commit(spec, parts, b.note(inputs, fp), result, None if plan.full else incremental.rows_predicate(scope))
 
 
 def _regime_params(settings: FeatureSettings) -> dict[str, Any]:
@@ -330,7 +383,7 @@ def build_regime(b: _Build, result: TableResult) -> None:
     b.load("equity_bars")
     first: dict[str, dt.date] = {}
     if not plan.full:
-        changes = b.bar_changes(plan.prev_inputs["equity_bars"])
+        changes = b.known_bar_changes(plan.prev_inputs["equity_bars"])
         first = dict(changes.first_date)
         vix_from = first.get(b.settings.regime.vix_symbol)
         if changes.removed:
@@ -350,12 +403,17 @@ def build_regime(b: _Build, result: TableResult) -> None:
     else:
         scope = _per_symbol_scope(b, first, "incremental/regime_scope", None)
         result.detail = _scope_detail(scope)
-    b.con.register("regime_series", regime_series(b.run("series/regime_bars"), RV_PERIODS))
-    data = b.run("features_regime", _regime_params(b.settings), tmpl)
-    b.con.unregister("regime_series")
+    parts = b.series_parts(
+        b.run("series/regime_bars"),
+        lambda bars: regime_series(bars, RV_PERIODS),
+        "regime_series",
+        "features_regime",
+        _regime_params(b.settings),
+        tmpl,
+    )
     result.mode = "full" if plan.full else "incremental"
     b.commit(
-        REGIME, data, b.note(inputs, fp), result, None if plan.full else incremental.rows_predicate(scope)
+        REGIME, parts, b.note(inputs, fp), result, None if plan.full else incremental.rows_predicate(scope)
     )
 
 
@@ -415,7 +473,7 @@ def _quote_plan(b: _Build, spec: TableSpec, inputs: tuple[str, ...], fp: str) ->
             underlyings = {
                 r[0] for r in b.con.execute("SELECT DISTINCT underlying FROM option_quotes").fetchall()
             }
-            changes = b.bar_changes(prev["equity_bars"]).first_date
+            changes = b.known_bar_changes(prev["equity_bars"]).first_date
             starts += [d for s, d in changes.items() if s in underlyings]
     return plan, (min(starts) if starts else None)
 

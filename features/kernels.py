@@ -40,6 +40,21 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+# Explicit signatures of the per-series kernels: each compiles exactly once (at import on a cold cache, else
+# loaded from the cache).  Without them numba compiles a kernel again for every distinct argument type its
+# callers use (a literal ``14`` or ``True`` is its own type, a strided view another layout): the series pass
+# alone compiled 16 variants on a fresh install.  Inputs are read-only C arrays (a writable array converts;
+# a zero-copy Arrow buffer is read-only), outputs writable C arrays: callers pass contiguous rows.
+_IN = numba.types.Array(numba.types.float64, 1, "C", readonly=True)
+_OUT = numba.types.float64[::1]
+_I, _F, _B = numba.types.int64, numba.types.float64, numba.types.boolean
+_SIG_EMA = numba.types.void(_IN, _I, _I, _I, _F, _F, _I, _OUT)
+_SIG_MACD = numba.types.void(_IN, _I, _I, _I, _I, _I, _F, _F, _F, _I, _OUT, _OUT, _OUT, _OUT)
+_SIG_ADX = numba.types.void(_IN, _IN, _IN, _I, _I, _I, _F, _F, _F, _F, _I, _OUT, _OUT, _OUT, _OUT, _OUT)
+_SIG_MEAN = numba.types.void(_IN, _I, _I, _I, _OUT)
+_SIG_STD = numba.types.void(_IN, _I, _I, _I, _I, _OUT)
+_SIG_EXTREME = numba.types.void(_IN, _I, _I, _I, _B, _OUT, numba.types.int64[::1])
+
 __all__ = [
     "adx_segments",
     "ema",
@@ -66,7 +81,7 @@ def wilder_alpha(n: int) -> float:
     return 1.0 / n
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(_SIG_EMA, cache=True, nogil=True)
 def _ema_one(
     vals: FloatArray, lo: int, hi: int, n: int, alpha: float, init: float, skip: int, out: FloatArray
 ) -> None:
@@ -103,7 +118,7 @@ def ema_segments(
         _ema_one(vals, offs[g], offs[g + 1], n, alpha, init[g], skip[g], out)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(_SIG_MACD, cache=True, nogil=True)
 def _macd_one(
     vals: FloatArray,
     lo: int,
@@ -152,7 +167,7 @@ def macd_signal_segments(
                   skip[g], ef, es, line, out)  # fmt: skip
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(_SIG_ADX, cache=True, nogil=True)
 def _adx_one(
     tr: FloatArray,
     pdm: FloatArray,
@@ -240,13 +255,13 @@ def _window_sum(vals: FloatArray, a: int, b: int) -> float:
     return acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(_SIG_MEAN, cache=True, nogil=True)
 def _rolling_mean_one(vals: FloatArray, lo: int, hi: int, n: int, out: FloatArray) -> None:
     for i in range(lo, hi):
         out[i] = np.nan if i - lo + 1 < n else _window_sum(vals, i - n + 1, i + 1) / n
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(_SIG_STD, cache=True, nogil=True)
 def _rolling_std_one(vals: FloatArray, lo: int, hi: int, n: int, ddof: int, out: FloatArray) -> None:
     for i in range(lo, hi):
         if i - lo + 1 < n or n - ddof <= 0:
@@ -277,7 +292,7 @@ def _rolling_std_one(vals: FloatArray, lo: int, hi: int, n: int, ddof: int, out:
         out[i] = math.sqrt(ss / (n - ddof))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(_SIG_EXTREME, cache=True, nogil=True)
 def _rolling_extreme_one(
     vals: FloatArray, lo: int, hi: int, n: int, largest: bool, out: FloatArray, ring: IntArray
 ) -> None:

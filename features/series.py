@@ -19,7 +19,7 @@ Threads rather than numba's ``parallel=True``: a parallel kernel this size takes
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
@@ -78,12 +78,12 @@ def technical_nb(
 ) -> None:
     """``out`` rows: sma_N (``sma_periods``), ema_N (``ema_periods``), then :data:`TECH_COLUMNS`."""
     n_sma, n_ema = sma_periods.shape[0], ema_periods.shape[0]
-    base = n_sma + n_ema
+    b = n_sma + n_ema  # row of the first TECH_COLUMNS output
     for g in range(offs.shape[0] - 1):
         lo, hi, sk = offs[g], offs[g + 1], skip[g]
         m = hi - lo
+        # out[k, lo:hi] (not out[:, lo:hi][k]) keeps every row a C-contiguous array: the kernels' signature
         c, p, h, lw, v = close[lo:hi], px[lo:hi], high[lo:hi], low[lo:hi], volume[lo:hi]
-        o = out[:, lo:hi]
         gain, loss, tr = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
         pdm, mdm = np.full(m, np.nan), np.full(m, np.nan)
         for i in range(1, m):
@@ -97,38 +97,38 @@ def technical_nb(
                 pdm[i] = up if (up > down and up > 0) else 0.0
                 mdm[i] = down if (down > up and down > 0) else 0.0
         for k in range(n_sma):
-            _rolling_mean_one(c, 0, m, sma_periods[k], o[k])
+            _rolling_mean_one(c, 0, m, sma_periods[k], out[k, lo:hi])
         for k in range(n_ema):
             n = ema_periods[k]
-            _ema_one(c, 0, m, n, 2.0 / (n + 1.0), init_ema[k, g], sk, o[n_sma + k])
-        r = o[base:]
+            _ema_one(c, 0, m, n, 2.0 / (n + 1.0), init_ema[k, g], sk, out[n_sma + k, lo:hi])
         line, dx = np.empty(m), np.empty(m)
-        _macd_one(c, 0, m, 12, 26, 9, init[0, g], init[1, g], init[2, g], sk, r[0], r[1], line, r[2])
-        _ema_one(gain, 0, m, 14, 1.0 / 14.0, init[3, g], sk, r[3])
-        _ema_one(loss, 0, m, 14, 1.0 / 14.0, init[4, g], sk, r[4])
-        _adx_one(tr, pdm, mdm, 0, m, 14, init[5, g], init[6, g], init[7, g], init[8, g], sk, r[5], r[6], r[7], dx,
-                 r[8])  # fmt: skip
-        _rolling_mean_one(c, 0, m, 20, r[9])
-        _rolling_std_one(c, 0, m, 20, 0, r[10])
-        _rolling_mean_one(v, 0, m, 20, r[11])
-        for i in range(m):
-            r[12][i] = p[i - 1] if i >= 1 else np.nan
-            r[13][i] = p[i - 5] if i >= 5 else np.nan
-            r[14][i] = p[i - 20] if i >= 20 else np.nan
-            r[15][i] = p[i - 60] if i >= 60 else np.nan
+        _macd_one(c, 0, m, 12, 26, 9, init[0, g], init[1, g], init[2, g], sk, out[b, lo:hi], out[b + 1, lo:hi],
+                  line, out[b + 2, lo:hi])  # fmt: skip
+        _ema_one(gain, 0, m, 14, 1.0 / 14.0, init[3, g], sk, out[b + 3, lo:hi])
+        _ema_one(loss, 0, m, 14, 1.0 / 14.0, init[4, g], sk, out[b + 4, lo:hi])
+        _adx_one(tr, pdm, mdm, 0, m, 14, init[5, g], init[6, g], init[7, g], init[8, g], sk, out[b + 5, lo:hi],
+                 out[b + 6, lo:hi], out[b + 7, lo:hi], dx, out[b + 8, lo:hi])  # fmt: skip
+        _rolling_mean_one(c, 0, m, 20, out[b + 9, lo:hi])
+        _rolling_std_one(c, 0, m, 20, 0, out[b + 10, lo:hi])
+        _rolling_mean_one(v, 0, m, 20, out[b + 11, lo:hi])
+        for j, lag in enumerate((1, 5, 20, 60)):
+            lagged = out[b + 12 + j, lo:hi]
+            for i in range(m):
+                lagged[i] = p[i - lag] if i >= lag else np.nan
         q = np.empty(253, dtype=np.int64)
         hl = np.where(np.isnan(h), c, h)  # 52-week range on highs/lows, closes where a bar has none
-        _rolling_extreme_one(hl, 0, m, 252, True, r[16], q)
+        _rolling_extreme_one(hl, 0, m, 252, True, out[b + 16, lo:hi], q)
         hl = np.where(np.isnan(lw), c, lw)
-        _rolling_extreme_one(hl, 0, m, 252, False, r[17], q)
+        _rolling_extreme_one(hl, 0, m, 252, False, out[b + 17, lo:hi], q)
         # fast stochastic: the 14-bar range needs 14 highs and 14 lows; %K NULL on a zero range
         hh, ll = np.empty(m), np.empty(m)
         _rolling_extreme_one(np.where(np.isnan(lw), np.nan, h), 0, m, 14, True, hh, q)
         _rolling_extreme_one(np.where(np.isnan(h), np.nan, lw), 0, m, 14, False, ll, q)
+        k_, d_ = out[b + 18, lo:hi], out[b + 19, lo:hi]
         for i in range(m):
             span = hh[i] - ll[i]
-            r[18][i] = np.nan if (np.isnan(span) or span == 0.0) else 100.0 * (c[i] - ll[i]) / span
-            r[19][i] = (r[18][i] + r[18][i - 1] + r[18][i - 2]) / 3.0 if i >= 2 else np.nan
+            k_[i] = np.nan if (np.isnan(span) or span == 0.0) else 100.0 * (c[i] - ll[i]) / span
+            d_[i] = (k_[i] + k_[i - 1] + k_[i - 2]) / 3.0 if i >= 2 else np.nan
 
 
 @numba.njit(cache=True, nogil=True)
@@ -142,14 +142,13 @@ def regime_nb(
         lo, hi = offs[g], offs[g + 1]
         m = hi - lo
         p = px[lo:hi]
-        o = out[:, lo:hi]
         lr = np.full(m, np.nan)
         for i in range(1, m):
             if p[i] > 0 and p[i - 1] > 0:
                 lr[i] = np.log(p[i] / p[i - 1])
         for k in range(n_rv):
-            _rolling_std_one(lr, 0, m, rv_periods[k], 1, o[k])
-        _rolling_mean_one(close[lo:hi], 0, m, 200, o[n_rv])
+            _rolling_std_one(lr, 0, m, rv_periods[k], 1, out[k, lo:hi])
+        _rolling_mean_one(close[lo:hi], 0, m, 200, out[n_rv, lo:hi])
 
 
 def _floats(table: pa.Table, name: str) -> FloatArray:
@@ -179,6 +178,27 @@ def _on_threads(run: Callable[[int, int], None], offs: IntArray) -> None:
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
         for f in [pool.submit(run, a, b) for a, b in chunks]:
             f.result()
+
+
+# rows per part of a build: each part goes through the series pass, the SQL and the writer on its own, so a
+# build holds one part's columns at a time (~30 + 45 float64 columns: ~150 MB per 250k rows), not the table's
+PART_ROWS = 250_000
+
+
+def symbol_parts(bars: pa.Table, rows: int = PART_ROWS) -> Iterator[pa.Table]:
+    """Consecutive slices of ``bars`` (sorted by symbol, date) of about ``rows`` rows each, cut only between
+    symbols (a symbol is never split)."""
+    if bars.num_rows == 0:
+        yield bars
+        return
+    offs = run_offsets(np.asarray(bars.column("symbol").to_numpy(zero_copy_only=False)))
+    start = 0
+    while start < bars.num_rows:
+        # the last symbol start at or before start + rows (at least one whole symbol per part)
+        k = int(np.searchsorted(offs, start + rows, side="right")) - 1
+        end = int(offs[k]) if offs[k] > start else int(offs[np.searchsorted(offs, start, side="right")])
+        yield bars.slice(start, end - start)
+        start = end
 
 
 def _column(values: FloatArray) -> pa.Array:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -29,8 +29,9 @@ from typing import (
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
@@ -300,6 +301,8 @@ class Lake:
         return out
 
     def _check_unique(self, src: pa.Table, spec: TableSpec) -> None:
+        if _strictly_sorted(src, spec.keys):  # sorted by the keys without repeats: unique (O(n), no hashing)
+            return
         con = duckdb.connect()
         try:
             con.register("src", src)
@@ -424,8 +427,42 @@ class Lake:
         Used by derived (feature) tables that are recomputed wholesale; the old rows stay readable as of the
         previous version.
         """
-        src = self._conform(data, spec)
-        self._check_unique(src, spec)
+        return self.replace_parts(name, [data], spec, predicate, note)
+
+    def replace_parts(
+        self,
+        name: str,
+        parts: Iterable[DataLike],
+        spec: TableSpec,
+        predicate: str | None = None,
+        note: str = "",
+    ) -> CommitResult:
+        """:meth:`replace` with the new rows given as consecutive parts, streamed into the writer one at a
+        time (memory of one part, not of the table).  Each part is conformed and checked for duplicate keys;
+        across parts, the first key column's values must be disjoint (e.g. chunks of symbols), which keeps the
+        keys unique without holding every key.  Any failure, in a check or in producing a part, aborts the
+        write before its commit: the table stays at its previous version."""
+        failure: list[BaseException] = []
+        rows = [0]
+        first_key = spec.keys[0] if spec.keys else None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            seen: set[Any] = set()
+            try:
+                for part in parts:
+                    src = self._conform(part, spec)
+                    self._check_unique(src, spec)
+                    if first_key is not None and src.num_rows:
+                        values = set(pc.unique(src.column(first_key)).to_pylist())
+                        if values & seen:
+                            raise LakeError(f"{spec.name}: parts share {first_key} values, e.g. {min(values & seen)!r}")
+                        seen |= values
+                    rows[0] += src.num_rows
+                    yield from src.to_batches()
+            except BaseException as exc:  # re-raised as itself below, not as the writer's wrapped error
+                failure.append(exc)
+                raise
+
         props = CommitProperties(custom_metadata={"quantlake.operation": "replace", "quantlake.note": note[:500]})
         target: DeltaTable | str
         if self.exists(name):
@@ -438,18 +475,23 @@ class Lake:
             try:
                 write_deltalake(
                     target,
-                    src,
+                    pa.RecordBatchReader.from_batches(spec.schema, batches()),
                     mode="overwrite",
                     predicate=predicate,
                     schema_mode="overwrite" if predicate is None else None,
                     description=self._description(spec),
                     commit_properties=props,
+                    writer_properties=derived_writer_properties(spec.schema),
                     storage_options=None if isinstance(target, DeltaTable) else self.store.storage_options(),
                 )
             except Exception as exc:
+                if failure:
+                    raise failure[0] from None
                 raise plain_error(exc, native, self.uri, table=name, before=before) from None
+        if failure:  # pragma: no cover - the writer swallowed the stream's error: never commit silently
+            raise failure[0]
         version = target.version() if isinstance(target, DeltaTable) else self.version(name)
-        return CommitResult(name, before, version, src.num_rows, 0, 0)
+        return CommitResult(name, before, version, rows[0], 0, 0)
 
     def vacuum(
         self, name: str, retention_hours: int = 168, staging_older_than: dt.timedelta = dt.timedelta(minutes=30)
@@ -469,6 +511,36 @@ class Lake:
     def optimize(self, name: str) -> dict[str, Any]:
         """Compact small files into larger ones (a new version; data unchanged)."""
         return dict(self.delta(name).optimize.compact())
+
+
+def _strictly_sorted(table: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether the rows are in strictly increasing order of ``keys`` (lexicographic; keys hold no NULLs)."""
+    n = table.num_rows
+    if n < 2 or not keys:
+        return bool(keys)
+    less: Any = None
+    equal: Any = None
+    for k in keys:
+        col = table.column(k)
+        a, b = col.slice(0, n - 1), col.slice(1)
+        k_less, k_equal = pc.less(a, b), pc.equal(a, b)
+        less = k_less if less is None else pc.or_(less, pc.and_(equal, k_less))
+        equal = k_equal if equal is None else pc.and_(equal, k_equal)
+    return pc.all(less).as_py() is True
+
+
+def derived_writer_properties(schema: pa.Schema) -> WriterProperties:
+    """Parquet settings of a derived (feature) table: dictionary encoding only for string columns.
+
+    By default the writer tries a dictionary for every column and falls back once it overflows: on float
+    features (nearly all values distinct) that cost ~4x the CPU of the whole write and made larger files
+    (measured on 509k rows x 45 columns of features_technical: 2.0 s -> 0.5 s CPU, 185 -> 165 MB)."""
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return WriterProperties(
+        compression="SNAPPY",
+        default_column_properties=ColumnProperties(dictionary_enabled=False),
+        column_properties={name: ColumnProperties(dictionary_enabled=True) for name in strings},
+    )
 
 
 def symbol_date_filter(
