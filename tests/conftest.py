@@ -14,6 +14,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # a throw-away QUANTLAKE_HOME per test: the Prefect API runs inside each command (and each test worker) rather
 # than a background server per home left behind (tests/test_prefect_server.py covers the default)
 os.environ.setdefault("QUANTLAKE_PREFECT_SERVER", "in-process")
+# Prefect's default 30 s for an API to come up is too short for a 2-core machine running the suite on two
+# workers while other work runs (a heartbeat test failed at load 17)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 @pytest.fixture(autouse=True)

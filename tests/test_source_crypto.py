@@ -58,7 +58,7 @@ class FakeBinance:
             return Response(json.dumps({"code": -1003, "msg": "Too many requests."}), status=429,
                             headers={"Retry-After": "1"}, content_type="application/json")
         if fault == "timeout":
-            time.sleep(1.5)  # ccxt's timeout in these tests is 0.5 s
+            time.sleep(3.0)  # ccxt's timeout in these tests is 2 s (a busy machine answers a normal page within it)
         if fault == "500":
             return Response("<html>502 Bad Gateway</html>", status=502)
         if args.get("symbol") not in self.klines:
@@ -81,7 +81,7 @@ def fake(httpserver: HTTPServer) -> FakeBinance:
 
 
 def source(httpserver: HTTPServer, **kw: Any) -> CryptoSource:
-    opts: dict[str, Any] = {"timeout_ms": 500, "retry_wait": 0.01, "page_limit": 50, "clock": lambda: NOW}
+    opts: dict[str, Any] = {"timeout_ms": 2000, "retry_wait": 0.01, "page_limit": 50, "clock": lambda: NOW}
     opts.update(kw)
     return CryptoSource("binance", base_url=httpserver.url_for("/"), **opts)
 
