@@ -46,9 +46,23 @@ class BookError(UserInputError):
 # ----------------------------------------------------------------------------------------- registry
 def register_option_strategy(run_id: str, name: str) -> str:
     """Register the config of options backtest run ``run_id`` as a new version of model ``name``; returns
-    the version.  The run's metrics stay on the version's run for the promotion gate."""
-    from tracking.registry import register_version
+    the version.  The run's metrics stay on the version's run for the promotion gate.  Any other job's run
+    (an equity sweep's config is a ``config.json`` too) is refused before anything is registered."""
+    from mlflow.exceptions import MlflowException
 
+    from backtests.options.jobs import JOB
+    from tracking import tags
+    from tracking.registry import register_version
+    from tracking.run_context import client
+
+    try:
+        run = client().get_run(run_id)
+    except MlflowException:
+        raise UserInputError(f"no run {run_id!r} in the MLflow store (`quantlake runs list -e options_backtest`)") from None
+    job = run.data.tags.get(tags.JOB)
+    if job != JOB:
+        raise UserInputError(f"run {run_id} is not an options backtest run (its job: {job or 'none'}); register "
+                             "the run id `quantlake options-backtest` prints (`quantlake runs list -e options_backtest`)")
     return register_version(name, f"runs:/{run_id}/{CONFIG_ARTIFACT}", run_id, KIND)
 
 

@@ -145,3 +145,26 @@ def test_promoted_iron_condor_trades_20_days_with_the_backtests_orders_and_exits
     assert len(audit.orders(lake, "paper", "ic")) == len(orders)  # nothing recorded
     bad = CliRunner().invoke(app, ["trade", "--instrument", "futures", "--model", "ic_gspc"])
     assert isinstance(bad.exception, ConfigError) and bad.exception.exit_code == 2 and "instrument" in str(bad.exception)
+
+
+def test_register_options_refuses_a_run_that_is_not_an_options_backtest(store: Path) -> None:
+    """`trade register-options RUN_ID` with an equity sweep's (or any other job's) run id registered that run's
+    config as an option strategy; the trader only failed later, on the champion's config."""
+    import mlflow
+
+    from execution.option_book import register_option_strategy
+    from quantlake.errors import UserInputError
+    from tracking.run_context import configure_mlflow
+    from tracking.tags import JOB
+
+    configure_mlflow()
+    mlflow.set_experiment("strategies")
+    with mlflow.start_run() as run:
+        mlflow.set_tag(JOB, "equity_sweep")
+        mlflow.log_dict({"symbols": ["SPY"], "strategy": {"kind": "ema_cross"}}, "config.json")
+    with pytest.raises(UserInputError, match=rf"run {run.info.run_id} is not an options backtest run \(its job: "
+                                             r"equity_sweep\)"):
+        register_option_strategy(run.info.run_id, "ic_gspc")
+    from tracking.run_context import client
+
+    assert not client().search_registered_models("name = 'ic_gspc'")
