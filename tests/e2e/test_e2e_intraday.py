@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,36 +71,41 @@ def _five_minute_csv(path: Path) -> None:
     frame.to_csv(path, index=False)
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "QUANTLAKE_HOME": str(home), "COLUMNS": "200"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    res = subprocess.run([sys.executable, "-m", "quantlake.cli", *args], capture_output=True, text=True, env=env,
-                         timeout=900)
-    assert res.returncode == 0, f"{args}: {res.stdout[-2000:]}\n{res.stderr[-2000:]}"
-    return res
+def _cli(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``quantlake ARGS`` through the entry point in this process (``quantlake.cli.main``: its exit codes and
+    output, without an interpreter and a Prefect API start per command)."""
+    from clirun import run_main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QUANTLAKE_HOME", str(home))
+        mp.setenv("COLUMNS", "200")
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        code, out, err = run_main(mp, capsys, *args)
+    assert code == 0, f"{args}: {out[-2000:]}\n{err[-2000:]}"
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def test_hourly_crypto_and_five_minute_equity_ingest_resample_sweep(
-    tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = tmp_path / "home"
     httpserver.expect_request("/api/v3/exchangeInfo").respond_with_handler(Binance())
     httpserver.expect_request("/api/v3/klines").respond_with_handler(Binance())
-    out = _cli(home, "ingest", "crypto", "--exchange", "binance", "--symbols", "BTC/USDT,ETH/USDT",
+    out = _cli(capsys, home, "ingest", "crypto", "--exchange", "binance", "--symbols", "BTC/USDT,ETH/USDT",
                "--interval", "1h", "--start", "2024-01-01", "--base-url", httpserver.url_for("/"), "--no-progress")
     assert "bars" in out.stdout
 
     csv = tmp_path / "five_minute.csv"
     _five_minute_csv(csv)
-    _cli(home, "ingest", "equity", "--source", "csv", "--path", str(csv), "--no-progress")
+    _cli(capsys, home, "ingest", "equity", "--source", "csv", "--path", str(csv), "--no-progress")
 
-    listing = _cli(home, "query", "SELECT symbol, interval, count(*) AS n FROM all_bars GROUP BY ALL ORDER BY 1",
+    listing = _cli(capsys, home, "query", "SELECT symbol, interval, count(*) AS n FROM all_bars GROUP BY ALL ORDER BY 1",
                    "-f", "csv").stdout
     counts = pd.read_csv(io.StringIO(listing))
     # 40 NYSE sessions from Feb 1 to Mar 28, 2024 (Presidents' Day closed), 78 five-minute bars each
     assert dict(zip(counts["symbol"], counts["n"], strict=True)) == {
         "AAA": 40 * 78, "BBB": 40 * 78, "BINANCE:BTC/USDT": HOURS, "BINANCE:ETH/USDT": HOURS}
-    four = _cli(home, "bars", "resample", "--symbols", "BINANCE:BTC/USDT", "--interval", "4h", "-f", "csv").stdout
+    four = _cli(capsys, home, "bars", "resample", "--symbols", "BINANCE:BTC/USDT", "--interval", "4h", "-f", "csv").stdout
     assert len(pd.read_csv(io.StringIO(four))) == HOURS // 4
 
     reports = {}
@@ -118,7 +121,7 @@ def test_hourly_crypto_and_five_minute_equity_ingest_resample_sweep(
         path.write_text(yaml.safe_dump(cfg))
         reports[name] = (tmp_path / name, ppy)
     # the whole command once (MLflow run, reports); both configs again in process for the numbers
-    _cli(home, "sweep", "--config", str(tmp_path / "crypto-4h.yaml"), "--runner", "none")
+    _cli(capsys, home, "sweep", "--config", str(tmp_path / "crypto-4h.yaml"), "--runner", "none")
     summary = pd.read_parquet(tmp_path / "crypto-4h" / "summary.parquet")
     assert len(summary) == 4
     assert pd.read_parquet(tmp_path / "crypto-4h" / "results.parquet")["trades"].sum() > 0
