@@ -17,6 +17,7 @@ from quantlake.demo_context import DemoContext
 
 ACCOUNT = "demo"
 OPTION_ACCOUNT = "demo-options"
+TRADING_DAYS = 5  # 4 daily returns: what `quantlake risk report --paper demo` needs at least
 OPTION_MODEL = "demo_iron_condor"
 OPTION_DAYS = 4
 
@@ -45,13 +46,15 @@ def _champion(ctx: DemoContext) -> str | None:
     return max(champions, key=lambda m: m.champion_sharpe if m.champion_sharpe is not None else -1e9).name
 
 
-def _previous_date(ctx: DemoContext, day: dt.date) -> dt.date:
+def _last_dates(ctx: DemoContext, day: dt.date, n: int) -> list[dt.date]:
+    """The ``n`` latest trading dates up to ``day`` (oldest first)."""
     import pandas as pd
 
     got = ctx.lake.query(
-        "SELECT max(date) AS d FROM equity_bars WHERE symbol NOT LIKE '^%' AND close IS NOT NULL AND date < ?", [day]
+        "SELECT DISTINCT date FROM equity_bars WHERE symbol NOT LIKE '^%' AND close IS NOT NULL AND date <= ? "
+        "ORDER BY date DESC LIMIT ?", [day, n]
     )
-    return pd.Timestamp(got["d"].iloc[0]).date()
+    return sorted(pd.Timestamp(d).date() for d in got["date"])
 
 
 def _sent(ctx: DemoContext) -> int:
@@ -84,13 +87,13 @@ def stage(ctx: DemoContext) -> None:
         ctx.console.print(f"Trading [bold]models:/{name}@champion[/] on the paper broker (account {ACCOUNT!r}).")
 
     last = latest_trading_date(ctx.lake, None)
-    first = _previous_date(ctx, last)
+    days = _last_dates(ctx, last, TRADING_DAYS)
     ctx.console.print(
-        f"Day 1 ({first}) decides orders at the close; day 2 ({last}) fills them at its open (close-only "
-        "series fill at the close) and rebalances; then day 2 is run again."
+        f"Day 1 ({days[0]}) decides orders at the close; each later day (to {last}) fills them at its open "
+        "(close-only series fill at the close) and rebalances; then the last day is run again."
     )
     results = []
-    for day in (first, last):
+    for day in days:
         cfg = TradeConfig(model=name, account=ACCOUNT, as_of=day)
         result = run_trade(cfg, ctx.lake, model=model)
         render(result, ctx.console)
@@ -106,7 +109,7 @@ def stage(ctx: DemoContext) -> None:
     ctx.output("paper ledger", ledger)
     ctx.console.print(
         f"Audit: [bold]quantlake trade status --account {ACCOUNT}[/] (tables exec_orders, exec_fills, "
-        f"exec_account).  Once the account has 5+ trading days: [bold]quantlake risk report --paper {ACCOUNT}[/] "
+        f"exec_account), its risk: [bold]quantlake risk report --paper {ACCOUNT}[/] "
         "(Alpaca/IBKR accounts: [bold]quantlake trade export[/] then [bold]risk report --returns/--positions[/])."
     )
     ctx.results["paper_trade"] = {"model": name, "days": [r.summary() for r in results], "rerun": rerun.summary()}

@@ -276,3 +276,15 @@ def test_example_sweep_configs_validate(path: Path) -> None:
 
     trials = expand(load_sweep_config(path))
     assert len(trials) >= 2 and not trials.notes
+
+
+def test_demo_sweep_config_is_the_example_file() -> None:
+    """README's options-sweep examples run configs/options_sweep/demo_pcs_sweep.yaml: the demo's sweep."""
+    import yaml
+
+    from backtests.options.sweep.config import load_sweep_config, parse_sweep_config
+    from backtests.options.sweep.demo import CONFIG
+
+    path = Path("configs/options_sweep/demo_pcs_sweep.yaml")
+    assert load_sweep_config(path) == parse_sweep_config(CONFIG)
+    assert yaml.safe_load(path.read_text())["name"] == CONFIG["name"]
