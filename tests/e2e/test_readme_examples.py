@@ -282,3 +282,16 @@ def _run_id(text: str) -> str:
 def test_shell_helpers() -> None:
     assert _strip_comment("quantlake x --set 'a=[1]'  # note # more") == "quantlake x --set 'a=[1]'  "
     assert re.sub(r"\s\[-[^\]]*\]", "", "quantlake scan show [--date D]") == "quantlake scan show"
+
+
+def test_every_placeholder_of_a_command_that_runs_is_filled(tmp_path: Path) -> None:
+    """FILE and DIR of each command the end-to-end test runs become paths of the right kind of file."""
+    run, _ = fenced_commands()
+    filled = {c.text: substitute(c.text, tmp_path, tmp_path) for c in run
+              if "RUN_ID" not in c.text and not c.text.startswith("PYTHON")}
+    assert not [t for t in filled.values() if re.search(r"\b(FILE|DIR)\b", t)], filled
+    by_flag = {t: f for t, f in filled.items() if t != f}
+    assert any("spx_eod_202001.txt --format optionsdx" in f for f in by_flag.values())
+    assert any("UnderlyingOptionsEODCalcs_2024-01-02.zip --quote-time 1545" in f for f in by_flag.values())
+    assert any("options-sweep --config configs/options_sweep/demo_pcs_sweep.yaml --runner dask" in f
+               for f in by_flag.values())
