@@ -27,6 +27,8 @@ script exits 1.  Everything happens under a temporary directory that is deleted 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import datetime as dt
 import gc
 import resource
@@ -118,9 +120,28 @@ def _peak_mib() -> float:
     return rss_mib()
 
 
-def _phase(fn: Callable[[], T]) -> tuple[T, float, float]:
-    """``fn()``, its wall time and the peak RSS while it ran."""
+def _release_freed() -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc keeps it otherwise: the synthetic bars'
+    pandas frames would count in the next phase's peak although nothing references them)."""
     gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _rss_now_mib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _phase(fn: Callable[[], T]) -> tuple[T, float, float]:
+    """``fn()``, its wall time and the peak RSS while it ran (of the whole process: it includes what the
+    process held before, see the ``RSS before`` column)."""
+    _release_freed()
     _reset_peak()
     t0 = time.perf_counter()
     out = fn()
@@ -190,7 +211,7 @@ def bench_polars(sizes: list[int], years: int, tmp: Path) -> tuple[Table, bool]:
     from quantlake.lake import Lake
 
     t = Table(title=f"features_technical + features_regime: full build vs polars ({years} years of bars)")
-    for col in ("symbols", "bars", "build s", "polars s", "build / polars", "build peak MiB",
+    for col in ("symbols", "bars", "build s", "polars s", "build / polars", "RSS before MiB", "build peak MiB",
                 "polars peak MiB", "max |diff|"):  # fmt: skip
         t.add_column(col, justify="right")
     ok = True
@@ -202,6 +223,8 @@ def bench_polars(sizes: list[int], years: int, tmp: Path) -> tuple[Table, bool]:
         lake.merge("equity_bars", bars)
         del bars
         build_features(lake, tables=TECH_REGIME, full=True)  # the lake's first build: kernels warm after it
+        _release_freed()
+        before = _rss_now_mib()
         _, tb, mb = _phase(partial(build_features, lake, tables=TECH_REGIME, full=True))
         peer, tp, mp = _phase(partial(polars_tables, lake))
         diff, problems = max_difference(lake, peer)
@@ -211,8 +234,8 @@ def bench_polars(sizes: list[int], years: int, tmp: Path) -> tuple[Table, bool]:
         ok = ok and not problems and diff <= TOLERANCE
         b_secs.append(tb)
         p_secs.append(tp)
-        t.add_row(f"{n:,}", f"{rows:,}", f"{tb:.2f}", f"{tp:.2f}", f"{tb / tp:.2f}x", f"{mb:,.0f}", f"{mp:,.0f}",
-                  f"{diff:.1e}")  # fmt: skip
+        t.add_row(f"{n:,}", f"{rows:,}", f"{tb:.2f}", f"{tp:.2f}", f"{tb / tp:.2f}x", f"{before:,.0f}", f"{mb:,.0f}",
+                  f"{mp:,.0f}", f"{diff:.1e}")  # fmt: skip
         shutil.rmtree(tmp / f"polars-{n}", ignore_errors=True)
     if len(sizes) >= 2:
         t.caption = (

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from features import incremental, sql_runner
 from features.errors import UnknownFeatureTableError
 from features.incremental import BuildNote
-from features.series import regime_series, symbol_parts, technical_series
+from features.series import prefetched, regime_series, symbol_parts, technical_series
 from features.settings import FeatureSettings
 from features.surface import build_surface
 from features.tables import (
@@ -59,6 +59,7 @@ from features.tables import (
 )
 from features.udfs import register_udfs
 from quantlake.lake import Lake
+from quantlake.lake_sql import register_view
 from quantlake.migrations import upgrade_if_needed
 from quantlake.tables import CORE_TABLES, TableSpec, register
 
@@ -126,17 +127,28 @@ class _Build:
         self._loaded: set[str] = set()
         self._bar_changes: dict[int, incremental.SymbolChanges | None] = {}
         self._previous: dict[tuple[str, int], bool] = {}
+        # the last incremental start positions computed, by their (symbol, first changed date) input
+        self.positions: tuple[tuple[tuple[str, dt.date], ...], pa.Table] | None = None
         self._previous_loaded: dict[str, int] = {}  # table -> version prev_<table> holds now
 
     def close(self) -> None:
         self.con.close()
 
-    def load(self, *tables: str) -> None:
-        """Make input tables queryable under their own names (an absent optional input is an empty table)."""
+    def load(self, *tables: str, whole: bool = True) -> None:
+        """Make input tables queryable under their own names (an absent optional input is an empty table).
+
+        ``whole=False`` (an incremental build that reads a small part of the input): on a local lake, a view
+        over the version's Parquet files read by DuckDB's own reader, so each query decodes only the columns
+        and row groups it needs (+1 day on 500 symbols: ~1 s CPU less than copying the whole table first);
+        otherwise one copy of the table into DuckDB, which the full build's several passes read faster."""
         for name in tables:
             if name in self._loaded:
                 continue
-            if name in self.versions:
+            if name in self.versions and not whole and self.lake.is_local:
+                table = self.lake.delta(name, self.versions[name])
+                self.lake.versions_read[name] = table.version()
+                register_view(self.con, name, table)
+            elif name in self.versions:
                 incremental.materialize(self.con, name, self.lake.dataset(name, self.versions[name]))
             else:
                 self.con.register(name, CORE_TABLES[name].schema.empty_table())
@@ -247,12 +259,16 @@ class _Build:
     ) -> Iterator[pa.Table]:
         """The rows of ``sql`` part by part: each part of ``bars`` (whole symbols, see
         :func:`features.series.symbol_parts`) through the series pass ``series``, registered as ``view``."""
-        for part in symbol_parts(bars):
-            self.con.register(view, series(part))
-            try:
-                yield self.run(sql, params, template)
-            finally:
-                self.con.unregister(view)
+        def compute() -> Iterator[pa.Table]:
+            for part in symbol_parts(bars):
+                self.con.register(view, series(part))
+                try:
+                    yield self.run(sql, params, template)
+                finally:
+                    self.con.unregister(view)
+
+        # one part ahead on a thread (the connection is used by that thread only until the write ends)
+        return prefetched(compute())
 
 
 def fingerprint(*parts: str) -> str:
@@ -288,10 +304,12 @@ def _stored_state(b: _Build, table: str, positions: pa.Table) -> pa.Table:
 def _per_symbol_scope(
     b: _Build, first_dates: dict[str, dt.date], scope_sql: str, template: dict[str, Any] | None
 ) -> pa.Table:
-    b.con.register("affected", incremental.affected_table(first_dates))
-    positions = b.run(
-        "incremental/symbol_positions", {"warmup": _warmup(b.settings)}, register_as="positions"
-    )
+    key = tuple(sorted(first_dates.items()))
+    if b.positions is None or b.positions[0] != key:  # the regime family often asks for the technical one's
+        b.con.register("affected", incremental.affected_table(first_dates))
+        b.positions = (key, b.run("incremental/symbol_positions", {"warmup": _warmup(b.settings)}))
+    positions = b.positions[1]
+    b.con.register("positions", positions)
     if scope_sql == "incremental/technical_scope":
         b.con.register("features_technical", _stored_state(b, "features_technical", positions))
     return b.run(scope_sql, {"warmup": _warmup(b.settings)}, template, register_as="scope")
@@ -319,7 +337,7 @@ def build_technical(b: _Build, result: TableResult) -> None:
     if plan.up_to_date:
         result.mode = "up to date"
         return
-    b.load("equity_bars")
+    b.load("equity_bars", whole=plan.full)
     if not plan.full:
         changes = b.known_bar_changes(plan.prev_inputs["equity_bars"])
         if changes.removed:
@@ -380,7 +398,7 @@ def build_regime(b: _Build, result: TableResult) -> None:
     if plan.up_to_date:
         result.mode = "up to date"
         return
-    b.load("equity_bars")
+    b.load("equity_bars", whole=plan.full)
     first: dict[str, dt.date] = {}
     if not plan.full:
         changes = b.known_bar_changes(plan.prev_inputs["equity_bars"])

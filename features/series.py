@@ -19,9 +19,12 @@ Threads rather than numba's ``parallel=True``: a parallel kernel this size takes
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -59,6 +62,7 @@ TECH_COLUMNS = (
     "px_lag_60", "high_52w", "low_52w", "stoch_k", "stoch_d",
 )  # fmt: skip
 RET_LAGS = (1, 5, 20, 60)
+T = TypeVar("T")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -199,6 +203,48 @@ def symbol_parts(bars: pa.Table, rows: int = PART_ROWS) -> Iterator[pa.Table]:
         end = int(offs[k]) if offs[k] > start else int(offs[np.searchsorted(offs, start, side="right")])
         yield bars.slice(start, end - start)
         start = end
+
+
+def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """``items`` in order, each produced on a background thread while the consumer still works on the one
+    before (here: the next part's series pass and SQL while the Delta writer encodes the previous part; the
+    kernels, DuckDB and the writer release the GIL).  At most ``depth`` items wait; an error in producing
+    is raised at the item where it happened; closing the iterator stops the producer after its current
+    item."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="quantlake-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _column(values: FloatArray) -> pa.Array:

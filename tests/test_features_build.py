@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -469,3 +471,21 @@ def test_incremental_build_equals_full_build(full_lake: Lake, truncated_lake: La
     assert {t: lake.version(t) for t in FEATURE_TABLES} == versions
     # readers filter feature tables by symbol after incremental commits (no string_view Parquet files)
     assert len(lake.read("features_regime", where="symbol = ? AND date <= ?", params=["SPY", D(2016, 1, 4)]))
+
+
+def test_prefetched_parts_keep_order_and_raise_where_production_failed() -> None:
+    from features.series import prefetched
+
+    def parts() -> Iterator[int]:
+        yield from (1, 2, 3)
+        raise ValueError("part 4 failed")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="part 4 failed"):
+        for p in prefetched(parts()):
+            got.append(p)
+    assert got == [1, 2, 3]
+    stream = prefetched(iter(range(1000)))
+    assert next(stream) == 0
+    stream.close()  # the producer stops: no thread left behind
+    assert not [t for t in threading.enumerate() if t.name == "quantlake-prefetch"]

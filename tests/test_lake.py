@@ -49,7 +49,9 @@ def test_merge_updates_changed_rows_and_old_version_stays_readable(lake: Lake) -
 def test_filtered_reads_work_after_merges_that_update_rows(lake: Lake) -> None:
     """deltalake writes a merge's files with string_view columns, the first write with string: a table
     holding both must still answer filtered reads, views and later merges (delta-io/delta-rs#4579)."""
-    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0), ("A", "2020-01-03", 1.1), ("B", "2020-01-02", 2.0)]))
+    lake.merge(
+        "equity_bars", bars([("A", "2020-01-02", 1.0), ("A", "2020-01-03", 1.1), ("B", "2020-01-02", 2.0)])
+    )
     lake.merge("equity_bars", bars([("A", "2020-01-03", 1.5)]))  # an update: rewrites a file
     lake.merge("equity_bars", bars([("B", "2020-01-02", 2.5), ("B", "2020-01-03", 2.6)]))  # update + insert
     a = lake.read("equity_bars", where="symbol = ?", params=["A"])
@@ -57,7 +59,9 @@ def test_filtered_reads_work_after_merges_that_update_rows(lake: Lake) -> None:
     b = lake.read("equity_bars", where="symbol = ? AND date >= ?", params=["B", dt.date(2020, 1, 3)])
     assert b["close"].tolist() == [2.6]
     con = lake.connect()
-    rows = con.execute("SELECT symbol, sum(close) FROM equity_bars WHERE symbol IN ('A', 'B') GROUP BY 1 ORDER BY 1")
+    rows = con.execute(
+        "SELECT symbol, sum(close) FROM equity_bars WHERE symbol IN ('A', 'B') GROUP BY 1 ORDER BY 1"
+    )
     assert [(s, round(v, 9)) for s, v in rows.fetchall()] == [("A", 2.5), ("B", 5.1)]
     # filters DuckDB pushes into the scan at run time (subquery / join filters)
     latest = con.execute(
@@ -68,7 +72,10 @@ def test_filtered_reads_work_after_merges_that_update_rows(lake: Lake) -> None:
         "SELECT a.symbol, a.close FROM equity_bars a JOIN (SELECT 'A' AS symbol) k USING (symbol) ORDER BY a.date"
     )
     assert joined.fetchall() == [("A", 1.0), ("A", 1.5)]
-    assert lake.read("equity_bars", version=0, where="symbol = ?", params=["A"])["close"].tolist() == [1.0, 1.1]
+    assert lake.read("equity_bars", version=0, where="symbol = ?", params=["A"])["close"].tolist() == [
+        1.0,
+        1.1,
+    ]
     assert str(a["symbol"].dtype) in ("str", "object", "string")  # still plain strings for pandas users
 
 
@@ -114,7 +121,9 @@ def test_batch_with_duplicate_keys_is_refused_and_table_unchanged(lake: Lake) ->
         lake.merge("equity_bars", bars([("A", "2020-01-03", 1.0), ("A", "2020-01-03", 2.0)]))
     assert lake.version("equity_bars") == 0
     with pytest.raises(LakeError, match="null"):
-        lake.merge("equity_bars", pd.DataFrame({"symbol": [None], "date": [dt.date(2020, 1, 1)], "close": [1.0]}))
+        lake.merge(
+            "equity_bars", pd.DataFrame({"symbol": [None], "date": [dt.date(2020, 1, 1)], "close": [1.0]})
+        )
     with pytest.raises(LakeError, match="unexpected column"):
         lake.merge("equity_bars", bars([("A", "2020-01-04", 1.0)]).assign(bogus=1))
 
@@ -141,6 +150,38 @@ def test_replace_with_predicate_only_touches_matching_rows(lake: Lake) -> None:
     assert got["x"].tolist() == [9.0, 2.0]
     # a lake opened without the code that declared the table still knows its key
     assert Lake(lake.uri).spec("features_test").keys == ("symbol", "date")
+
+
+def test_replace_parts_streams_parts_and_refuses_keys_repeated_across_parts(lake: Lake) -> None:
+    spec = TableSpec(
+        "features_test",
+        ("symbol", "date"),
+        pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())]),
+        "date",
+    )
+    day = [dt.date(2020, 1, 1), dt.date(2020, 1, 2)]
+    a = pd.DataFrame({"symbol": ["A", "A"], "date": day, "x": [1.0, 2.0]})
+    b = pd.DataFrame({"symbol": ["B", "B"], "date": day[::-1], "x": [3.0, 4.0]})  # unsorted: hashed check
+    res = lake.replace_parts("features_test", iter([a, b]), spec)
+    assert (res.version, res.written) == (0, 4)
+    assert lake.read("features_test")["x"].tolist() == [1.0, 2.0, 4.0, 3.0]
+
+    def failing() -> object:
+        yield b.assign(x=0.0)
+        raise RuntimeError("part 2 failed")
+
+    # a symbol in two parts (its keys could repeat), a duplicate key inside a part, a failing producer:
+    # each aborts before the commit, with its own error, and the table keeps version 0
+    with pytest.raises(LakeError, match=r"parts share symbol values, e\.g\. 'A'"):
+        lake.replace_parts(
+            "features_test", [a, a.assign(date=[dt.date(2021, 1, 1), dt.date(2021, 1, 4)])], spec
+        )
+    with pytest.raises(LakeError, match="duplicate keys"):
+        lake.replace_parts("features_test", [pd.concat([a, a])], spec)
+    with pytest.raises(RuntimeError, match="part 2 failed"):
+        lake.replace_parts("features_test", failing(), spec)  # type: ignore[arg-type]
+    assert lake.version("features_test") == 0
+    assert lake.read("features_test")["x"].tolist() == [1.0, 2.0, 4.0, 3.0]
 
 
 def test_merge_into_table_keyed_on_reserved_words(lake: Lake) -> None:
