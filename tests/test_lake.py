@@ -136,13 +136,13 @@ def test_info_reports_version_rows_and_date_range(lake: Lake) -> None:
     assert (info.min_date, info.max_date) == (dt.date(2019, 12, 31), dt.date(2021, 5, 3))
 
 
+def _features_test_spec() -> TableSpec:
+    schema = pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())])
+    return TableSpec("features_test", ("symbol", "date"), schema, "date")
+
+
 def test_replace_with_predicate_only_touches_matching_rows(lake: Lake) -> None:
-    spec = TableSpec(
-        "features_test",
-        ("symbol", "date"),
-        pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())]),
-        "date",
-    )
+    spec = _features_test_spec()
     df = pd.DataFrame({"symbol": ["A", "B"], "date": [dt.date(2020, 1, 1)] * 2, "x": [1.0, 2.0]})
     lake.replace("features_test", df, spec)
     lake.replace("features_test", df[df.symbol == "A"].assign(x=9.0), spec, predicate="symbol = 'A'")
@@ -153,12 +153,7 @@ def test_replace_with_predicate_only_touches_matching_rows(lake: Lake) -> None:
 
 
 def test_replace_parts_streams_parts_and_refuses_keys_repeated_across_parts(lake: Lake) -> None:
-    spec = TableSpec(
-        "features_test",
-        ("symbol", "date"),
-        pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())]),
-        "date",
-    )
+    spec = _features_test_spec()
     day = [dt.date(2020, 1, 1), dt.date(2020, 1, 2)]
     a = pd.DataFrame({"symbol": ["A", "A"], "date": day, "x": [1.0, 2.0]})
     b = pd.DataFrame({"symbol": ["B", "B"], "date": day[::-1], "x": [3.0, 4.0]})  # unsorted: hashed check
