@@ -438,7 +438,8 @@ class Lake:
         note: str = "",
     ) -> CommitResult:
         """:meth:`replace` with the new rows given as consecutive parts, streamed into the writer one at a
-        time (memory of one part, not of the table).  Each part is conformed and checked for duplicate keys;
+        time (the producer never holds the whole table; delta-rs 1.6 may still buffer what it was given
+        until the commit).  Each part is conformed and checked for duplicate keys;
         across parts, the first key column's values must be disjoint (e.g. chunks of symbols), which keeps the
         keys unique without holding every key.  Any failure, in a check or in producing a part, aborts the
         write before its commit: the table stays at its previous version."""
