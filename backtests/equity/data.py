@@ -82,21 +82,28 @@ class Bars:
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, symbols: list[str] | None = None) -> Bars:
-        """From long rows (symbol, date, open, high, low, close, volume)."""
+        """From long rows (symbol, date, open, high, low, close, volume): one scatter of each field into the
+        ``(dates, symbols)`` grid (rows = every date of the frame, sorted; at most one row per symbol and date)."""
         if df.empty:
             raise UserInputError("no bars to backtest")
-        frame = df.copy()
-        frame["date"] = pd.to_datetime(frame["date"])
-        syms = symbols or sorted(frame["symbol"].unique())
-        wide = {
-            f: frame.pivot(index="date", columns="symbol", values=f).reindex(columns=syms) for f in FIELDS
-        }
-        close = wide["close"].sort_index()
-        index = pd.DatetimeIndex(close.index)
-        alive = close.notna()
-        arrays = {"close": close.to_numpy(dtype=np.float64, copy=True)}
+        dates = pd.to_datetime(df["date"])
+        syms = symbols or sorted(df["symbol"].unique())
+        codes, uniq = pd.factorize(dates, sort=True)
+        index = pd.DatetimeIndex(uniq, name="date")
+        col = pd.Index(syms).get_indexer(df["symbol"])
+        keep = col >= 0
+        rows, col = codes[keep], col[keep]
+        flat = rows * len(syms) + col
+        if len(flat) and np.bincount(flat, minlength=len(index) * len(syms)).max() > 1:
+            raise UserInputError("bars: more than one row for a symbol and date")
+        arrays = {}
+        for f in FIELDS:
+            a = np.full((len(index), len(syms)), np.nan)
+            a.ravel()[flat] = df[f].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+            arrays[f] = a
+        dead = np.isnan(arrays["close"])
         for f in ("open", "high", "low", "volume"):
-            arrays[f] = wide[f].reindex(index).where(alive).to_numpy(dtype=np.float64, copy=True)
+            arrays[f][dead] = np.nan
         return cls(index, tuple(syms), **arrays)
 
 
