@@ -125,14 +125,47 @@ def _two_smallest_tail(x: np.ndarray, n_rows: int, m: int, sign: float, heap: np
     return second, heap[0]
 
 
+@numba.njit(cache=True)
+def _tail_pair(x: np.ndarray, n_rows: int, n: int, m: int, sign: float) -> tuple[float, float]:
+    """The ``m − 1``-th and ``m``-th smallest of the ``n`` finite values of ``sign · x`` (1-based, ``m ≥ 2``).
+
+    A small tail (``4 m ≤ n``) is selected among the candidates at or below a threshold: the value of rank
+    ~``2 m`` in a 1-in-8 sample.  When at least ``m`` values are at or below it, the ``m`` smallest are all
+    candidates, so the result is exact; otherwise (a rare sample) the bounded heap runs over every value."""
+    step = 8
+    if 4 * m <= n:
+        sample = np.empty(n_rows // step + 1)
+        ns = 0
+        for t in range(0, n_rows, step):
+            v = x[t]
+            if np.isfinite(v):
+                sample[ns] = sign * v
+                ns += 1
+        ms = (m * ns) // n * 2 + 8
+        if ms < ns:
+            _, th = _two_smallest_tail(sample, ns, ms, 1.0, np.empty(ms))
+            cand = np.empty(n_rows)
+            c = 0
+            for t in range(n_rows):
+                v = x[t]
+                if np.isfinite(v):
+                    v = sign * v
+                    if v <= th:
+                        cand[c] = v
+                        c += 1
+            if c >= m:
+                return _two_smallest_tail(cand, c, m, 1.0, np.empty(m))
+    return _two_smallest_tail(x, n_rows, m, sign, np.empty(m))
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def column_quantile(r: np.ndarray, q: float, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """``out[k]``: the ``q``-quantile of the finite values of row ``k`` of ``r`` ``(K, T)`` by numpy's default
     ``linear`` method, with numpy's arithmetic (virtual index ``(n − 1) q``, the two neighbouring order
     statistics ``a ≤ b``, then ``a + (b − a) γ`` or, for ``γ ≥ 0.5``, ``b − (b − a)(1 − γ)``): bitwise
-    ``np.quantile`` of the column's finite values.  The two order statistics come from a bounded heap over
-    the nearer tail (a 5 % quantile of 5,040 values keeps 253 of them), not a partition of the whole matrix:
-    ~10x faster, no copy of the matrix, columns in parallel."""
+    ``np.quantile`` of the column's finite values.  The two order statistics come from the nearer tail only
+    (:func:`_tail_pair`: a 5 % quantile of 5,040 values selects among ~600 candidates), not a partition of the
+    whole matrix: ~5x faster than ``np.quantile``, no copy of the matrix, columns in parallel."""
     n_cols, n_rows = r.shape
     for k in numba.prange(n_cols):
         x = r[k]
@@ -153,11 +186,9 @@ def column_quantile(r: np.ndarray, q: float, out: np.ndarray) -> None:  # pragma
             continue
         prev = int(np.floor(virtual))  # order statistics prev and prev + 1 (0-based), prev + 1 <= n - 1
         if prev + 2 <= n - prev:  # the lower tail is the smaller one
-            heap = np.empty(prev + 2)
-            a, b = _two_smallest_tail(x, n_rows, prev + 2, 1.0, heap)
+            a, b = _tail_pair(x, n_rows, n, prev + 2, 1.0)
         else:  # the upper tail: smallest of the negated values
-            heap = np.empty(n - prev)
-            nb, na = _two_smallest_tail(x, n_rows, n - prev, -1.0, heap)
+            nb, na = _tail_pair(x, n_rows, n, n - prev, -1.0)
             a, b = -na, -nb
         gamma = virtual - prev
         diff = b - a

@@ -104,7 +104,8 @@ class Bars:
         dead = np.isnan(arrays["close"])
         for f in ("open", "high", "low", "volume"):
             arrays[f][dead] = np.nan
-        return cls(index, tuple(syms), **arrays)
+        return cls(index, tuple(syms), arrays["open"], arrays["high"], arrays["low"], arrays["close"],
+                   arrays["volume"])  # fmt: skip
 
 
 def load_bars(

@@ -160,19 +160,20 @@ def per_value(
 def _cross_nb(
     a: np.ndarray, a_idx: np.ndarray, b: np.ndarray, b_idx: np.ndarray, up: np.ndarray, down: np.ndarray
 ) -> None:
-    # up/down are (N, T): each column's bars written contiguously
-    n_rows, n_sym = a.shape[0], a.shape[2]
+    # a/b are (K, S, T) and up/down (N, T): each series read and each column written contiguously
+    n_sym, n_rows = a.shape[1], a.shape[2]
     for c in numba.prange(a_idx.shape[0]):
         ka, kb = a_idx[c], b_idx[c]
         for s in range(n_sym):
             col = c * n_sym + s
             if n_rows == 0:
                 continue
+            xa, xb = a[ka, s], b[kb, s]
             up[col, 0] = False
             down[col, 0] = False
-            prev = a[0, ka, s] - b[0, kb, s]
+            prev = xa[0] - xb[0]
             for t in range(1, n_rows):
-                x, y = a[t, ka, s], b[t, kb, s]
+                x, y = xa[t], xb[t]
                 up[col, t] = (x > y) and (prev <= 0)  # NaN compares False: both must be defined
                 down[col, t] = (x < y) and (prev >= 0)
                 prev = x - y
@@ -190,8 +191,9 @@ def cross_signals(
     n_rows, n_sym = a.shape[0], a.shape[2]
     up = np.empty((len(a_idx) * n_sym, n_rows), dtype=np.bool_)
     down = np.empty_like(up)
-    _cross_nb(np.ascontiguousarray(a, dtype=np.float64), np.asarray(a_idx, dtype=np.int64),
-              np.ascontiguousarray(b, dtype=np.float64), np.asarray(b_idx, dtype=np.int64), up, down)  # fmt: skip
+    a_t = np.ascontiguousarray(np.asarray(a, dtype=np.float64).transpose(1, 2, 0))  # (K, S, T)
+    b_t = np.ascontiguousarray(np.asarray(b, dtype=np.float64).transpose(1, 2, 0))
+    _cross_nb(a_t, np.asarray(a_idx, dtype=np.int64), b_t, np.asarray(b_idx, dtype=np.int64), up, down)
     return up.T, down.T
 
 
