@@ -23,6 +23,11 @@ def test_dask_task_runner_is_quiet(ql_home, caplog: pytest.LogCaptureFixture, ca
     def fan_out() -> list[int]:
         return [f.result() for f in square.map([1, 2, 3, 4])]
 
+    from prefect.logging.configuration import setup_logging
+
+    # Prefect's console handler keeps the stderr of the test that first configured logging in this worker (a
+    # capture stream closed since: "--- Logging error --- ... I/O operation on closed file"): this test's stderr
+    setup_logging(incremental=False)
     caplog.set_level(logging.DEBUG)
     assert fan_out.with_options(task_runner=task_runner("dask", 2))() == [1, 4, 9, 16]
     out = capfd.readouterr()
