@@ -12,7 +12,9 @@ For each lake it times, in one process:
 * an **incremental build** after one new bar per symbol is appended (the daily case),
 * an **incremental build** after one old bar of one symbol is corrected (a vendor revision),
 
-and prints rows/s and the peak resident memory of the process.
+each with its time and the process's peak resident memory while it ran, plus one more full build in a fresh
+Python process (``--child-build``): the peak a user's ``quantlake features build --full`` has, without the
+synthetic bars and earlier builds this process still holds.
 
 Next to it, on the synthetic universe at four sizes (default 50/100/200/500 symbols), the **polars peer**
 (:mod:`benchmarks.polars_features`: the same ``features_technical`` and ``features_regime`` columns written
@@ -31,7 +33,6 @@ import contextlib
 import ctypes
 import datetime as dt
 import gc
-import resource
 import shutil
 import sys
 import tempfile
@@ -99,10 +100,6 @@ def synthetic_bars(n_symbols: int, years: int, seed: int = 0) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out["source"] = "synthetic"
     return out
-
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _reset_peak() -> bool:
@@ -248,16 +245,48 @@ def bench_polars(sizes: list[int], years: int, tmp: Path) -> tuple[Table, bool]:
 def _time_build(label: str, lake: object, rows_in: int, table: Table, full: bool = False) -> float:
     from features.build import build_features
 
-    t0 = time.perf_counter()
-    report = build_features(lake, full=full)  # type: ignore[arg-type]
-    secs = time.perf_counter() - t0
-    written = sum(r.written for r in report.results)
-    computed = sum(r.rows for r in report.results)
-    per_table = ", ".join(
-        f"{r.table.removeprefix('features_')} {r.seconds:.1f}s" for r in report.results if r.mode != "skipped"
-    )
-    table.add_row(label, f"{rows_in:,}", f"{computed:,}", f"{written:,}", f"{secs:.2f}", per_table)
+    report, secs, peak = _phase(partial(build_features, lake, full=full))  # type: ignore[arg-type]
+    _add_build_row(table, label, rows_in, report.results, secs, peak)
     return secs
+
+
+def _add_build_row(table: Table, label: str, rows_in: int, results: list[Any], secs: float, peak: float) -> None:
+    written = sum(r.written for r in results)
+    computed = sum(r.rows for r in results)
+    per_table = ", ".join(
+        f"{r.table.removeprefix('features_')} {r.seconds:.1f}s" for r in results if r.mode != "skipped"
+    )
+    table.add_row(label, f"{rows_in:,}", f"{computed:,}", f"{written:,}", f"{secs:.2f}", f"{peak:,.0f}", per_table)
+
+
+def _child_build(lake_uri: str) -> None:
+    """``--child-build``: one full build in this fresh process; prints its time, tables and peak RSS as JSON."""
+    import json
+
+    from features.build import build_features
+    from quantlake.lake import Lake
+
+    t0 = time.perf_counter()
+    report = build_features(Lake(lake_uri), full=True)
+    secs = time.perf_counter() - t0
+    print(json.dumps({"seconds": secs, "peak_mib": _peak_mib(), "results": report.as_dicts()}, default=str))
+
+
+def _fresh_process_build(lake: object, rows_in: int, table: Table) -> float:
+    """A full build in a new Python process (what ``quantlake features build --full`` holds: nothing else in
+    memory); returns its peak RSS (MiB)."""
+    import json
+    import subprocess
+    from types import SimpleNamespace
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-build", lake.uri],  # type: ignore[attr-defined]
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    results = [SimpleNamespace(**r) for r in got["results"]]
+    _add_build_row(table, "full, in a fresh process", rows_in, results, got["seconds"], got["peak_mib"])
+    return float(got["peak_mib"])
 
 
 def _bars_frame(lake: object) -> pd.DataFrame:
@@ -290,23 +319,28 @@ def bench_lake(name: str, lake: object) -> Table:
 
     rows = lake.dataset("equity_bars").count_rows()  # type: ignore[attr-defined]
     t = Table(title=f"feature build: {name} ({rows:,} bars)")
-    for col in ("build", "input bars", "rows computed", "rows written", "seconds", "per table"):
+    for col in ("build", "input bars", "rows computed", "rows written", "seconds", "peak MiB", "per table"):
         t.add_column(col, justify="left" if col in ("build", "per table") else "right")
     t0 = time.perf_counter()
     import features.kernels as k  # loading the cached numba kernels is a one-off per process
 
     x = np.zeros(2)
     k.ema_segments(x, np.array([0, 2]), 2, 0.5, np.full(1, np.nan), np.zeros(1, np.int64), np.empty(2))
-    t.add_row("warm-up (import + numba cache)", "", "", "", f"{time.perf_counter() - t0:.2f}", "")
+    t.add_row("warm-up (import + numba cache)", "", "", "", f"{time.perf_counter() - t0:.2f}", "", "")
     _time_build("full (first build)", lake, rows, t)
     _time_build("full again (--full)", lake, rows, t, full=True)
+    fresh_peak = _fresh_process_build(lake, rows, t)
     lake.merge("equity_bars", _new_day(lake))  # type: ignore[attr-defined]
     day = _time_build("incremental: +1 day, all symbols", lake, rows, t)
     lake.merge("equity_bars", _revision(lake))  # type: ignore[attr-defined]
     _time_build("incremental: 1 old bar revised", lake, rows, t)
     report = build_features(lake)  # type: ignore[arg-type]
     assert all(r.mode in ("up to date", "skipped") for r in report.results), report.as_dicts()
-    t.caption = f"peak RSS of the process so far: {_rss_mib():,.0f} MiB · incremental +1 day: {day:.2f} s"
+    t.caption = (
+        f"peak MiB: the process's high-water mark during that build (in-process rows include what the benchmark "
+        f"already held) · full build in a fresh process: {fresh_peak:,.0f} MiB peak · incremental +1 day: "
+        f"{day:.2f} s"
+    )
     return t
 
 
@@ -319,7 +353,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--sizes", default="50,100,200,500", help="symbol counts of the polars comparison ('' = none)"
     )
+    ap.add_argument("--child-build", metavar="LAKE", help=argparse.SUPPRESS)  # internal: the fresh-process row
     args = ap.parse_args(argv)
+    if args.child_build:
+        _child_build(args.child_build)
+        return
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
 
     from quantlake.lake import Lake

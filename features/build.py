@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from features import incremental, sql_runner
 from features.errors import UnknownFeatureTableError
 from features.incremental import BuildNote
-from features.series import prefetched, regime_series, symbol_parts, technical_series
+from features.series import computed_in_order, regime_series, scope_parts, technical_series
 from features.settings import FeatureSettings
 from features.surface import build_surface
 from features.tables import (
@@ -68,6 +68,9 @@ CODE_VERSION = "2"  # 2: the series pass (features/series.py), four-chain window
 RV_PERIODS: tuple[int, ...] = (5, 10, 20, 60, 120)
 # bars each row of the per-symbol tables can look back: 52-week windows (252), SMA200, rv_120 + 1 return
 MIN_WARMUP = 253
+# threads computing parts of a per-symbol family at once (each runs DuckDB and the numba kernels, which also
+# use the cores): two keep both cores of a small machine busy while the writer encodes (measured on 2 cores)
+PART_WORKERS = 2
 _ALL_DATES = dt.date(1800, 1, 1)
 
 
@@ -119,11 +122,7 @@ class _Build:
         self.settings = settings
         self.force_full = full
         self.versions = {t: lake.version(t) for t in CORE_TABLES if lake.exists(t)}
-        self.con = duckdb.connect()
-        # DuckDB plans an ASOF join as a nested loop when it estimates <= 64 left rows; the per-symbol
-        # series are unnested from a handful of list rows, so the estimate is tiny and the loop quadratic
-        self.con.execute("SET asof_loop_join_threshold = 0")
-        register_udfs(self.con)
+        self.con = register_udfs(self._configured(duckdb.connect()))
         self._loaded: set[str] = set()
         self._bar_changes: dict[int, incremental.SymbolChanges | None] = {}
         self._previous: dict[tuple[str, int], bool] = {}
@@ -131,27 +130,42 @@ class _Build:
         self.positions: tuple[tuple[tuple[str, dt.date], ...], pa.Table] | None = None
         self._previous_loaded: dict[str, int] = {}  # table -> version prev_<table> holds now
 
+    @staticmethod
+    def _configured(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        # DuckDB plans an ASOF join as a nested loop when it estimates <= 64 left rows; a registered Arrow
+        # table (a part's series) has no statistics, so the estimate can be tiny and the loop quadratic
+        con.execute("SET asof_loop_join_threshold = 0")
+        return con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Another connection to the build's database for a worker thread (the ``ql_*`` functions are the
+        database's: registered once, on the first connection)."""
+        return self._configured(self.con.cursor())
+
     def close(self) -> None:
         self.con.close()
 
     def load(self, *tables: str, whole: bool = True) -> None:
         """Make input tables queryable under their own names (an absent optional input is an empty table).
 
-        ``whole=False`` (an incremental build that reads a small part of the input): on a local lake, a view
-        over the version's Parquet files read by DuckDB's own reader, so each query decodes only the columns
-        and row groups it needs (+1 day on 500 symbols: ~1 s CPU less than copying the whole table first);
-        otherwise one copy of the table into DuckDB, which the full build's several passes read faster."""
+        ``whole=False`` (a family that reads the input part by part, or a small part of it): on a local
+        lake, a view over the version's Parquet files read by DuckDB's own reader, so each query decodes only
+        the columns and row groups it needs (500 symbols x 20 years: a copy held ~750 MB and took 0.6 s; +1
+        day: ~1 s CPU less); otherwise one copy of the table into DuckDB, which several passes over the
+        whole input read faster."""
         for name in tables:
             if name in self._loaded:
                 continue
+            # not TEMP: the parts' worker threads query them through their own cursors (series_parts)
             if name in self.versions and not whole and self.lake.is_local:
                 table = self.lake.delta(name, self.versions[name])
                 self.lake.versions_read[name] = table.version()
-                register_view(self.con, name, table)
+                register_view(self.con, name, table, temporary=False)
             elif name in self.versions:
-                incremental.materialize(self.con, name, self.lake.dataset(name, self.versions[name]))
+                data = self.lake.dataset(name, self.versions[name])
+                incremental.materialize(self.con, name, data, temporary=False)
             else:
-                self.con.register(name, CORE_TABLES[name].schema.empty_table())
+                incremental.materialize(self.con, name, CORE_TABLES[name].schema.empty_table(), temporary=False)
             self._loaded.add(name)
 
     # -------------------------------------------------------------------------------------------- planning
@@ -250,25 +264,31 @@ class _Build:
 
     def series_parts(
         self,
-        bars: pa.Table,
-        series: Callable[[pa.Table], pa.Table],
+        scope: pa.Table,
+        bars_sql: str,
+        series: Callable[[pa.Table, pa.Table], pa.Table],
         view: str,
         sql: str,
         params: dict[str, Any] | None,
         template: dict[str, Any] | None,
     ) -> Iterator[pa.Table]:
-        """The rows of ``sql`` part by part: each part of ``bars`` (whole symbols, see
-        :func:`features.series.symbol_parts`) through the series pass ``series``, registered as ``view``."""
-        def compute() -> Iterator[pa.Table]:
-            for part in symbol_parts(bars):
-                self.con.register(view, series(part))
-                try:
-                    yield self.run(sql, params, template)
-                finally:
-                    self.con.unregister(view)
+        """The rows of ``sql`` part by part: the symbols of ``scope`` cut into parts of about
+        :data:`~features.series.PART_ROWS` bars (:func:`features.series.scope_parts`); for each, its bars
+        (``bars_sql`` over the part's scope, registered as ``scope``) through the series pass
+        ``series(bars, part_scope)``, registered as ``view``.  No step holds every symbol's bars at once."""
+        counts = self.run("series/symbol_rows") if scope.num_rows else scope
 
-        # one part ahead on a thread (the connection is used by that thread only until the write ends)
-        return prefetched(compute())
+        def compute(part: pa.Table, con: duckdb.DuckDBPyConnection) -> pa.Table:
+            con.register("scope", part)
+            con.register(view, series(sql_runner.run(con, bars_sql), part))
+            try:
+                return sql_runner.run(con, sql, params, template)
+            finally:
+                con.unregister(view)
+
+        # parts on PART_WORKERS threads, each with its own cursor on the build's database (the inputs are
+        # tables/views of that database, not of the connection), while the writer encodes the previous part
+        return computed_in_order(scope_parts(scope, counts), compute, self.cursor, PART_WORKERS)
 
 
 def fingerprint(*parts: str) -> str:
@@ -337,7 +357,7 @@ def build_technical(b: _Build, result: TableResult) -> None:
     if plan.up_to_date:
         result.mode = "up to date"
         return
-    b.load("equity_bars", whole=plan.full)
+    b.load("equity_bars", whole=False)
     if not plan.full:
         changes = b.known_bar_changes(plan.prev_inputs["equity_bars"])
         if changes.removed:
@@ -355,8 +375,9 @@ def build_technical(b: _Build, result: TableResult) -> None:
         result.detail = _scope_detail(scope)
     settings = b.settings.technical
     parts = b.series_parts(
-        b.run("series/technical_bars"),
-        lambda bars: technical_series(bars, scope, settings.sma_periods, settings.ema_periods),
+        scope,
+        "series/technical_bars",
+        lambda bars, part: technical_series(bars, part, settings.sma_periods, settings.ema_periods),
         "technical_series",
         "features_technical",
         None,
@@ -398,7 +419,7 @@ def build_regime(b: _Build, result: TableResult) -> None:
     if plan.up_to_date:
         result.mode = "up to date"
         return
-    b.load("equity_bars", whole=plan.full)
+    b.load("equity_bars", whole=False)
     first: dict[str, dt.date] = {}
     if not plan.full:
         changes = b.known_bar_changes(plan.prev_inputs["equity_bars"])
@@ -422,8 +443,9 @@ def build_regime(b: _Build, result: TableResult) -> None:
         scope = _per_symbol_scope(b, first, "incremental/regime_scope", None)
         result.detail = _scope_detail(scope)
     parts = b.series_parts(
-        b.run("series/regime_bars"),
-        lambda bars: regime_series(bars, RV_PERIODS),
+        scope,
+        "series/regime_bars",
+        lambda bars, _part: regime_series(bars, RV_PERIODS),
         "regime_series",
         "features_regime",
         _regime_params(b.settings),

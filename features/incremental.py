@@ -63,8 +63,11 @@ def last_note(lake: Lake, table: str) -> BuildNote | None:
     return None
 
 
-def materialize(con: duckdb.DuckDBPyConnection, name: str, dataset: pads.Dataset | pa.Table) -> None:
-    """Copy a lake dataset into the DuckDB temp table ``name`` (one full scan, no filter).
+def materialize(
+    con: duckdb.DuckDBPyConnection, name: str, dataset: pads.Dataset | pa.Table, temporary: bool = True
+) -> None:
+    """Copy a lake dataset into the DuckDB temp table ``name`` (one full scan, no filter); ``temporary=False``:
+    a table of the connection's database, which its cursors (other threads' connections) see too.
 
     Why not query the Arrow dataset directly: Delta merges write Parquet files whose Arrow schema says
     ``string_view``; pyarrow (25) has no kernel comparing ``string`` with ``string_view``, so every filter
@@ -75,7 +78,8 @@ def materialize(con: duckdb.DuckDBPyConnection, name: str, dataset: pads.Dataset
     src = f"__src_{name}"
     con.register(src, dataset)
     try:
-        con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{src}"')
+        kind = "TEMP TABLE" if temporary else "TABLE"
+        con.execute(f'CREATE OR REPLACE {kind} "{name}" AS SELECT * FROM "{src}"')
     finally:
         con.unregister(src)
 

@@ -19,12 +19,12 @@ Threads rather than numba's ``parallel=True``: a parallel kernel this size takes
 from __future__ import annotations
 
 import os
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
-from typing import Any, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice, pairwise
+from typing import Protocol, TypeVar
 
 import numba
 import numpy as np
@@ -184,69 +184,77 @@ def _on_threads(run: Callable[[int, int], None], offs: IntArray) -> None:
             f.result()
 
 
-# rows per part of a build: each part goes through the series pass and the SQL on its own (~30 + 45 float64
-# columns: ~150 MB per 250k rows), never the whole table's intermediates at once.  The Delta writer itself
-# still holds most of what it was given until the commit (measured: ~1 GB for 900 MB of parts, whatever the
-# row-group and target file sizes), so a build's peak still grows with the table
+# rows per part of a build: each part's bars are queried, go through the series pass and the SQL on their own
+# (~30 + 45 float64 columns: ~150 MB per 250k rows), never the whole table's input or intermediates at once
 PART_ROWS = 250_000
 
 
-def symbol_parts(bars: pa.Table, rows: int = PART_ROWS) -> Iterator[pa.Table]:
-    """Consecutive slices of ``bars`` (sorted by symbol, date) of about ``rows`` rows each, cut only between
-    symbols (a symbol is never split)."""
-    if bars.num_rows == 0:
-        yield bars
+def scope_parts(scope: pa.Table, counts: pa.Table, rows: int = PART_ROWS) -> Iterator[pa.Table]:
+    """Consecutive slices of ``scope`` (one row per symbol, sorted by symbol) holding about ``rows`` bars
+    each by ``counts`` (symbol, n: the bars each symbol's series reads), cut only between symbols (a symbol
+    is never split; a symbol longer than ``rows`` is a part of its own).  Symbols missing from ``counts``
+    read no bars and ride along with their neighbours."""
+    if scope.num_rows == 0:
+        yield scope
         return
-    offs = run_offsets(np.asarray(bars.column("symbol").to_numpy(zero_copy_only=False)))
-    start = 0
-    while start < bars.num_rows:
-        # the last symbol start at or before start + rows (at least one whole symbol per part)
-        k = int(np.searchsorted(offs, start + rows, side="right")) - 1
-        end = int(offs[k]) if offs[k] > start else int(offs[np.searchsorted(offs, start, side="right")])
-        yield bars.slice(start, end - start)
-        start = end
+    n_of = dict(zip(counts.column("symbol").to_pylist(), counts.column("n").to_pylist(), strict=True))
+    sizes = np.asarray([n_of.get(s, 0) or 0 for s in scope.column("symbol").to_pylist()], dtype=np.int64)
+    start, acc = 0, 0
+    for i, n in enumerate(sizes.tolist()):
+        if acc and acc + n > rows:
+            yield scope.slice(start, i - start)
+            start, acc = i, 0
+        acc += n
+    yield scope.slice(start, scope.num_rows - start)
 
 
-def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """``items`` in order, each produced on a background thread while the consumer still works on the one
-    before (here: the next part's series pass and SQL while the Delta writer encodes the previous part; the
-    kernels, DuckDB and the writer release the GIL).  At most ``depth`` items wait; an error in producing
-    is raised at the item where it happened; closing the iterator stops the producer after its current
-    item."""
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", exc))
+C = TypeVar("C", bound=_Closable)
+R = TypeVar("R")
 
-    worker = threading.Thread(target=produce, name="quantlake-prefetch", daemon=True)
-    worker.start()
+
+def computed_in_order(
+    items: Iterable[T], work: Callable[[T, C], R], context: Callable[[], C], workers: int = 2
+) -> Iterator[R]:
+    """``work(item, ctx)`` for each item on ``workers`` threads, the results yielded in the items' order.
+
+    Each thread makes its own ``ctx`` with ``context()`` on its first item (here: a DuckDB cursor, since one
+    connection serves one thread at a time) and every ``ctx`` is closed at the end.  While the consumer
+    handles one result (here: encodes a part to Parquet), the threads compute the next ``workers`` items; no
+    more wait, so memory stays at about ``workers + 1`` results.  An error in ``work`` is raised at the item
+    where it happened; closing the iterator early cancels what has not started and waits for the rest."""
+    local = threading.local()
+    made: list[C] = []
+    lock = threading.Lock()
+
+    def run(item: T) -> R:
+        ctx = getattr(local, "ctx", None)
+        if ctx is None:
+            ctx = local.ctx = context()
+            with lock:
+                made.append(ctx)
+        return work(item, ctx)
+
+    source = iter(items)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="quantlake-part")
+    pending: deque[Future[R]] = deque()
     try:
-        while True:
-            kind, value = q.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
+        for item in islice(source, max(1, workers)):
+            pending.append(pool.submit(run, item))
+        while pending:
+            result = pending.popleft().result()
+            for item in islice(source, 1):
+                pending.append(pool.submit(run, item))
+            yield result
     finally:
-        stop.set()
-        worker.join()
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True)
+        for ctx in made:
+            ctx.close()
 
 
 def _column(values: FloatArray) -> pa.Array:

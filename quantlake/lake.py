@@ -37,6 +37,7 @@ from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from quantlake.errors import LakeError, TableNotFoundError, UserInputError, VersionNotFoundError
 from quantlake.lake_errors import native_stderr, plain_error, write_error
+from quantlake.lake_files import write_version
 from quantlake.lake_sql import check_read_only, open_session, query_error
 from quantlake.lake_sql import q as _q
 from quantlake.lake_storage import LakeStore, configured_lake_uri
@@ -437,17 +438,20 @@ class Lake:
         predicate: str | None = None,
         note: str = "",
     ) -> CommitResult:
-        """:meth:`replace` with the new rows given as consecutive parts, streamed into the writer one at a
-        time (the producer never holds the whole table; delta-rs 1.6 may still buffer what it was given
-        until the commit).  Each part is conformed and checked for duplicate keys;
-        across parts, the first key column's values must be disjoint (e.g. chunks of symbols), which keeps the
-        keys unique without holding every key.  Any failure, in a check or in producing a part, aborts the
-        write before its commit: the table stays at its previous version."""
+        """:meth:`replace` with the new rows given as consecutive parts, streamed one at a time (the producer
+        never holds the whole table).  Each part is conformed and checked for duplicate keys; across parts,
+        the first key column's values must be disjoint (e.g. chunks of symbols), which keeps the keys unique
+        without holding every key.  Any failure, in a check or in producing a part, aborts the write before
+        its commit: the table stays at its previous version.
+
+        Without a predicate each part becomes its own Parquet file as it arrives and one commit adds them all
+        (:mod:`quantlake.lake_files`: memory stays at about one part); with one, delta-rs rewrites the
+        matching rows (incremental feature builds: small)."""
         failure: list[BaseException] = []
         rows = [0]
         first_key = spec.keys[0] if spec.keys else None
 
-        def batches() -> Iterator[pa.RecordBatch]:
+        def checked() -> Iterator[pa.Table]:
             seen: set[Any] = set()
             try:
                 for part in parts:
@@ -459,7 +463,7 @@ class Lake:
                             raise LakeError(f"{spec.name}: parts share {first_key} values, e.g. {min(values & seen)!r}")
                         seen |= values
                     rows[0] += src.num_rows
-                    yield from src.to_batches()
+                    yield src
             except BaseException as exc:  # re-raised as itself below, not as the writer's wrapped error
                 failure.append(exc)
                 raise
@@ -474,24 +478,27 @@ class Lake:
             target, before = self.table_uri(name), None
         with native_stderr() as native:
             try:
-                write_deltalake(
-                    target,
-                    pa.RecordBatchReader.from_batches(spec.schema, batches()),
-                    mode="overwrite",
-                    predicate=predicate,
-                    schema_mode="overwrite" if predicate is None else None,
-                    description=self._description(spec),
-                    commit_properties=props,
-                    writer_properties=derived_writer_properties(spec.schema),
-                    storage_options=None if isinstance(target, DeltaTable) else self.store.storage_options(),
-                )
+                if predicate is None:
+                    existing = target if isinstance(target, DeltaTable) else None
+                    write_version(self.store, name, checked(), spec.schema, existing, props, self._description(spec))
+                else:
+                    write_deltalake(
+                        target,
+                        pa.RecordBatchReader.from_batches(spec.schema, (b for t in checked() for b in t.to_batches())),
+                        mode="overwrite",
+                        predicate=predicate,
+                        description=self._description(spec),
+                        commit_properties=props,
+                        writer_properties=derived_writer_properties(spec.schema),
+                        storage_options=None if isinstance(target, DeltaTable) else self.store.storage_options(),
+                    )
             except Exception as exc:
                 if failure:
                     raise failure[0] from None
                 raise plain_error(exc, native, self.uri, table=name, before=before) from None
         if failure:  # pragma: no cover - the writer swallowed the stream's error: never commit silently
             raise failure[0]
-        version = target.version() if isinstance(target, DeltaTable) else self.version(name)
+        version = self.version(name)
         return CommitResult(name, before, version, rows[0], 0, 0)
 
     def vacuum(
@@ -501,7 +508,9 @@ class Lake:
         ``part-*.parquet#N`` staging files killed writers left (untouched for ``staging_older_than``)."""
         try:
             removed = list(
-                self.delta(name).vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+                self.delta(name).vacuum(
+                    retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True
+                )
             )
             return removed + self.store.remove_staging_leftovers(name, staging_older_than)
         except (LakeError, UserInputError):

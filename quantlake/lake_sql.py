@@ -153,7 +153,13 @@ def _s3_secret(con: duckdb.DuckDBPyConnection, store: LakeStore) -> None:
     con.execute(f"CREATE OR REPLACE SECRET quantlake_lake ({', '.join(parts)})")
 
 
-def register_view(con: duckdb.DuckDBPyConnection, view: str, table: DeltaTable, urls: list[str] | None = None) -> None:
+def register_view(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    table: DeltaTable,
+    urls: list[str] | None = None,
+    temporary: bool = True,
+) -> None:
     """Make ``view`` in ``con`` read the Parquet files of ``table``'s snapshot with DuckDB's own reader.
 
     ``urls`` are what DuckDB opens for the snapshot's files (default: the files themselves).  Not through
@@ -162,18 +168,22 @@ def register_view(con: duckdb.DuckDBPyConnection, view: str, table: DeltaTable, 
     pushes into such a mixed dataset ("no kernel matching input types (string, string_view)").  DuckDB's
     Parquet reader sees both as VARCHAR, prunes row groups by statistics itself, and ``union_by_name`` reads
     files written before a column was added (schema evolution) with NULLs.  Columns come in the table's
-    order; a snapshot with no files is an empty relation of the table's schema.
+    order; a snapshot with no files is an empty relation of the table's schema.  ``temporary=False``: a view
+    of the connection's database, which its cursors (other threads' connections) see too.
     """
+    kind = "TEMP VIEW" if temporary else "VIEW"
     schema = pa.schema(table.schema())
     files = urls if urls is not None else table.file_uris()
     if not files:
         con.register(f"{view}__empty", schema.empty_table())
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {q(view)} AS SELECT * FROM {q(view + '__empty')}")
+        # a registered Arrow table is the connection's own: a table the database's other connections see
+        made = "TEMP VIEW" if temporary else "TABLE"
+        con.execute(f"CREATE OR REPLACE {made} {q(view)} AS SELECT * FROM {q(view + '__empty')}")
         return
     paths = ", ".join(literal(f) for f in files)
     cols = ", ".join(q(c) for c in schema.names)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {q(view)} AS SELECT {cols} FROM read_parquet([{paths}], union_by_name = true)"
+        f"CREATE OR REPLACE {kind} {q(view)} AS SELECT {cols} FROM read_parquet([{paths}], union_by_name = true)"
     )
 
 

@@ -17,7 +17,7 @@ import datetime as dt
 import math
 import shutil
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import numpy as np
@@ -473,19 +473,37 @@ def test_incremental_build_equals_full_build(full_lake: Lake, truncated_lake: La
     assert len(lake.read("features_regime", where="symbol = ? AND date <= ?", params=["SPY", D(2016, 1, 4)]))
 
 
-def test_prefetched_parts_keep_order_and_raise_where_production_failed() -> None:
-    from features.series import prefetched
+def test_parts_computed_on_threads_keep_order_and_raise_where_production_failed() -> None:
+    from features.series import computed_in_order
 
-    def parts() -> Iterator[int]:
-        yield from (1, 2, 3)
-        raise ValueError("part 4 failed")
+    made: list[_Ctx] = []
+
+    def ctx() -> _Ctx:
+        made.append(_Ctx())
+        return made[-1]
+
+    def work(x: int, c: _Ctx) -> int:
+        if x == 4:
+            raise ValueError("part 4 failed")
+        time.sleep(0.01 * (x % 3))  # later items can finish first: the order still holds
+        c.used += 1
+        return x * 10
 
     got: list[int] = []
     with pytest.raises(ValueError, match="part 4 failed"):
-        for p in prefetched(parts()):
+        for p in computed_in_order(range(1, 10), work, ctx, workers=2):
             got.append(p)
-    assert got == [1, 2, 3]
-    stream = prefetched(iter(range(1000)))
+    assert got == [10, 20, 30]
+    assert made and all(c.closed for c in made) and len(made) <= 2  # one context per thread, all closed
+    stream = computed_in_order(iter(range(1000)), work, ctx, workers=2)
     assert next(stream) == 0
-    stream.close()  # the producer stops: no thread left behind
-    assert not [t for t in threading.enumerate() if t.name == "quantlake-prefetch"]
+    stream.close()  # nothing left running or queued
+    assert not [t for t in threading.enumerate() if t.name.startswith("quantlake-part")]
+
+
+class _Ctx:
+    def __init__(self) -> None:
+        self.used, self.closed = 0, False
+
+    def close(self) -> None:
+        self.closed = True

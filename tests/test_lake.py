@@ -177,6 +177,21 @@ def test_replace_parts_streams_parts_and_refuses_keys_repeated_across_parts(lake
         lake.replace_parts("features_test", failing(), spec)  # type: ignore[arg-type]
     assert lake.version("features_test") == 0
     assert lake.read("features_test")["x"].tolist() == [1.0, 2.0, 4.0, 3.0]
+    # the failed writes deleted the files they had written: nothing is left for vacuum to find
+    assert lake.vacuum("features_test", retention_hours=0, staging_older_than=dt.timedelta(0)) == []
+
+
+def test_replace_without_predicate_replaces_the_schema_too(lake: Lake) -> None:
+    spec = _features_test_spec()
+    lake.replace("features_test", pd.DataFrame({"symbol": ["A"], "date": [dt.date(2020, 1, 1)], "x": [1.0]}), spec)
+    # changed settings: a column added, one dropped (e.g. other SMA periods)
+    schema = pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("y", pa.float64())])
+    wider = TableSpec("features_test", ("symbol", "date"), schema, "date")
+    res = lake.replace("features_test", pd.DataFrame({"symbol": ["B"], "date": [dt.date(2020, 1, 2)], "y": [5.0]}), wider)
+    assert (res.version_before, res.version, res.written) == (0, 1, 1)
+    got = lake.read("features_test")
+    assert list(got.columns) == ["symbol", "date", "y"] and got["y"].tolist() == [5.0]
+    assert lake.read("features_test", version=0)["x"].tolist() == [1.0]  # the old version stays readable
 
 
 def test_merge_into_table_keyed_on_reserved_words(lake: Lake) -> None:
