@@ -23,8 +23,8 @@ from features import incremental, sql_runner
 from features.errors import FeatureBuildError
 from features.tables import OPTION_FLOW, OPTIONS, SURFACE
 
-if TYPE_CHECKING:  # features.build imports this module
-    from features.build import TableResult, _Build
+if TYPE_CHECKING:
+    from features.build_state import Build, TableResult
 
 INPUTS = ("option_quotes", "macro_series", "equity_bars")  # what features_options is computed from
 QUOTE_COLUMNS = ["quote_date", "underlying", "root", "expiry", "strike", "right", "mid", "mid_source", "iv",
@@ -32,7 +32,7 @@ QUOTE_COLUMNS = ["quote_date", "underlying", "root", "expiry", "strike", "right"
 HISTORY_COLUMNS = ["underlying", "date", "spot", "atm_iv_30"]
 
 
-def _params(b: _Build, start: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
+def _params(b: Build, start: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
     s = b.settings.surface
     params = {"from_date": start, "min_dte": s.min_dte, "expansion_hv_iv": s.expansion_hv_iv,
               "expansion_rank": s.expansion_rank, "contraction_hv_iv": s.contraction_hv_iv,
@@ -40,7 +40,7 @@ def _params(b: _Build, start: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
     return params, {"rank_window": s.rank_window, "hv_window": s.hv_window}
 
 
-def _in_step(b: _Build, table: str, inputs: tuple[str, ...]) -> None:
+def _in_step(b: Build, table: str, inputs: tuple[str, ...]) -> None:
     """``table`` must have been built from the inputs' current versions (else the surface would mix days)."""
     note = incremental.last_note(b.lake, table)
     if note is None or any(note.inputs.get(t) != b.versions.get(t) for t in inputs):
@@ -49,7 +49,7 @@ def _in_step(b: _Build, table: str, inputs: tuple[str, ...]) -> None:
                                 f"{table.removeprefix('features_')},surface)")
 
 
-def _read(b: _Build, table: str, date_col: str, start: dt.date, columns: list[str], before: bool = False) -> pa.Table:
+def _read(b: Build, table: str, date_col: str, start: dt.date, columns: list[str], before: bool = False) -> pa.Table:
     ds = b.lake.delta(table).to_pyarrow_dataset()
     names = set(ds.schema.names)
     cond = pc.field(date_col) < start if before else pc.field(date_col) >= start
@@ -80,8 +80,9 @@ def _gaps(con: duckdb.DuckDBPyConnection) -> pa.Table:
                      "gap": pa.array(gap.to_numpy(), pa.int64())})
 
 
-def build_surface(b: _Build, result: TableResult) -> None:
-    from features.build import _quote_plan, fingerprint  # the module that imports this one
+def build_surface(b: Build, result: TableResult) -> None:
+    from features.build_state import fingerprint
+    from features.quote_families import quote_plan
 
     if not b.has("option_quotes") or not b.lake.exists(OPTIONS.name):
         result.mode, result.detail = "skipped", "no option_quotes in the lake"
@@ -90,7 +91,7 @@ def build_surface(b: _Build, result: TableResult) -> None:
     fp = fingerprint(b.settings.fingerprint("surface"), b.settings.fingerprint("options"),
                      sql_runner.render(OPTIONS.name), sql_runner.render(SURFACE.name, template))
     b.load(*INPUTS)
-    plan, start = _quote_plan(b, SURFACE, INPUTS, fp)
+    plan, start = quote_plan(b, SURFACE, INPUTS, fp)
     if start is None:
         result.mode = "up to date"
         return
