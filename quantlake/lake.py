@@ -504,8 +504,9 @@ class Lake:
     def vacuum(
         self, name: str, retention_hours: int = 168, staging_older_than: dt.timedelta = dt.timedelta(minutes=30)
     ) -> list[str]:
-        """Delete files no version within ``retention_hours`` needs, orphans of killed writes, and the
-        ``part-*.parquet#N`` staging files killed writers left (untouched for ``staging_older_than``)."""
+        """Delete files no version within ``retention_hours`` needs, orphans of killed writes (a full vacuum:
+        unreferenced files older than the retention), and the ``part-*.parquet#N`` staging files killed
+        writers left (untouched for ``staging_older_than``)."""
         try:
             removed = list(
                 self.delta(name).vacuum(

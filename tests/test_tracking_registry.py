@@ -188,7 +188,7 @@ def test_promotion_gate_aliases_and_audit_log(store: Path, lake, monkeypatch: py
 
     summary = {m.name: m for m in list_models()}["ema_cross"]
     assert (summary.champion, summary.previous, summary.versions) == (v2, v3, 5)
-    res = runner.invoke(app, ["models", "list"])
+    res = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})  # every column shown, whatever the terminal
     assert res.exit_code == 0 and "ema_cross" in res.output and "forced" in res.output
 
     with pytest.raises(ModelNotFoundError, match="versions: 1, 2, 3, 4, 5"):
