@@ -114,6 +114,7 @@ class PartFiles:
         self.folder = f"{root}/{table}"
         self.schema = schema
         self.actions: list[AddAction] = []
+        self.paths: list[str] = []  # every file started, committed or not
         self.rows = 0
         strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         self._options: dict[str, Any] = {
@@ -132,6 +133,7 @@ class PartFiles:
             return
         name = f"part-{len(self.actions):05d}-{uuid.uuid4()}-c000.snappy.parquet"
         path = f"{self.folder}/{name}"
+        self.paths.append(path)  # before writing: a file that fails half-way is deleted too
         with self.fs.open_output_stream(path) as sink:
             writer = pq.ParquetWriter(sink, self.schema, **self._options)
             try:
@@ -148,7 +150,7 @@ class PartFiles:
     def discard(self) -> None:
         """Delete every file written (a failed build leaves nothing behind).  On S3 through boto3: pyarrow's
         delete would leave a directory marker object behind (an empty key a full vacuum then reports)."""
-        paths = [f"{self.folder}/{a.path}" for a in self.actions]
+        paths, self.paths = self.paths, []
         self.actions.clear()
         if not paths:
             return

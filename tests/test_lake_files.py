@@ -97,3 +97,48 @@ def test_a_failing_part_deletes_the_files_already_written(tmp_path: Path) -> Non
         write_version(store, "t", parts(), SCHEMA, None, CommitProperties(), "")  # type: ignore[arg-type]
     assert not DeltaTable.is_deltatable(str(tmp_path / "t"))
     assert not list((tmp_path / "t").glob("*.parquet"))
+
+
+KILLED_CHILD = r"""
+import sys, time
+import pyarrow as pa
+from quantlake.lake import Lake
+from quantlake.tables import TableSpec
+schema = pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())])
+spec = TableSpec("features_k", ("symbol", "date"), schema, "date")
+def parts():
+    for i in range(3):
+        yield pa.table({"symbol": [f"S{i}"] * 1000, "date": pa.array(range(1000), pa.int32()).cast(pa.date32()),
+                        "x": [float(i)] * 1000}, schema=schema)
+    print("parts written", flush=True)
+    time.sleep(600)  # killed here: files on disk, no commit
+    yield pa.table({"symbol": ["Z"], "date": pa.array([0], pa.int32()).cast(pa.date32()), "x": [0.0]}, schema=schema)
+Lake(sys.argv[1]).replace_parts("features_k", parts(), spec)
+"""
+
+
+def test_a_killed_replacement_leaves_the_version_and_vacuum_removes_its_files(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from quantlake.lake import Lake
+    from quantlake.tables import TableSpec
+
+    lake = Lake(tmp_path / "lake")
+    schema = pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())])
+    spec = TableSpec("features_k", ("symbol", "date"), schema, "date")
+    lake.replace("features_k", pa.table({"symbol": ["A"], "date": [dt.date(2020, 1, 1)], "x": [1.0]}), spec)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, lake.uri], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "parts written"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    folder = tmp_path / "lake" / "features_k"
+    assert len(list(folder.glob("*.parquet"))) == 1 + 3  # the committed file and the killed write's three
+    assert lake.version("features_k") == 0 and lake.read("features_k")["x"].tolist() == [1.0]
+    removed = lake.vacuum("features_k", retention_hours=0)
+    assert len(removed) == 3
+    assert len(list(folder.glob("*.parquet"))) == 1 and lake.read("features_k")["x"].tolist() == [1.0]
