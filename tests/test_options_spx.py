@@ -43,6 +43,16 @@ def put_write(sample_lake_dir: Path):  # type: ignore[no-untyped-def]
     return run_backtest(parse_config(CONFIGS["put-write"]), Lake(sample_lake_dir))
 
 
+def _index_close(day: dt.date) -> float:
+    """The shipped official S&P 500 close of ``day`` (the sample file behind ^GSPC, read with plain pandas)."""
+    closes = pd.read_csv(ROOT / "quantlake" / "sample_data" / "index_closes" / "GSPC.csv", index_col=0)
+    return float(closes.loc[day.isoformat()].iloc[0])
+
+
+def _chain_days() -> list[dt.date]:
+    return sorted(D(int(p.stem[4:8]), int(p.stem[8:10]), int(p.stem[10:12])) for p in FILES.glob("SPX_*.csv.gz"))
+
+
 def test_put_write_first_position_by_hand_from_the_raw_files(put_write) -> None:  # type: ignore[no-untyped-def]
     day0, expiry = D(2019, 4, 25), D(2019, 5, 17)  # first chain day; the next monthly (third Friday) expiry
     f = raw(day0)
@@ -52,13 +62,14 @@ def test_put_write_first_position_by_hand_from_the_raw_files(put_write) -> None:
     strike = float(puts.loc[puts["strike"] <= spot, "strike"].max())  # at or just below the index
     bid = float(puts.loc[puts["strike"] == strike, "bid"].iloc[0])
     n = math.floor(1_000_000 / (strike * 100))  # fully cash-secured
-    # the shipped files have no 2019-05-17 chain: the last level on or before the expiry is May 16's
-    days = sorted(D(int(p.stem[4:8]), int(p.stem[8:10]), int(p.stem[10:12])) for p in FILES.glob("SPX_*.csv.gz"))
-    settle_day = max(d for d in days if d <= expiry)
-    level = float(raw(settle_day)["underlying_last"].iloc[0])
+    # the shipped files have no 2019-05-17 chain: the PM-settled put settles at the official close of its expiry
+    # day (the shipped index closes), booked on the first chain day after it
+    assert expiry not in _chain_days()
+    settle_day = min(d for d in _chain_days() if d > expiry)
+    level = _index_close(expiry)
     settle = max(strike - level, 0.0)
     pnl = n * 100 * (bid - settle) - 0.65 * n
-    assert (spot, strike, bid, n, settle_day, level) == (2919.04, 2915.0, 30.8, 3, D(2019, 5, 16), 2877.72)
+    assert (spot, strike, bid, n, settle_day, round(level, 2)) == (2919.04, 2915.0, 30.8, 3, D(2019, 5, 20), 2859.53)
 
     res = put_write
     pos = res.positions.iloc[0]
@@ -67,23 +78,47 @@ def test_put_write_first_position_by_hand_from_the_raw_files(put_write) -> None:
     leg = legs.iloc[0]
     assert (leg["strike"], leg["right"], leg["expiry"], leg["qty"]) == (strike, "P", expiry, -n)
     assert (leg["entry_date"], leg["entry_price"], leg["entry_spot"]) == (day0, bid, spot)
-    assert (leg["exit_date"], leg["exit_action"], leg["exit_spot"]) == (settle_day, "cash_settle", level)
+    assert (leg["exit_date"], leg["exit_action"]) == (settle_day, "cash_settle")
+    assert leg["exit_spot"] == pytest.approx(level, abs=1e-9)
     assert leg["exit_price"] == pytest.approx(settle, abs=1e-9)
     assert pos["pnl"] == pytest.approx(pnl, abs=1e-6)
-    assert pnl == pytest.approx(-1945.95, abs=1e-6)  # the README's figure
-    # the run says the settlement day was not the expiry day (no chain that day) and where its bars came from
-    assert res.metrics["settled_before_expiry"] == 1
-    assert res.extra["settled_before_expiry"][0]["settled_on"] == "2019-05-16"
+    assert round(pnl, 2) == -7402.94  # the README's figure
+    # the run says where the settlement level came from and where its bars came from
+    assert res.metrics["settled_before_expiry"] == 0 and res.metrics["settled_on_reference_level"] == 1
+    assert res.extra["settled_on_reference_level"][0] == {
+        "contract": leg["contract"], "expiry": "2019-05-17", "settled_on": "2019-05-20", "level": leg["exit_spot"],
+        "index": "^GSPC"}
     assert res.extra["bars_source"] == "option_quotes.underlying_price"
+
+
+def test_without_a_reference_index_a_missing_expiry_settles_on_the_last_chain_level(sample_lake_dir: Path) -> None:
+    from backtests.options.errors import MarketDataError
+    from quantlake.lake import Lake
+
+    cfg = {**CONFIGS["put-write"], "end": "2019-05-21", "market": {**CONFIGS["put-write"]["market"],
+                                                                   "settlement_symbol": ""}}
+    res = run_backtest(parse_config(cfg), Lake(sample_lake_dir))
+    last = max(d for d in _chain_days() if d <= D(2019, 5, 17))  # May 16: the old rule, flagged
+    level = float(raw(last)["underlying_last"].iloc[0])
+    leg = res.trades.iloc[0]
+    assert (leg["exit_date"], leg["exit_spot"]) == (last, level) and level == 2877.72
+    assert leg["pnl"] == pytest.approx(3 * 100 * (30.80 - (2915.0 - level)) - 3 * 0.65, abs=1e-6)
+    assert round(leg["pnl"], 2) == -1945.95
+    assert res.metrics["settled_before_expiry"] == 1 and res.metrics["settled_on_reference_level"] == 0
+    assert res.extra["settled_before_expiry"][0]["settled_on"] == "2019-05-16"
+    # an index that is not the underlying's level is refused, naming both
+    bad = {**cfg, "market": {**cfg["market"], "settlement_symbol": "^VIX"}}
+    with pytest.raises(MarketDataError, match=r"\^VIX is not SPX's level"):
+        run_backtest(parse_config(bad), Lake(sample_lake_dir))
 
 
 def test_put_write_prices_every_leg_day_from_quotes(put_write) -> None:  # type: ignore[no-untyped-def]
     res = put_write
     assert res.leg_days["modeled"] == 0 and res.leg_days["observed"] == len(res.daily) > 30
     assert set(res.fills["source"]) == {"observed"}
-    # the second put is written on the May 16 roll (the monthly expiration's last chain day), June 21 expiry
+    # the second put is written on the May roll: the bar the May put settled on (May 20: no May 17 chain)
     second = res.fills[(res.fills["action"] == "open")].iloc[1]
-    assert (second["date"], second["expiry"]) == (D(2019, 5, 16), D(2019, 6, 21))
+    assert (second["date"], second["expiry"]) == (D(2019, 5, 20), D(2019, 6, 21))
 
 
 @pytest.mark.slow
@@ -114,10 +149,9 @@ def test_chain_roots_choose_the_am_settled_monthlies(sample_lake_dir: Path) -> N
         parse_config({**cfg, "chain": {"roots": ["spx w"]}})
 
 
-def test_readme_official_settlement_figure_from_the_shipped_index_closes() -> None:
-    """The README's note: the 2019-05-17 SPX close (the shipped ^GSPC closes) would settle the first put."""
-    closes = pd.read_csv(ROOT / "quantlake" / "sample_data" / "index_closes" / "GSPC.csv", index_col=0)
-    official = float(closes.loc["2019-05-17"].iloc[0])
+def test_readme_shows_both_settlement_figures() -> None:
+    """The README's worked position: the official close (the rule now) and the last chain level (the old one)."""
+    official = _index_close(D(2019, 5, 17))
     pnl = 3 * 100 * (30.80 - max(2915.0 - official, 0.0)) - 3 * 0.65
     assert round(official, 2) == 2859.53 and round(pnl, 2) == -7402.94
     text = (ROOT / "README.md").read_text()

@@ -133,6 +133,7 @@ class MarketConfig(_Model):
     ``dividend_yield``: continuous yield used to price options and credited to shares held.
     ``iv_rank`` / ``regime_rules``: where the IV rank and the regime label come from (see the fields); the run
     says which it used (the daily ``iv_rank_source`` column, ``iv_rank_days_*`` metrics).
+    ``settlement_symbol``: see the field (:func:`backtests.options.market.reference_levels`).
     """
 
     settlement: Literal["auto", "cash", "physical"] = "auto"
@@ -147,11 +148,20 @@ class MarketConfig(_Model):
     # regime labels: the VIX rules of features_regime (vix), or the underlying's HV/IV rule set of
     # features_surface (hv_iv; needs observed chains of the underlying)
     regime_rules: Literal["vix", "hv_iv"] = "vix"
+    # an underlying traded on its chains' level (no equity_bars, e.g. SPX): the index whose official open/close
+    # settles a leg whose expiry is a trading day the chains skip (on the first bar after it); None: ^GSPC for
+    # SPX, ^NDX for NDX, ^RUT for RUT when the lake has their bars; "": the last chain level before the expiry
+    settlement_symbol: str | None = None
 
     @field_validator("regime_symbol")
     @classmethod
     def _symbol(cls, v: str | None) -> str | None:
         return None if v is None else _symbol(v)
+
+    @field_validator("settlement_symbol")
+    @classmethod
+    def _settlement_symbol(cls, v: str | None) -> str | None:
+        return v if v is None or v == "" else _symbol(v)
 
 
 # ------------------------------------------------------------------------------------------ selection

@@ -3,7 +3,8 @@
 The sample's daily SPX/SPXW chain files (2019-04-25 .. 2019-06-13, CBOE delayed quotes, ingested by the
 ingest stage) are the only prices here: ``chain.source: observed`` (a leg without a quote would stop the
 run).  SPX has no bars in the lake, so each day's chain underlying level is the mark and settlement price
-(the run's ``bars_source``).  The configs are the example files ``configs/options/put_write_spx.yaml`` and
+(the run's ``bars_source``), except for an expiry day without a chain file: the official ^GSPC level of that
+day, booked on the next bar (``settled_on_reference_level``).  The configs are the example files ``configs/options/put_write_spx.yaml`` and
 ``iron_condor_spx.yaml`` (the same settings, kept equal by a test); the put-write's first position is worked
 out by hand in the README and recomputed from the raw chain files by ``tests/test_options_spx.py``.
 """
@@ -99,14 +100,24 @@ def stage(ctx: DemoContext) -> None:
     credit, settle = leg["entry_price"], leg["exit_price"]
     ctx.console.print(
         f"Worked by hand (README): sold {-leg['qty']:.0f} {leg['contract']} on {leg['entry_date']} at the bid "
-        f"{credit:.2f} with SPX at {leg['entry_spot']:,.2f}; on {leg['exit_date']} SPX was {leg['exit_spot']:,.2f}, "
-        f"the put settled at {settle:.2f}: P&L = {-leg['qty']:.0f} x 100 x ({credit:.2f} - {settle:.2f}) - "
-        f"fees {pos['fees']:.2f} = {pos['pnl']:,.2f}")
+        f"{credit:.2f} with SPX at {leg['entry_spot']:,.2f}; it expired {leg['expiry']} at {leg['exit_spot']:,.2f}"
+        f"{_level_source(pw.extra, leg)}, settled at {settle:.2f}: P&L = {-leg['qty']:.0f} x 100 x "
+        f"({credit:.2f} - {settle:.2f}) - fees {pos['fees']:.2f} = {pos['pnl']:,.2f}")
     for label, out in results.items():
         files = out["files"]
         for key in ("equity", "trades"):
             if key in files:
                 ctx.output(f"options SPX {label} {key}", Path(files[key]))
     ctx.console.print(f"[dim]Bars: {pw.extra.get('bars_source')} (SPX has no bars in the lake: the chains' "
-                      "underlying level marks and settles every leg).[/]")
+                      "underlying level marks every leg and settles it, except on an expiry day without a chain: "
+                      "the official ^GSPC level of that day, booked on the next bar).[/]")
     ctx.results["options_spx"] = {label: {"run_id": out["run_id"], **out["metrics"]} for label, out in results.items()}
+
+
+def _level_source(extra: dict[str, Any], leg: Any) -> str:
+    """' (the official ^GSPC close, no chain that day; booked 2019-05-20)' for a leg settled on a reference
+    level, else ''."""
+    for row in extra.get("settled_on_reference_level", []):
+        if row["contract"] == leg["contract"] and row["expiry"] == str(leg["expiry"]):
+            return f" (the official {row['index']} level, no chain that day; booked {row['settled_on']})"
+    return ""

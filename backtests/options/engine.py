@@ -6,7 +6,9 @@ Per bar, in this order (all at the bar's end-of-day prices — an EOD chain has 
    on shares held (``market.dividend_yield``, continuous, the same yield the option prices assume);
 2. marks: every open leg is priced from the chain (observed, else modeled; see :mod:`quotes`);
 3. orders decided on the previous bar fill (``delay: next_bar``, the DESIGN §5 default);
-4. legs whose expiry settles today (the expiry date, or the trading day before it when it is a holiday):
+4. legs whose expiry settles today (the expiry date, or the trading day before it when it is a holiday; a
+   trading day the bars lack, e.g. a chain file missing, settles on the next bar at the reference index's
+   official level of the expiry day when the market data has one, see ``market.settlement_symbol``):
    index options settle in cash at intrinsic value, equity options in the money by at least 0.01 are
    exercised/assigned into or out of shares at the strike, everything else expires worthless.  The
    settlement price is the bar's close, or its open with ``market.settlement_price: open`` (AM-settled
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,10 @@ EXERCISE_THRESHOLD = 0.01  # OCC exercise by exception: in the money by at least
 
 
 class Engine:
+    # trading days the bars lack -> the reference index's (open, close) (set by the runner; see
+    # backtests.options.market.reference_levels); a class default so engines pickled before it load
+    settlement_levels: Mapping[dt.date, tuple[float, float]] = MappingProxyType({})
+
     def __init__(self, settings: EngineSettings, chains: ChainSource, strategy: Strategy, initial_cash: float,
                  calendar: Sequence[dt.date]) -> None:
         self.settings = settings
@@ -139,9 +146,26 @@ class Engine:
                          gamma=rows[:, 5], vega=rows[:, 6], theta=rows[:, 7], modeled=rows[:, 8] > 0,
                          fallback=rows[:, 9] > 0)
 
+    def use_settlement_levels(self, levels: Mapping[dt.date, tuple[float, float]]) -> None:
+        """Settle legs expiring on days the bars lack at these reference levels (see :meth:`settle_date`); the
+        monthly rolls follow (a strategy rolling on the monthly settlement rolls on the bar it settles on)."""
+        self.settlement_levels = MappingProxyType(dict(levels))
+        self._settle_cache = {}
+        if self.calendar.size:
+            first, last = self.calendar[0].astype(dt.date), self.calendar[-1].astype(dt.date)
+            days = (self.settle_date(m) for m in monthly_expiries(first, last))
+            self.monthly_settlements = {d for d in days if d is not None}
+
     def settle_date(self, expiry: dt.date) -> dt.date | None:
+        """The bar a leg expiring on ``expiry`` settles on: the expiry's, else the last before it (a holiday
+        expiry), except for a trading day the bars lack that has a reference level: the first bar after it."""
         if expiry not in self._settle_cache:
-            self._settle_cache[expiry] = settlement_dates([expiry], self.calendar)[0]
+            day = settlement_dates([expiry], self.calendar)[0]
+            if day is not None and day < expiry and expiry in self.settlement_levels:
+                i = int(np.searchsorted(self.calendar, np.datetime64(expiry, "D"), side="right"))
+                if i < self.calendar.size:
+                    day = self.calendar[i].astype(dt.date)
+            self._settle_cache[expiry] = day
         return self._settle_cache[expiry]
 
     def closing_ids(self) -> set[int]:
@@ -215,7 +239,9 @@ class Engine:
             self.account.receive_dividends(shares * prev.close * math.expm1(q * days / 365.0))
 
     def _mark(self) -> None:
-        legs = [leg for p in self.account.positions.values() for leg in p.legs]
+        # a leg past its expiry (settled on this bar at the expiry day's reference level, see settle_date)
+        # keeps its last mark: no chain quotes an expired contract
+        legs = [leg for p in self.account.positions.values() for leg in p.legs if leg.contract.expiry >= self.bar.date]
         if not legs:
             return
         q = self.quotes([leg.contract for leg in legs], [leg.iv if math.isfinite(leg.iv) else leg.entry_iv
@@ -420,10 +446,15 @@ class Engine:
             spot = self.bar.open
         for pos in list(self.account.positions.values()):
             for leg in list(pos.legs):
-                settle = self.settle_date(leg.contract.expiry)
+                expiry = leg.contract.expiry
+                settle = self.settle_date(expiry)
                 if settle is None or settle > today:
                     continue
-                self._settle_leg(pos, leg, spot)
+                level = spot
+                if settle > expiry and expiry in self.settlement_levels:  # the expiry's own official level
+                    ref_open, ref_close = self.settlement_levels[expiry]
+                    level = ref_open if self.settings.settlement_price == "open" else ref_close
+                self._settle_leg(pos, leg, level)
                 if pos.id not in self.account.positions:
                     break
 

@@ -16,8 +16,9 @@ A value for date t is one published at the close of t (DESIGN §5); nothing late
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,11 @@ from backtests.options.errors import MarketDataError
 from quantlake.lake import Lake
 from quantlake.option_quotes import underlying_levels
 
+# the index (as equity_bars names it) whose official levels settle an underlying traded on its chains' level
+REFERENCE_INDEX = {"SPX": "^GSPC", "SPXW": "^GSPC", "NDX": "^NDX", "NDXP": "^NDX", "RUT": "^RUT", "RUTW": "^RUT"}
+# the most a reference index's close may differ from the chains' level on days both have (median): more is
+# another index or scale (XSP is SPX / 10), not the same one measured at a different minute
+REFERENCE_TOLERANCE = 0.01
 REGIMES = ("low_vol", "high_vol", "iv_expansion", "iv_contraction", "neutral", "unknown")
 REGIME_FALLBACK_SYMBOL = "^VIX"
 CHAIN_LEVELS = "option_quotes.underlying_price"  # bars_source of an underlying without equity_bars
@@ -41,6 +47,9 @@ class MarketData:
     start: dt.date  # first bar the engine trades (earlier bars only warm indicators up)
     has_regime: bool
     bars_source: str = "equity_bars"  # or CHAIN_LEVELS: the chains' underlying level is the mark source
+    # trading days the bars lack -> (open, close) of the reference index (see reference_levels)
+    settlement_levels: dict[dt.date, tuple[float, float]] = field(default_factory=dict)
+    settlement_symbol: str = ""  # the reference index those levels are of ("" = none)
 
     @property
     def trading_dates(self) -> list[dt.date]:
@@ -193,4 +202,47 @@ def load_market(cfg: OptionsBacktestConfig, lake: Lake, warmup_days: int = 0,
     start = cfg.start
     if not (bars.index >= pd.Timestamp(start)).any():
         raise MarketDataError(f"no bars of {cfg.underlying} on or after {start}")
-    return MarketData(cfg.underlying, bars, start, reg is not None, source)
+    market = MarketData(cfg.underlying, bars, start, reg is not None, source)
+    if source == CHAIN_LEVELS:
+        market.settlement_symbol, market.settlement_levels = reference_levels(lake, cfg, bars, first)
+    return market
+
+
+def reference_levels(lake: Lake, cfg: OptionsBacktestConfig, bars: pd.DataFrame,
+                     first: dt.date) -> tuple[str, dict[dt.date, tuple[float, float]]]:
+    """The official (open, close) of ``cfg``'s reference index on exchange trading days the chain-derived
+    ``bars`` lack, and the index's symbol: a leg expiring on such a day settles on the first bar after it at
+    that level (PM-settled: the close; AM-settled, ``market.settlement_price: open``: the open), instead of
+    the last chain level before it.
+
+    The index is ``market.settlement_symbol``, by default :data:`REFERENCE_INDEX` of the underlying when the
+    lake has its bars (none found: no levels, the old rule).  Its closes must match the chains' level on the
+    days both have (median relative difference within :data:`REFERENCE_TOLERANCE`): a given index that does
+    not is an error; a default one is not used."""
+    from quantlake.calendars import is_trading_day
+
+    given = cfg.market.settlement_symbol
+    symbol = REFERENCE_INDEX.get(cfg.underlying.upper(), "") if given is None else given
+    if not symbol or not lake.exists("equity_bars"):
+        return "", {}
+    ref = lake.read("equity_bars", columns=["date", "open", "close"], where="symbol = ? AND date >= ? AND date <= ?",
+                    params=[symbol, first, cfg.end]).dropna(subset=["close"])
+    if ref.empty:
+        if given:
+            raise MarketDataError(f"market.settlement_symbol {symbol}: no equity_bars between {first} and {cfg.end}")
+        return "", {}
+    ref["date"] = pd.to_datetime(ref["date"])
+    ref = ref.drop_duplicates("date").set_index("date")
+    both = ref.index.intersection(bars.index)
+    gap = float((bars.loc[both, "close"] / ref.loc[both, "close"] - 1.0).abs().median()) if len(both) else math.inf
+    if not gap <= REFERENCE_TOLERANCE:
+        if given:
+            raise MarketDataError(
+                f"market.settlement_symbol {symbol} is not {cfg.underlying}'s level: its closes differ from the chains' "
+                f"by {gap:.1%} (median over {len(both)} common days; at most {REFERENCE_TOLERANCE:.0%})")
+        return "", {}
+    missing = ref.index.difference(bars.index)
+    levels = {d.date(): (float(o) if math.isfinite(o) else float(c), float(c))
+              for d, o, c in zip(missing, ref.loc[missing, "open"], ref.loc[missing, "close"], strict=True)
+              if is_trading_day(d.date())}
+    return symbol, levels

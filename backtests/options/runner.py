@@ -133,8 +133,26 @@ def _run(name: str, market: MarketData, chains: ChainSource, strategy: Strategy,
     t0 = time.perf_counter()
     engine = Engine(settings, chains, strategy, initial_cash, market.trading_dates)
     engine.sizing_inputs = sizing_inputs(settings.sizing, market.bars)
+    engine.use_settlement_levels(market.settlement_levels)
     run_cerebro(market, engine, ema=getattr(strategy, "ema", None))
-    return collect(name, engine, initial_cash, time.perf_counter() - t0)
+    result = collect(name, engine, initial_cash, time.perf_counter() - t0)
+    _reference_settlements(result, market)
+    return result
+
+
+def _reference_settlements(result: BacktestResult, market: MarketData) -> None:
+    """Legs settled after their expiry at the reference index's level of the expiry day (the bars had no row
+    for it): counted in ``settled_on_reference_level`` and listed in ``extra`` with the index and level."""
+    t = result.trades
+    if not market.settlement_levels or t.empty:
+        result.metrics["settled_on_reference_level"] = 0.0
+        return
+    late = t[(t["exit_reason"] == "expiry") & (pd.to_datetime(t["exit_date"]) > pd.to_datetime(t["expiry"]))]
+    result.metrics["settled_on_reference_level"] = float(len(late))
+    if len(late):
+        result.extra["settled_on_reference_level"] = [
+            {"contract": r.contract, "expiry": str(r.expiry), "settled_on": str(r.exit_date), "level": r.exit_spot,
+             "index": market.settlement_symbol} for r in late.itertuples()]
 
 
 def chain_months(horizon_days: int | None) -> int:
