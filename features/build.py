@@ -108,7 +108,8 @@ def build_features(
     Each table commits on its own (one Delta version, or none when it is up to date); if a table fails, it
     stays at its previous version, tables built before it keep their new one, and the error propagates
     (a :class:`~features.errors.FeatureBuildError` for SQL failures, a lake error for a failed commit).
-    ``progress`` shows a rich progress bar on stderr, one step per table."""
+    ``progress`` shows a rich progress bar on stderr, one step per table (and the parts of a table built
+    part by part: "features_technical part 3/11")."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -131,7 +132,10 @@ def build_features(
     try:
         with bar:
             task = bar.add_task("", total=len(names))
+            current = [""]
+            build.on_parts = lambda done, total: bar.update(task, description=f"{current[0]} part {done}/{total}")
             for name in names:
+                current[0] = name
                 bar.update(task, description=name)
                 result = TableResult(name, "skipped")
                 t0 = time.perf_counter()

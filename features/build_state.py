@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from features import incremental, sql_runner
 from features.incremental import BuildNote
-from features.series import computed_in_order, scope_parts
+from features.series import PART_ROWS, computed_in_order, scope_parts
 from features.settings import FeatureSettings
 from features.udfs import register_udfs
 from quantlake.lake import Lake
@@ -80,6 +80,9 @@ class Build:
         self.force_full = full
         self.versions = {t: lake.version(t) for t in CORE_TABLES if lake.exists(t)}
         self.con = register_udfs(self._configured(duckdb.connect()))
+        # (parts written, parts) of the table being built part by part: the caller's progress display
+        self.on_parts: Callable[[int, int], None] | None = None
+        self.part_rows = PART_ROWS  # bars per part (tests cut small lakes into many parts with it)
         self._loaded: set[str] = set()
         self._bar_changes: dict[int, incremental.SymbolChanges | None] = {}
         self._previous: dict[tuple[str, int], bool] = {}
@@ -245,7 +248,16 @@ class Build:
 
         # parts on PART_WORKERS threads, each with its own cursor on the build's database (the inputs are
         # tables/views of that database, not of the connection), while the writer encodes the previous part
-        return computed_in_order(scope_parts(scope, counts), compute, self.cursor, PART_WORKERS)
+        parts = list(scope_parts(scope, counts, self.part_rows))
+        report = self.on_parts
+
+        def reported() -> Iterator[pa.Table]:
+            for i, out in enumerate(computed_in_order(parts, compute, self.cursor, PART_WORKERS)):
+                yield out
+                if report is not None:  # the writer took part i: it is written
+                    report(i + 1, len(parts))
+
+        return reported()
 
 
 def fingerprint(*parts: str) -> str:
