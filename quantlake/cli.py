@@ -191,6 +191,28 @@ def lake_optimize(table: Annotated[str, typer.Argument(help="Table name")]) -> N
     console.print(f"{table}: {metrics.get('numFilesRemoved', 0)} files → {metrics.get('numFilesAdded', 0)}")
 
 
+@lake_app.command("maintain")
+def lake_maintain(
+    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="Only these tables (default: all)")] = None,
+    retention_hours: Annotated[int, typer.Option(help="Keep every version younger than this (hours)")] = 168,
+) -> None:
+    """Compact each table's small files, then delete files no version within the retention needs
+    (what the weekly lake-maintenance deployment runs)."""
+    from quantlake.display import Col, print_table
+    from quantlake.lake import Lake
+    from quantlake.maintenance import maintain_lake
+
+    lake = Lake()
+    rows = maintain_lake(lake, table, retention_hours)
+    print_table([r.__dict__ for r in rows],
+                [Col("table"), Col("files_before", "files before", "int"), Col("compacted", kind="int"),
+                 Col("deleted", kind="int"), Col("files_after", "files after", "int"), Col("version", kind="int"),
+                 Col("seconds", kind="float"), Col("error", "problem", optional=True)],
+                title=f"lake maintenance: {lake.uri} (versions younger than {retention_hours} h kept)")
+    if any(r.error for r in rows):
+        raise typer.Exit(1)
+
+
 @app.command("rejects")
 def rejects(
     table: Annotated[str | None, typer.Option(help="Only rows rejected from this table")] = None,

@@ -38,7 +38,7 @@ from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 from quantlake.errors import LakeError, TableNotFoundError, UserInputError, VersionNotFoundError
 from quantlake.lake_errors import native_stderr, plain_error, write_error
 from quantlake.lake_files import write_version
-from quantlake.lake_sql import check_read_only, open_session, query_error
+from quantlake.lake_sql import check_read_only, open_session, query_error, vacuumed_error
 from quantlake.lake_sql import q as _q
 from quantlake.lake_storage import LakeStore, configured_lake_uri
 from quantlake.tables import TABLE_NAME_RE, TableSpec, get_spec, known_specs
@@ -200,19 +200,18 @@ class Lake:
         spec = self.spec(name)
         table = self.delta(name, version)
         self.versions_read[name] = table.version()
-        con = open_session({"t": table}, self.store)
+        cols = ", ".join(_q(c) for c in columns) if columns else "*"
+        present = set(pa.schema(table.schema()).names)  # a version older than a key column lacks it
+        order = ", ".join(_q(k) for k in spec.keys if k in present)
+        sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
         try:
-            cols = ", ".join(_q(c) for c in columns) if columns else "*"
-            present = set(pa.schema(table.schema()).names)  # a version older than a key column lacks it
-            order = ", ".join(_q(k) for k in spec.keys if k in present)
-            sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
-            return con.execute(sql, params or []).df()
-        finally:
-            con.close()
+            with open_session({"t": table}, self.store) as con:
+                return con.execute(sql, params or []).df()
+        except duckdb.IOException as exc:  # the version's files are gone: a vacuum removed them
+            raise vacuumed_error(exc, name, table.version(), self.version(name)) from None
 
     def history(self, name: str) -> list[dict[str, Any]]:
         return list(self.delta(name).history())
-
     def info(self) -> list[TableInfo]:
         out = []
         for name in self.tables():

@@ -30,7 +30,7 @@ import fsspec
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from quantlake.errors import LakeError, QueryError
+from quantlake.errors import LakeError, QuantlakeError, QueryError, VersionNotFoundError
 from quantlake.lake_storage import LakeStore
 
 PROTOCOL = "quantlake"
@@ -262,3 +262,14 @@ def query_error(exc: duckdb.Error) -> QueryError:
             or "configuration has been locked" in first or "read-only lake session" in first:
         return QueryError(f"the lake is read-only here: {first}")
     return QueryError(f"query failed: {first}")
+
+
+def vacuumed_error(exc: duckdb.Error, table: str, version: int, latest: int) -> QuantlakeError:
+    """A read of ``table`` as of ``version`` whose data files are gone (a vacuum removed them: the version is
+    older than the retention) says so; any other I/O failure is a plain query error."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if "No files found" in first or "No such file" in first or "NoSuchKey" in first or "404" in first:
+        return VersionNotFoundError(
+            f"table {table!r} version {version} can no longer be read: its data files were removed by a vacuum "
+            f"(`quantlake lake maintain`/`vacuum` keep only the versions younger than the retention; latest is {latest})")
+    return query_error(exc)

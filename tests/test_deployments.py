@@ -54,7 +54,7 @@ def test_every_deployment_runs_a_flow_that_accepts_its_parameters() -> None:
     expected = {"ingest-equity", "ingest-macro", "ingest-options", "ingest-cot", "build-features", "daily-scan",
                 "paper-trade", "equity-sweep", "options-backtest", "train-models", "promote-models",
                 "equity-sweep-docker", "build-features-docker", "hourly-crypto-scan", "hourly-crypto-paper",
-                "monitor-models"}  # fmt: skip
+                "monitor-models", "lake-maintenance"}  # fmt: skip
     assert set(deps) == expected
     for name, d in deps.items():
         flow = load_flow(d["entrypoint"])
@@ -109,12 +109,16 @@ def test_weekly_research_runs_on_weekends() -> None:
     deps = deployments()
     after = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)  # a Monday
     days = {}
-    for name in ("equity-sweep", "options-backtest", "train-models", "ingest-cot"):
+    for name in ("equity-sweep", "options-backtest", "train-models", "ingest-cot", "lake-maintenance"):
         (schedule,) = deps[name]["schedules"]
         runs = next_runs(schedule, 2, after)
         assert (runs[1] - runs[0]) == dt.timedelta(days=7), name
         days[name] = runs[0].astimezone(__import__("zoneinfo").ZoneInfo(NY)).weekday()
-    assert days == {"equity-sweep": 5, "options-backtest": 5, "train-models": 6, "ingest-cot": 4}
+    assert days == {"equity-sweep": 5, "options-backtest": 5, "train-models": 6, "ingest-cot": 4,
+                    "lake-maintenance": 6}
+    # maintenance (it rewrites files) runs after the weekend's research and training have read the lake
+    (maint,), (train,) = deps["lake-maintenance"]["schedules"], deps["train-models"]["schedules"]
+    assert next_runs(maint, 1, after)[0] > next_runs(train, 1, after)[0]
     assert "schedules" not in deps["promote-models"]
 
 
