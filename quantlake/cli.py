@@ -204,7 +204,7 @@ def lake_maintain(
 
     lake = Lake()
     rows = maintain_lake(lake, table, retention_hours)
-    print_table([r.__dict__ for r in rows],
+    print_table([{**r.__dict__, "seconds": round(r.seconds, 2)} for r in rows],
                 [Col("table"), Col("files_before", "files before", "int"), Col("compacted", kind="int"),
                  Col("deleted", kind="int"), Col("files_after", "files after", "int"), Col("version", kind="int"),
                  Col("seconds", kind="float"), Col("error", "problem", optional=True)],
