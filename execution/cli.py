@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from quantlake.cli_options import FlowOpt
+
 console = Console()
 
 scan_app = typer.Typer(
@@ -277,6 +279,7 @@ def trade_reconcile(
     to: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last trading day.")] = None,
     threshold: Annotated[float, typer.Option(help="Alert when |P&L drift| passes this fraction of equity.")] = 0.005,
     config: Annotated[Path | None, typer.Option("--config", help="The account's TradeConfig YAML/JSON (costs...).")] = None,
+    flow: FlowOpt = True,
 ) -> None:
     """Backtest the champion over the account's trading days (same lake versions, the paper broker's fill
     model) and compare: missing/extra orders, fill price differences, P&L drift cumulative and per symbol.
@@ -290,7 +293,17 @@ def trade_reconcile(
         raise ConfigError("--model is required (the registered model the account trades)")
     cfg = load_trade_config(config, {"model": model or strategy, "strategy": strategy, "broker": broker,
                                      "account": account})  # fmt: skip
-    rec = reconcile(cfg, Lake(), from_.date() if from_ else None, to.date() if to else None, threshold=threshold)
+    start, end = (from_.date() if from_ else None), (to.date() if to else None)
+    if flow:
+        from execution.reconcile import Reconciliation
+        from flows.reconcile import reconcile_flow
+
+        out = reconcile_flow(cfg.model_dump(mode="json", exclude_unset=True), start, end, threshold)
+        if not isinstance(out, Reconciliation):
+            raise typer.Exit(1)  # the flow logged its one-line error
+        rec = out
+    else:
+        rec = reconcile(cfg, Lake(), start, end, threshold=threshold)
     render_reconciliation(rec, console)
 
 

@@ -32,14 +32,5 @@ def promote_flow(
     for name, version in candidates.items():
         d = promote(name, version, gate_cfg, force=force, note=note)
         logger.info("%s v%s: %s (%s)", name, d.version, d.outcome, d.reasons)
-        out.append(
-            {
-                "model": name,
-                "version": d.version,
-                "outcome": d.outcome,
-                "previous_champion": d.previous_champion,
-                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in d.checks],
-                "record_run_id": d.record_run_id,
-            }
-        )
+        out.append(d.summary())
     return out

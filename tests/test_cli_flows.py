@@ -14,7 +14,8 @@ from quantlake.cli import app
 
 FLOW_COMMANDS = [
     ["ingest", "equity"], ["ingest", "options"], ["ingest", "macro"], ["ingest", "cot"],
-    ["features", "build"], ["sweep"], ["walkforward"], ["montecarlo"], ["options-backtest"],
+    ["features", "build"], ["sweep"], ["walkforward"], ["montecarlo"], ["options-backtest"], ["models", "monitor"],
+    ["trade", "reconcile"],
 ]  # fmt: skip
 REPO = Path(__file__).resolve().parents[1]
 

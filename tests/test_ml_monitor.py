@@ -14,7 +14,7 @@ from scipy.stats import norm
 from test_tracking_ml import SMALL, store, synthetic_bars  # noqa: F401  (store: the MLflow store fixture)
 
 from quantlake.errors import UserInputError
-from tracking.ml.monitor import feature_drift, psi
+from tracking.ml.psi import feature_drift, psi
 
 
 def test_psi_matches_a_hand_computation() -> None:
@@ -43,6 +43,32 @@ def test_psi_edge_cases() -> None:
     assert psi(const, np.full(50, 4.0)) > 5  # every live value beyond the training's only value
     with pytest.raises(UserInputError, match=r"training 50, live 0"):
         psi(const, [np.nan, np.nan])
+
+
+def test_psi_of_a_discrete_feature_compares_distributions_not_grids() -> None:
+    """Cross-sectional ranks are uniform on [0, 1] over any universe, but take the values k/7 over 8 symbols
+    and k/4 over 5: point counts in one-value quantile bins read that as PSI ~5 (the demo's xs_rank_*)."""
+    rng = np.random.default_rng(11)
+    grid8, grid5 = np.arange(8) / 7, np.arange(5) / 4
+    train = np.r_[np.tile(grid8, 2_000), np.full(3, 0.5)]  # 2,000 days of 8 ranks (+ three tied-average ranks)
+    assert psi(train, np.tile(grid5, 60)) < 0.1  # the same uniform rank over a universe of 5
+    assert psi(train, rng.choice(grid8, 300)) < 0.1  # a sample of the same distribution
+    assert psi(train, np.r_[rng.choice(grid8, 299), 0.5]) < 0.1  # ... that holds one tied rank
+    assert psi(train, rng.choice(grid8, 300, p=np.linspace(2, 0, 8) / 8)) > 0.25  # low ranks twice as common
+    assert psi(train, np.tile(grid5[:3], 100)) > 1  # ranks over 5 symbols, never above the median
+    assert psi(train, np.full(300, 0.5)) > 5  # stuck at one value
+
+
+def test_psi_of_discrete_values_matches_hand_computations() -> None:
+    # same values, other shares: every decile bin lies within one value's half-way interval, so the PSI is
+    # the one of the two shares per value
+    by_hand = (0.6 - 0.7) * math.log(0.6 / 0.7) + (0.4 - 0.3) * math.log(0.4 / 0.3)
+    assert psi([0.0] * 7 + [1.0] * 3, [0.0] * 6 + [1.0] * 4) == pytest.approx(by_hand, rel=1e-12)
+    # ranks over 3 symbols (0, 0.5, 1: uniform on [-0.25, 1.25], tertile edges 0.25 / 0.75) against ranks over
+    # 2 (0, 1: uniform on [-0.5, 1.5]): live shares 0.375 / 0.25 / 0.375 against a third each
+    by_hand = 2 * (0.375 - 1 / 3) * math.log(0.375 * 3) + (0.25 - 1 / 3) * math.log(0.25 * 3)
+    assert psi([0.0, 0.5, 1.0] * 4, [0.0, 1.0] * 6, bins=3) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand == pytest.approx(0.0338, abs=1e-4)
 
 
 def test_drift_limit_is_measured_against_the_training_window() -> None:
@@ -130,3 +156,43 @@ def test_shifted_feature_triggers_retraining_through_the_gate(store: Path, lake)
     rec = client().get_run(result["record_run_id"])
     assert rec.data.tags["monitor.triggered"] == "true" and rec.data.tags["monitor.retraining"] == retraining["run_id"]
     assert rec.data.metrics["psi.vol_20"] == pytest.approx(drifted["vol_20"])
+
+
+def test_live_window_ends_with_the_models_own_inputs_and_no_flow_cli(store: Path, lake, monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A model trained on every symbol of a lake whose index series runs 120 days past its stocks: the live
+    window ends on the stocks' last day (an index-only date is not the model's input), the CLI says which
+    windows it compared, and ``--no-flow`` runs the check without a Prefect flow."""
+    import sys
+    import types
+
+    from typer.testing import CliRunner
+
+    from quantlake.cli import app
+    from tracking.ml import monitor
+    from tracking.ml.monitor_run import retrain_directly
+    from tracking.promotion import promote
+
+    stocks = synthetic_bars(300, seed=5)
+    index = synthetic_bars(420, symbols=("^IDX",), seed=6)
+    lake.merge("equity_bars", pd.concat([stocks, index], ignore_index=True))
+    days = sorted(stocks["date"].unique())
+    cfg = {**SMALL, "optuna_trials": 1, "families": ["logistic"], "ensemble": False, "end": str(days[-90])}
+    trained = retrain_directly({"config": cfg, "prefix": "win"})
+    assert trained["versions"] == {"win_logistic": "1"}
+    promote("win_logistic", 1, force=True)
+
+    report = monitor.check(monitor.MonitorConfig(model="win_logistic", retrain=False, min_live_rows=10), lake)
+    assert report.as_of == days[-1] < max(index["date"])  # not the index's newest day
+    live = report.window["live"]
+    assert live["end"] == str(days[-1]) and live["days"] == 60 and live["symbols"] == ["AAA", "BBB", "CCC", "^IDX"]
+
+    def no_flow(**_: object) -> None:
+        raise AssertionError("--no-flow ran the Prefect flow")
+
+    monkeypatch.setitem(sys.modules, "flows.monitor", types.SimpleNamespace(monitor_flow=no_flow))
+    res = CliRunner().invoke(app, ["models", "monitor", "win_logistic", "--no-retrain", "--no-flow"],
+                             env={"COLUMNS": "200"})  # fmt: skip
+    assert res.exit_code in (0, 1), res.output
+    first_live = days[-60]
+    assert f"live window {first_live} – {days[-1]} (end: the newest date of its own inputs): 60 days, 240 rows of 4" in res.output
+    assert "recorded in run" in res.output

@@ -135,3 +135,33 @@ def test_one_sided_days_keep_numeric_dtypes() -> None:
     rejected = pd.DataFrame([{"trade_date": days[0], "symbol": "X", "leg": "entry", "side": "buy", "qty": 1.0,
                               "status": "risk_rejected"}])  # fmt: skip
     assert compare_orders(rejected, pd.DataFrame())["qty_paper"].dtype == float
+
+
+def test_reconcile_cli_no_flow_runs_without_a_flow(tlake: Lake, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``quantlake trade reconcile --no-flow``: the same reconciliation, printed, with no Prefect flow run; a
+    paper account replays with zero drift and every order it sent matched."""
+    import sys
+    import types
+
+    from typer.testing import CliRunner
+
+    import execution.signal_source
+    from quantlake.cli import app
+
+    cfg = TradeConfig(model="flip", account="cli")
+    for day in TRADED[:3]:
+        run_trade(cfg.model_copy(update={"as_of": day}), tlake, model=flipping())
+    sent = audit.orders(tlake, "paper", "cli")
+    assert len(sent) >= 3
+
+    def no_flow(*_: object, **__: object) -> None:
+        raise AssertionError("--no-flow ran the Prefect flow")
+
+    monkeypatch.setitem(sys.modules, "flows.reconcile", types.SimpleNamespace(reconcile_flow=no_flow))
+    monkeypatch.setattr(execution.signal_source, "load_champion", lambda name: flipping())  # no registry here
+    res = CliRunner().invoke(app, ["trade", "reconcile", "--model", "flip", "--account", "cli", "--no-flow"],
+                             env={"COLUMNS": "200"})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"reconciliation of paper/cli, {TRADED[0]} – {TRADED[2]} (3 day(s))" in res.output
+    assert f"orders: {len(sent)} matched, 0 missing, 0 extra" in res.output
+    assert "cumulative drift 0.00" in res.output

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from quantlake.cli_options import FlowOpt
+
 console = Console()
 
 runs_app = typer.Typer(help="Tracked runs: list, compare, reproduce (MLflow).", no_args_is_help=True)
@@ -306,15 +308,18 @@ def models_promote(
 @models_app.command("monitor")
 def models_monitor(
     name: Annotated[str, typer.Argument(help="Registered model whose champion is checked")] = "ml_ensemble",
-    as_of: Annotated[str | None, typer.Option(help="last day of live inputs (YYYY-MM-DD; default newest)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="last day of live inputs (YYYY-MM-DD; default: newest of the model's own inputs)")
+    ] = None,
     live_days: Annotated[int, typer.Option(help="trading days of live inputs")] = 60,
     retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="start train-models past a threshold")] = True,
     gate: Annotated[Path | None, typer.Option(help="promotion gate of the retrained version (JSON/YAML)")] = None,
+    flow: FlowOpt = True,
 ) -> None:
     """Drift of the champion's inputs (PSI per feature vs its training window) and paper vs backtest; past
     the thresholds a train-models run whose new version goes through the promotion gate (exit 1 if it drifted)."""
-    from flows.monitor import monitor_flow
     from quantlake.config import quiet_environment
+    from tracking.ml.monitor import describe_window
     from tracking.promotion import gate_from_file
 
     quiet_environment()
@@ -323,9 +328,16 @@ def models_monitor(
         config["as_of"] = as_of
     if gate:
         config["gate"] = gate_from_file(gate).model_dump()
-    out = monitor_flow(config=config)
-    if not isinstance(out, dict):
-        raise typer.Exit(1)  # the flow logged its one-line error
+    if flow:
+        from flows.monitor import monitor_flow
+
+        out = monitor_flow(config=config)
+        if not isinstance(out, dict):
+            raise typer.Exit(1)  # the flow logged its one-line error
+    else:
+        from tracking.ml.monitor_run import parse_config, run_check
+
+        out = run_check(parse_config(config)).as_dict()
     t = Table(title=f"{out['model']} v{out['version']}: input drift (PSI vs its training window)")
     for col in ("feature", "PSI", "limit", "train mean", "live mean", "drifted"):
         t.add_column(col, justify="left" if col == "feature" else "right")
@@ -333,6 +345,8 @@ def models_monitor(
         t.add_row(d["feature"], f"{d['psi']:.3f}", f"{d['limit']:.3f}", f"{d['train_mean']:.4g}",
                   f"{d['live_mean']:.4g}", "[bold red]yes[/]" if d["drifted"] else "no")  # fmt: skip
     console.print(t)
+    for line in describe_window(out["window"]):
+        console.print(line, soft_wrap=True, markup=False)
     console.print(f"inputs: {out['drift_status']}; paper vs backtest: {out['performance']['status']}", soft_wrap=True)
     for r in out["reasons"]:
         console.print(f"[bold yellow]retrain[/]: {r}", soft_wrap=True)

@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,6 +85,13 @@ class Decision:
     @property
     def reasons(self) -> str:
         return "; ".join(f"{'ok' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks)
+
+    def summary(self) -> dict[str, Any]:
+        """The decision as plain data (the promote-models flow returns these)."""
+        return {"model": self.model, "version": self.version, "outcome": self.outcome,
+                "previous_champion": self.previous_champion,
+                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
+                "record_run_id": self.record_run_id}  # fmt: skip
 
 
 def _metric(metrics: dict[str, float], key: str) -> float | None:

@@ -2,18 +2,10 @@
 index per feature) and its paper performance against its backtest.  Past the thresholds the flow
 (:mod:`flows.monitor`) starts a ``train-models`` run whose new version goes through the promotion gate.
 
-PSI per feature: the training window's values cut into ``bins`` quantile bins (edges from the training
-values, outer bins open), shares ``e_i`` (training) and ``a_i`` (live, the last ``live_days`` trading days
-after the training data ended), each floored at 1e-4, ``PSI = sum (a_i - e_i) * ln(a_i / e_i)``.  Usual
-reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 a significant shift.  Written here because no maintained
-library computes it (a dozen lines over :func:`numpy.searchsorted`).
-
-The fixed reading misfires on persistent features: a 60-day window of a 20-day volatility or a 50-day trend
-covers a few independent values, so its PSI against years of training data is often above 1 with nothing
-changed.  Each feature is therefore also measured against its own training period: the *baseline* is the
-largest PSI any ``live_days``-long span of the training window (stepped by a quarter of that) has against
-the whole window, and a feature has drifted when its live PSI exceeds ``max(psi_threshold,
-baseline_margin x baseline)``.
+PSI per feature (:mod:`tracking.ml.psi`: quantile bins of the training values, discrete features read as
+spread densities, each feature's limit from its own training window) between the training window's rows and
+the live window's: the last ``live_days`` trading days after the training data ended, up to ``as_of`` or by
+default the newest date of the model's own inputs (:func:`live_dates`).
 
 Paper performance: the champion's ``exec_account`` snapshots (strategy = the model's name) give daily returns;
 their Sharpe ratio (:func:`quantlake.stats.sharpe_ratio`) is compared with the model's out-of-sample Sharpe
@@ -33,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from quantlake import stats
 from quantlake.errors import UserInputError
 from quantlake.lake import Lake
+from tracking.ml.psi import feature_drift
 
 EXPERIMENT = "monitoring"
 JOB = "models.monitor"
-EPS = 1e-4
 DATA_START_TAG = "quantlake.data_start"  # first / last labeled date of a models.train run (set by report.py)
 DATA_END_TAG = "quantlake.data_end"
 
@@ -45,7 +37,9 @@ class MonitorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(default="ml_ensemble", description="registered model whose champion is checked")
-    as_of: dt.date | None = Field(default=None, description="last day of live inputs (default: newest in the lake)")
+    as_of: dt.date | None = Field(
+        default=None, description="last day of live inputs (default: the newest date of the model's own inputs)"
+    )
     live_days: int = Field(default=60, ge=5, le=1000, description="trading days of live inputs compared")
     bins: int = Field(default=10, ge=2, le=100, description="quantile bins of the training window")
     psi_threshold: float = Field(default=0.25, gt=0.0, description="a feature drifted past this PSI (at least)")
@@ -92,82 +86,11 @@ class MonitorReport:
     drift_status: str  # "ok" / "drift" / "insufficient data: ..."
     performance: dict[str, Any]
     reasons: list[str]
+    window: dict[str, Any] = dataclasses.field(default_factory=dict)  # window_summary()
 
     @property
     def triggered(self) -> bool:
         return bool(self.reasons)
-
-
-def _shares(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
-    # bin i holds edges[i-1] < x <= edges[i] (right-closed: a constant training column is one bin + the rest)
-    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
-    return np.maximum(counts / len(values), EPS)
-
-
-def _edges(expected: np.ndarray, bins: int) -> np.ndarray:
-    return np.unique(np.quantile(expected, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-
-
-def _psi(e_share: np.ndarray, a_share: np.ndarray) -> float:
-    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
-
-
-def psi(expected: Any, actual: Any, bins: int = 10) -> float:
-    """Population stability index of ``actual`` against ``expected`` (see the module doc); NaNs dropped."""
-    e = np.asarray(expected, dtype=float)
-    a = np.asarray(actual, dtype=float)
-    e, a = e[np.isfinite(e)], a[np.isfinite(a)]
-    if len(e) == 0 or len(a) == 0:
-        raise UserInputError(f"PSI needs values on both sides (training {len(e)}, live {len(a)})")
-    edges = _edges(e, bins)
-    return _psi(_shares(edges, e), _shares(edges, a))
-
-
-def baseline_psi(values: np.ndarray, dates: np.ndarray, window: int, bins: int) -> float:
-    """The largest PSI of any ``window``-dates span of the training values against all of them (spans stepped
-    by ``window // 4``); 0 when the training window is shorter than two spans."""
-    ok = np.isfinite(values)
-    values, dates = values[ok], dates[ok]
-    uniq = np.unique(dates)
-    if len(values) == 0 or len(uniq) < 2 * window:
-        return 0.0
-    edges = _edges(values, bins)
-    base = _shares(edges, values)
-    pos = np.searchsorted(uniq, dates)  # each row's date index
-    worst = 0.0
-    for start in range(0, len(uniq) - window + 1, max(1, window // 4)):
-        part = values[(pos >= start) & (pos < start + window)]
-        if len(part):
-            worst = max(worst, _psi(base, _shares(edges, part)))
-    return worst
-
-
-def feature_drift(
-    train: pd.DataFrame, live: pd.DataFrame, features: list[str], bins: int, threshold: float,
-    margin: float = 2.0, window: int | None = None,
-) -> pd.DataFrame:  # fmt: skip
-    """One row per feature with values on both sides, most drifted (live PSI / limit) first.  ``window``:
-    dates per baseline span (default: the live frame's number of dates)."""
-    window = window or max(1, live["date"].nunique() if "date" in live.columns else 1)
-    train_dates = pd.to_datetime(train["date"]).to_numpy() if "date" in train.columns else np.zeros(len(train))
-    rows = []
-    for f in features:
-        if f not in train.columns or f not in live.columns:
-            continue
-        t, lv = train[f].to_numpy(dtype=float), live[f].to_numpy(dtype=float)
-        nt, nl = int(np.isfinite(t).sum()), int(np.isfinite(lv).sum())
-        if nt == 0 or nl == 0:
-            continue
-        value = psi(t, lv, bins)
-        base = baseline_psi(t, train_dates, window, bins)
-        limit = max(threshold, margin * base)
-        rows.append({"feature": f, "psi": value, "baseline": base, "limit": limit, "train_rows": nt, "live_rows": nl,
-                     "train_mean": float(np.nanmean(t)), "live_mean": float(np.nanmean(lv)),
-                     "drifted": value > limit})  # fmt: skip
-    cols = ["feature", "psi", "baseline", "limit", "train_rows", "live_rows", "train_mean", "live_mean", "drifted"]
-    out = pd.DataFrame(rows, columns=cols)
-    order = (out["psi"] / out["limit"]).sort_values(ascending=False).index if len(out) else out.index
-    return out.loc[order].reset_index(drop=True)
 
 
 def champion(name: str) -> Champion:
@@ -214,7 +137,8 @@ def champion(name: str) -> Champion:
 
 
 def input_frames(lake: Lake, champ: Champion, as_of: dt.date | None, live_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training-window rows, live rows) of the champion's input features, built the way training built them."""
+    """(training-window rows, live rows) of the champion's input features, built the way training built them:
+    the live rows are those of the last ``live_days`` of :func:`live_dates`."""
     from tracking.ml.dataset import load_dataset
 
     cfg = champ.config
@@ -227,9 +151,55 @@ def input_frames(lake: Lake, champ: Champion, as_of: dt.date | None, live_days: 
     dates = pd.to_datetime(frame["date"])
     end = pd.Timestamp(champ.data_end) if champ.data_end else dates.max()
     train = frame[dates <= end]
-    after = dates[dates > end]
-    live_dates = np.sort(after.unique())[-live_days:]
-    return train, frame[dates.isin(live_dates)]
+    live = live_dates(train, frame[dates > end], champ.features)[-live_days:]
+    return train, frame[dates.isin(live)]
+
+
+def live_dates(train: pd.DataFrame, after: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """The dates after the training window that hold the model's own inputs: at least half as many symbols
+    with input values as the training window's median date.  The newest of them is the live window's default
+    end — not the newest date of the lake or of any one symbol (an index or ^VIX running years past the stocks
+    a model was trained on, in the same tables, does not make a live window)."""
+    cols = [f for f in features if f in train.columns and f in after.columns]
+
+    def per_date(rows: pd.DataFrame) -> pd.Series:
+        present = rows[rows[cols].notna().any(axis=1)] if cols else rows
+        return present.groupby(pd.to_datetime(present["date"]))["symbol"].nunique()
+
+    typical = float(per_date(train).median()) if len(train) else float("nan")
+    counts = per_date(after)
+    return np.sort(counts.index[counts >= (typical / 2 if np.isfinite(typical) else 1.0)].to_numpy())
+
+
+def window_summary(train: pd.DataFrame, live: pd.DataFrame, as_of: dt.date | None) -> dict[str, Any]:
+    """What the check compared: the training and live windows (dates, rows, symbols)."""
+
+    def span(rows: pd.DataFrame) -> dict[str, Any]:
+        d = pd.to_datetime(rows["date"])
+        return {"start": str(d.min().date()) if len(rows) else None, "end": str(d.max().date()) if len(rows) else None,
+                "days": int(d.nunique()), "rows": len(rows), "symbols": sorted(map(str, rows["symbol"].unique()))}  # fmt: skip
+
+    live_span, train_span = span(live), span(train)
+    return {"train": train_span, "live": live_span,
+            "end_rule": f"--as-of {as_of}" if as_of else "the newest date of its own inputs",
+            "missing_symbols": sorted(set(train_span["symbols"]) - set(live_span["symbols"]))}  # fmt: skip
+
+
+def describe_window(window: dict[str, Any]) -> list[str]:
+    """Lines saying which windows were compared (the CLI and the Prefect artifact print them)."""
+    tr, lv = window["train"], window["live"]
+    lines = [f"training window {tr['start']} – {tr['end']}: {tr['days']:,} days, {tr['rows']:,} rows of "
+             f"{len(tr['symbols'])} symbol(s)"]  # fmt: skip
+    if lv["rows"]:
+        lines.append(f"live window {lv['start']} – {lv['end']} (end: {window['end_rule']}): {lv['days']:,} days, "
+                     f"{lv['rows']:,} rows of {len(lv['symbols'])} symbol(s)")  # fmt: skip
+    else:
+        lines.append(f"live window: no rows after the training window (end: {window['end_rule']})")
+    if lv["rows"] and window["missing_symbols"]:
+        missing = window["missing_symbols"]
+        lines.append(f"{len(missing)} training symbol(s) without live rows: {', '.join(missing[:10])}"
+                     f"{' ...' if len(missing) > 10 else ''}")  # fmt: skip
+    return lines
 
 
 def paper_performance(lake: Lake, champ: Champion, cfg: MonitorConfig) -> dict[str, Any]:
@@ -285,7 +255,7 @@ def check(cfg: MonitorConfig, lake: Lake | None = None, champ: Champion | None =
     reasons.extend(perf["degraded"])
     live_end = pd.to_datetime(live["date"]).max() if len(live) else None
     return MonitorReport(champ.name, champ.version, live_end.date() if live_end is not None else cfg.as_of,
-                         drift, status, perf, reasons)  # fmt: skip
+                         drift, status, perf, reasons, window_summary(train, live, cfg.as_of))  # fmt: skip
 
 
 def retrain_parameters(champ: Champion, cfg: MonitorConfig) -> dict[str, Any]:
@@ -318,14 +288,15 @@ def record(report: MonitorReport, cfg: MonitorConfig, retraining: dict[str, Any]
                                                 (retraining or {}).get("run_id") or "none")})  # fmt: skip
         if len(report.drift):
             run.log_frame("drift", report.drift)
-        run.log_dict({"as_of": str(report.as_of), "performance": perf, "reasons": report.reasons,
-                      "retraining": retraining}, "monitor.json")  # fmt: skip
+        run.log_dict({"as_of": str(report.as_of), "window": report.window, "performance": perf,
+                      "reasons": report.reasons, "retraining": retraining}, "monitor.json")  # fmt: skip
     return run.run_id
 
 
 def summary_markdown(report: MonitorReport, retraining: dict[str, Any] | None) -> str:
     lines = [f"# {report.model} v{report.version}: {'RETRAIN' if report.triggered else 'ok'}", "",
              f"* inputs as of {report.as_of}: {report.drift_status}",
+             *[f"* {line}" for line in (describe_window(report.window) if report.window else [])],
              f"* paper vs backtest: {report.performance['status']}"]  # fmt: skip
     lines += [f"* reason: {r}" for r in report.reasons]
     if retraining:
