@@ -148,6 +148,11 @@ def ensure_running(timeout: float = STARTUP_TIMEOUT_S) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if healthy(url, timeout=1.0):
+                # the server records itself just after it answers: wait for that, so the next command (or a
+                # reader of the record) finds it rather than racing it
+                while (read_record() or {}).get("api_url") != url and proc.poll() is None \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 return url
             if proc.poll() is not None:
                 break
