@@ -9,6 +9,7 @@ champion before it), moved only by :mod:`tracking.promotion`.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import re
 from collections.abc import Iterator
@@ -223,7 +224,7 @@ def list_models() -> list[ModelSummary]:
         aliases = {k: str(v) for k, v in (rm.aliases or {}).items()}
         champ = next((v for v in versions if str(v.version) == aliases.get(CHAMPION)), None)
         decided = [v for v in versions if v.tags.get("promotion.decided_at")]
-        last = max(decided, key=lambda v: v.tags["promotion.decided_at"]) if decided else None
+        last = max(decided, key=lambda v: dt.datetime.fromisoformat(v.tags["promotion.decided_at"])) if decided else None
         sharpe = champ.tags.get("oos_sharpe") if champ else None
         out.append(
             ModelSummary(
