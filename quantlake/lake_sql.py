@@ -159,6 +159,7 @@ def register_view(
     table: DeltaTable,
     urls: list[str] | None = None,
     temporary: bool = True,
+    union_by_name: bool = True,
 ) -> None:
     """Make ``view`` in ``con`` read the Parquet files of ``table``'s snapshot with DuckDB's own reader.
 
@@ -170,6 +171,7 @@ def register_view(
     files written before a column was added (schema evolution) with NULLs.  Columns come in the table's
     order; a snapshot with no files is an empty relation of the table's schema.  ``temporary=False``: a view
     of the connection's database, which its cursors (other threads' connections) see too.
+    ``union_by_name=False`` when every file has the same columns (see :func:`same_columns`).
     """
     kind = "TEMP VIEW" if temporary else "VIEW"
     schema = pa.schema(table.schema())
@@ -183,7 +185,8 @@ def register_view(
     paths = ", ".join(literal(f) for f in files)
     cols = ", ".join(q(c) for c in schema.names)
     con.execute(
-        f"CREATE OR REPLACE {kind} {q(view)} AS SELECT {cols} FROM read_parquet([{paths}], union_by_name = true)"
+        f"CREATE OR REPLACE {kind} {q(view)} AS SELECT {cols} FROM read_parquet([{paths}]"
+        + (", union_by_name = true)" if union_by_name else ")")
     )
 
 
@@ -209,18 +212,35 @@ def open_session(
                 register_view(con, name, table)
             return con
         urls = {name: store.read_urls(table.file_uris()) for name, table in views.items()}
+        union = {name: True for name in views}
         if store.is_s3:
             load_httpfs(con)
         else:
             con.register_filesystem(ReadOnlyFiles([u for us in urls.values() for u in us]))
+            # through a Python filesystem, union_by_name's bind-time scan of every file runs on DuckDB's worker
+            # threads while con.sql() holds the GIL: it deadlocked about 1 in 10 times (duckdb 1.5, 2 cores)
+            union = {name: not same_columns(us) for name, us in urls.items()}
             urls = {name: [f"{PROTOCOL}://{u}" for u in us] for name, us in urls.items()}
         for name, table in views.items():
-            register_view(con, name, table, urls[name])
+            register_view(con, name, table, urls[name], union_by_name=union[name])
         lock_down(con, [u for us in urls.values() for u in us])
     except BaseException:
         con.close()
         raise
     return con
+
+
+def same_columns(paths: list[str]) -> bool:
+    """Whether the local Parquet files ``paths`` all have the same columns in the same order (their footers
+    read with pyarrow): then a view needs no ``union_by_name`` (only files written before a column was added
+    need it)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = {tuple(pq.read_schema(p).names) for p in paths}
+    except (OSError, ValueError):
+        return False
+    return len(names) <= 1
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, allowed: list[str]) -> None:

@@ -236,3 +236,23 @@ def test_symbol_date_filter_selects_what_pandas_selects(lake: Lake) -> None:
         key = ["symbol", "date", "close"]
         assert list(got[key].itertuples(index=False)) == list(expected[key].itertuples(index=False))
         assert len(got) == int(mask.sum())
+
+
+def test_read_only_views_read_files_written_before_a_column_was_added(lake: Lake) -> None:
+    """A merge that adds a column leaves older files without it: those views read it as NULL (union_by_name);
+    a table whose files all have the same columns is read without union_by_name (through the read-only
+    Python filesystem, its bind-time scan deadlocked DuckDB about 1 time in 10)."""
+    narrow = TableSpec("features_evo", ("symbol", "date"),
+                       pa.schema([("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64())]), "date")
+    wide = TableSpec("features_evo", ("symbol", "date"), pa.schema(
+        [("symbol", pa.string()), ("date", pa.date32()), ("x", pa.float64()), ("y", pa.float64())]), "date")
+    day = dt.date(2020, 1, 1)
+    lake.merge("features_evo", pd.DataFrame({"symbol": ["A"], "date": [day], "x": [1.0]}), narrow)
+    lake.merge("features_evo", pd.DataFrame({"symbol": ["B"], "date": [day], "x": [2.0], "y": [3.0]}), wide)
+    lake.merge("equity_bars", bars([("A", "2020-01-02", 1.0)]))
+    con = lake.connect()
+    got = con.execute("SELECT symbol, x, y FROM features_evo ORDER BY symbol").fetchall()
+    assert got == [("A", 1.0, None), ("B", 2.0, 3.0)]
+    if lake.is_local:
+        views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
+        assert "union_by_name" in views["features_evo"] and "union_by_name" not in views["equity_bars"]
