@@ -133,7 +133,6 @@ class MarketConfig(_Model):
     ``dividend_yield``: continuous yield used to price options and credited to shares held.
     ``iv_rank`` / ``regime_rules``: where the IV rank and the regime label come from (see the fields); the run
     says which it used (the daily ``iv_rank_source`` column, ``iv_rank_days_*`` metrics).
-    ``settlement_symbol``: see the field (:func:`backtests.options.market.reference_levels`).
     """
 
     settlement: Literal["auto", "cash", "physical"] = "auto"
@@ -153,15 +152,10 @@ class MarketConfig(_Model):
     # SPX, ^NDX for NDX, ^RUT for RUT when the lake has their bars; "": the last chain level before the expiry
     settlement_symbol: str | None = None
 
-    @field_validator("regime_symbol")
+    @field_validator("regime_symbol", "settlement_symbol")
     @classmethod
     def _symbol(cls, v: str | None) -> str | None:
-        return None if v is None else _symbol(v)
-
-    @field_validator("settlement_symbol")
-    @classmethod
-    def _settlement_symbol(cls, v: str | None) -> str | None:
-        return v if v is None or v == "" else _symbol(v)
+        return v if not v else _symbol(v)  # "" as None, except settlement_symbol: no reference index
 
 
 # ------------------------------------------------------------------------------------------ selection
